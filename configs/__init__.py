@@ -1,0 +1,1 @@
+"""Hydra config groups shipped with geossl (composed by ``geossl.cli``)."""

@@ -1,0 +1,7 @@
+"""``python -m geossl ...`` (also what ``torchrun -m geossl ...`` runs)."""
+
+import sys
+
+from geossl.cli import main
+
+sys.exit(main())

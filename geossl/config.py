@@ -1,0 +1,78 @@
+"""Strict, typed config sections.
+
+Hydra composes ``configs/``; every section is then checked against a schema so that a key the
+code does not know is an error (not silently ignored, as in the reference GraphMAE code) and
+values are converted to the declared types (``2e-4`` is a float). Schemas are dataclasses, or
+are derived from a builder's signature, so the code that uses a key is the one place it is
+declared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from typing import Any, Callable, Dict, Iterable, Optional, Type
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from geossl.errors import ConfigError
+
+_SCALARS = (int, float, bool, str)
+
+
+def _field_type(annotation) -> Any:
+    """An OmegaConf-compatible type for ``annotation`` (unions other than Optional become Any)."""
+    if annotation in _SCALARS:
+        return annotation
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1 and rest[0] in _SCALARS:
+            return Optional[rest[0]]
+    return Any
+
+
+def schema_from_signature(fn: Callable, exclude: Iterable[str] = (), name: str = "Schema", extra: Dict[str, Any] | None = None) -> Type:
+    """A dataclass whose fields are ``fn``'s keyword parameters (minus ``exclude``) with their
+    types and defaults, plus ``extra`` fields (name -> default, typed as ``str``/``Any``)."""
+    target = fn.__init__ if inspect.isclass(fn) else fn
+    hints = typing.get_type_hints(target)
+    fields = []
+    for pname, param in inspect.signature(target).parameters.items():
+        if pname == "self" or pname in exclude or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        default = param.default if param.default is not inspect.Parameter.empty else dataclasses.MISSING
+        fields.append((pname, _field_type(hints.get(pname, Any)), dataclasses.field(default=default)))
+    for key, default in (extra or {}).items():
+        fields.append((key, Any, dataclasses.field(default=default)))
+    return dataclasses.make_dataclass(name, fields)
+
+
+def validate(section: DictConfig | Dict[str, Any], schema: Type, where: str) -> Dict[str, Any]:
+    """Check ``section`` against ``schema`` and return it as a plain, typed dict.
+
+    Raises:
+        ConfigError: an unknown key (the message lists the valid keys), a value of the wrong
+            type, or a required key left unset.
+    """
+    base = OmegaConf.structured(schema)
+    valid = [f.name for f in dataclasses.fields(schema)]
+    data = OmegaConf.to_container(section, resolve=True) if isinstance(section, DictConfig) else dict(section)
+    unknown = sorted(set(data) - set(valid))
+    if unknown:
+        raise ConfigError(f"Unknown key(s) {', '.join(repr(f'{where}.{k}') for k in unknown)}. Valid keys of {where}: {', '.join(valid)}.")
+    try:
+        merged = OmegaConf.merge(base, data)
+        out = OmegaConf.to_container(merged, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as exc:
+        msg = str(exc).splitlines()[0]
+        raise ConfigError(f"Invalid value in {where}: {msg}") from None
+    return out
+
+
+def build_from_section(builder: Callable, section: Dict[str, Any], drop: Iterable[str] = ("name",), **fixed) -> Any:
+    """Call ``builder(**fixed, **section)`` without the keys in ``drop``."""
+    kwargs = {k: v for k, v in section.items() if k not in drop}
+    return builder(**fixed, **kwargs)

@@ -1,0 +1,173 @@
+"""The Encoder interface shared by every domain, and its safetensors save/load.
+
+An encoder is an ``nn.Module`` that maps a batch (a PyG graph, a point batch) to per-element
+features of width :attr:`Encoder.out_dim`. It remembers the keyword arguments it was built with
+(:meth:`Encoder.config`), so :func:`save_encoder` can write weights plus a JSON header and
+:func:`load_encoder` can rebuild the module from that one file. No pickle is involved.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import torch
+from torch import nn
+
+from geossl.errors import CheckpointError, GeosslError
+from geossl.io import atomic_write
+from geossl.registry import ENCODERS
+
+#: Value of the ``format`` field in an encoder file's header.
+ENCODER_FORMAT = "geossl-encoder"
+ENCODER_FORMAT_VERSION = 1
+
+
+class Encoder(nn.Module):
+    """Base class for every pretrainable encoder.
+
+    Subclasses are registered with ``@ENCODERS.register(name)``, set ``self.out_dim`` and
+    implement ``forward(batch) -> Tensor[num_elements, out_dim]``. The keyword arguments given
+    to the subclass constructor are recorded automatically and returned by :meth:`config`;
+    they must be JSON-serialisable (numbers, strings, booleans, lists, None).
+    """
+
+    out_dim: int
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" not in cls.__dict__:
+            return
+        init = cls.__init__
+        signature = inspect.signature(init)
+
+        @functools.wraps(init)
+        def recording_init(self, *args, **kw):
+            if not hasattr(self, "_encoder_config_owner"):
+                bound = signature.bind(self, *args, **kw)
+                bound.apply_defaults()
+                arguments = dict(bound.arguments)
+                arguments.pop("self")
+                object.__setattr__(self, "_encoder_config", arguments)
+                object.__setattr__(self, "_encoder_config_owner", cls)
+            init(self, *args, **kw)
+
+        cls.__init__ = recording_init
+
+    def config(self) -> Dict[str, Any]:
+        """The constructor keyword arguments that rebuild this encoder (``type(self)(**config)``)."""
+        return dict(self._encoder_config)
+
+
+def _header(encoder: Encoder, metadata: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    from geossl import __version__
+
+    name = getattr(type(encoder), "registry_name", None)
+    if name is None:
+        raise TypeError(f"{type(encoder).__name__} is not registered in geossl.registry.ENCODERS")
+    return {
+        "format": ENCODER_FORMAT,
+        "format_version": ENCODER_FORMAT_VERSION,
+        "encoder": name,
+        "module": type(encoder).__module__,
+        "config": encoder.config(),
+        "out_dim": int(encoder.out_dim),
+        "geossl_version": __version__,
+        "metadata": dict(metadata or {}),
+    }
+
+
+def save_encoder(encoder: Encoder, path: str | os.PathLike, metadata: Optional[Dict[str, Any]] = None) -> Path:
+    """Save ``encoder`` to a ``.safetensors`` file with a JSON header.
+
+    The header (stored in the safetensors metadata under the key ``geossl``) holds the registry
+    name, the module that registers it, the constructor config, the geossl version and
+    ``metadata`` (for example ``{"dataset": "cora", "method": "graphmae"}``). The file is
+    written atomically.
+
+    Args:
+        encoder: a registered :class:`Encoder`.
+        path: destination file.
+        metadata: JSON-serialisable facts about how it was pretrained.
+    """
+    from safetensors.torch import save_file
+
+    header = json.dumps(_header(encoder, metadata), default=str)
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in encoder.state_dict().items()}
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"geossl": header}))
+
+
+def read_encoder_header(path: str | os.PathLike) -> Dict[str, Any]:
+    """Read and validate the JSON header of an encoder file without loading its weights."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"Encoder file {str(path)!r} does not exist.")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except Exception as exc:  # safetensors raises its own error types for truncated/garbage files
+        raise CheckpointError(
+            f"Encoder file {str(path)!r} is not a readable safetensors file ({exc}). "
+            "It may be truncated or corrupt; re-export it with geossl.save_encoder."
+        ) from None
+    if "geossl" not in meta:
+        raise CheckpointError(
+            f"{str(path)!r} is a safetensors file but not a geossl encoder: it has no 'geossl' header. "
+            "Only files written by geossl.save_encoder can be loaded."
+        )
+    try:
+        header = json.loads(meta["geossl"])
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"Encoder file {str(path)!r} has a corrupt header ({exc}).") from None
+    if header.get("format") != ENCODER_FORMAT:
+        raise CheckpointError(
+            f"{str(path)!r} is a geossl file of kind {header.get('format')!r}, not an encoder ({ENCODER_FORMAT!r})."
+        )
+    if header.get("format_version") != ENCODER_FORMAT_VERSION:
+        raise CheckpointError(
+            f"{str(path)!r} uses encoder format version {header.get('format_version')}, "
+            f"this geossl reads version {ENCODER_FORMAT_VERSION}."
+        )
+    return header
+
+
+def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Encoder:
+    """Rebuild an encoder saved by :func:`save_encoder` from that file alone.
+
+    Args:
+        path: a ``.safetensors`` file written by :func:`save_encoder`.
+        map_location: device to load the weights to.
+
+    Raises:
+        CheckpointError: the file is missing, corrupt, not a geossl encoder, or its weights do
+            not fit the encoder its header describes.
+    """
+    from safetensors.torch import load_file
+
+    header = read_encoder_header(path)
+    module = str(header.get("module", ""))
+    if not module.startswith("geossl."):
+        raise CheckpointError(f"{str(path)!r} names module {module!r}; only geossl modules are imported.")
+    try:
+        importlib.import_module(module)
+        cls = ENCODERS.get(header["encoder"])
+    except (ImportError, GeosslError) as exc:
+        raise CheckpointError(f"Cannot rebuild the encoder in {str(path)!r}: {exc}") from None
+    try:
+        encoder = cls(**header["config"])
+    except TypeError as exc:
+        raise CheckpointError(f"The config in {str(path)!r} does not fit encoder {header['encoder']!r}: {exc}") from None
+    try:
+        state = load_file(str(path), device=str(map_location))
+        encoder.load_state_dict(state, strict=True)
+    except Exception as exc:
+        raise CheckpointError(f"The weights in {str(path)!r} do not fit encoder {header['encoder']!r}: {exc}") from None
+    encoder.pretrained = header.get("metadata", {})
+    return encoder.to(map_location)

@@ -1,0 +1,4 @@
+"""Evaluation: linear probe (labels) and RankMe (no labels)."""
+
+from geossl.eval.linear_probe import LinearProbeResult, linear_probe  # noqa: F401
+from geossl.eval.rankme import rankme  # noqa: F401

@@ -1,0 +1,28 @@
+"""Name resolvers shared by the graph encoders (errors list the valid choices)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from torch import nn
+
+ACTIVATIONS = {"prelu": nn.PReLU, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU, "identity": nn.Identity}
+NORMS = {"batchnorm": nn.BatchNorm1d, "layernorm": nn.LayerNorm}
+
+
+def make_activation(name: Optional[str]) -> nn.Module:
+    """A fresh activation module by name ("prelu", "relu", "elu", "gelu", or None/"identity")."""
+    key = "identity" if name in (None, "none") else str(name).lower()
+    if key not in ACTIVATIONS:
+        raise ValueError(f"Unknown activation {name!r}. Valid activations: {', '.join(sorted(ACTIVATIONS))}.")
+    return ACTIVATIONS[key]()
+
+
+def make_norm(name: Optional[str], dim: int) -> nn.Module:
+    """A normalisation layer by name ("batchnorm", "layernorm", or None for none)."""
+    if name in (None, "none"):
+        return nn.Identity()
+    key = str(name).lower()
+    if key not in NORMS:
+        raise ValueError(f"Unknown norm {name!r}. Valid norms: none, {', '.join(sorted(NORMS))}.")
+    return NORMS[key](dim)

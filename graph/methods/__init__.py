@@ -1,0 +1,3 @@
+"""Graph pretraining methods (registered in ``geossl.registry.METHODS``)."""
+
+from geossl.graph.methods.graphmae import GraphMAE  # noqa: F401
