@@ -77,6 +77,8 @@ def cmd_pretrain(overrides: List[str]) -> int:
 def cmd_evaluate(overrides: List[str]) -> int:
     import geossl.graph.run as run
 
+    # `encoder` is also the name of a config group, so the file path travels as encoder_file.
+    overrides = [f"encoder_file={o.split('=', 1)[1]}" if o.startswith("encoder=") else o for o in overrides]
     cfg = _compose("evaluate_graph", overrides)
     print(json.dumps(run.evaluate(cfg), indent=2))
     return 0
@@ -148,7 +150,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         message = _friendly(exc)
         if message is None:
             raise
-        print("\n".join(textwrap.wrap(f"geossl: error: {message}", width=100)), file=sys.stderr)
+        print("\n".join(textwrap.wrap(f"geossl: error: {message}", width=100, break_long_words=False, break_on_hyphens=False)), file=sys.stderr)
         return 2
 
 

@@ -97,19 +97,19 @@ def pretrain(cfg: DictConfig, run_dir: Path) -> Dict[str, Any]:
 
 
 def evaluate(cfg: DictConfig) -> Dict[str, Any]:
-    """Linear probe of a saved encoder (``cfg.encoder`` is its path) on ``cfg.dataset``."""
-    encoder: Encoder = load_encoder(cfg.encoder)
+    """Linear probe of a saved encoder (``cfg.encoder_file``) on ``cfg.dataset``."""
+    encoder: Encoder = load_encoder(cfg.encoder_file)
     dataset = load_graph_dataset(cfg)
     in_dim = encoder.config().get("in_dim")
     if in_dim is not None and in_dim != dataset.num_features:
         raise ConfigError(
-            f"The encoder in {cfg.encoder!r} takes {in_dim} input features but dataset {dataset.name!r} has "
+            f"The encoder in {cfg.encoder_file!r} takes {in_dim} input features but dataset {dataset.name!r} has "
             f"{dataset.num_features}; it was pretrained on {encoder.pretrained.get('dataset', 'another dataset')!r}."
         )
     data = dataset.data
     encoder.eval()
     with torch.no_grad():
         embeddings = encoder(data)
-    out = {"encoder": str(cfg.encoder), "dataset": dataset.name, "seed": int(cfg.seed), "rankme": rankme(embeddings)}
+    out = {"encoder": str(cfg.encoder_file), "dataset": dataset.name, "seed": int(cfg.seed), "rankme": rankme(embeddings)}
     out.update(_probe(embeddings, data, cfg))
     return out

@@ -1,0 +1,117 @@
+"""The CLI end to end on a tiny budget, and its answers to bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from tests.conftest import requires_cora
+
+TINY = ["trainer.epochs=3", "trainer.monitor_every=2", "eval.epochs=5", "trainer.progress=false"]
+
+
+def geossl(*args, cwd=None, env=None):
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "geossl", *args], capture_output=True, text=True, cwd=cwd, env=full_env, timeout=300)
+
+
+@requires_cora
+def test_pretrain_then_evaluate_on_cora(tmp_path):
+    run_dir = tmp_path / "run"
+    res = geossl("pretrain", "graph=graphmae", "dataset=cora", f"run_dir={run_dir}", *TINY, "encoder.hidden=32", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    for name in ("config.yaml", "metrics.csv", "checkpoint.pt", "encoder.safetensors", "summary.json"):
+        assert (run_dir / name).is_file(), name
+    assert any((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for key in ("method", "dataset", "seed", "epochs", "test_acc", "val_acc", "rankme", "pretrain_seconds", "seconds_per_epoch"):
+        assert key in summary, key
+    assert summary["method"] == "graphmae" and summary["dataset"] == "cora" and summary["epochs"] == 3
+    assert 0.0 <= summary["test_acc"] <= 1.0 and summary["rankme"] > 1.0
+    metrics = (run_dir / "metrics.csv").read_text().splitlines()
+    assert "train/sce" in metrics[0] and "monitor/rankme" in metrics[0] and len(metrics) == 4
+
+    res = geossl("evaluate", f"encoder={run_dir / 'encoder.safetensors'}", "dataset=cora", "eval.epochs=5")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["dataset"] == "cora" and 0.0 <= out["test_acc"] <= 1.0
+
+    # a run folder is resumable: an extra-epochs run from the finished checkpoint is refused as a different config,
+    # the same config resumes (and finds nothing left to do)
+    res = geossl("pretrain", "graph=graphmae", "dataset=cora", f"trainer.resume={run_dir}", *TINY, "encoder.hidden=32", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+
+
+@requires_cora
+def test_default_run_folder_layout(tmp_path):
+    res = geossl("pretrain", "graph=graphmae", "dataset=cora", *TINY, "encoder.hidden=16", "trainer.epochs=1", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    runs = list((tmp_path / "runs" / "graphmae-cora").iterdir())
+    assert len(runs) == 1 and (runs[0] / "summary.json").is_file()
+
+
+def _assert_clean_error(res, *needles):
+    assert res.returncode != 0
+    assert "Traceback" not in res.stderr, res.stderr
+    text = res.stderr.replace("\n", " ")
+    assert text.startswith("geossl: error:"), res.stderr
+    for needle in needles:
+        assert needle in text, (needle, res.stderr)
+
+
+def test_unknown_method(tmp_path):
+    _assert_clean_error(geossl("pretrain", "graph=graphmea", "dataset=cora", cwd=tmp_path), "graph/graphmea", "graphmae")
+
+
+def test_unknown_dataset(tmp_path):
+    _assert_clean_error(geossl("pretrain", "graph=graphmae", "dataset=coraa", cwd=tmp_path), "dataset/coraa", "citeseer", "cora")
+
+
+def test_unknown_config_key(tmp_path):
+    _assert_clean_error(geossl("pretrain", "graph=graphmae", "trainer.epoch=3", cwd=tmp_path), "trainer.epoch")
+    _assert_clean_error(geossl("pretrain", "graph=graphmae", "+graph.mask_ratio=0.3", cwd=tmp_path), "graph.mask_ratio", "mask_rate")
+
+
+def test_dataset_missing_offline(tmp_path):
+    res = geossl("pretrain", "graph=graphmae", "dataset=citeseer", f"dataset.root={tmp_path}", *TINY, cwd=tmp_path)
+    _assert_clean_error(res, "CiteSeer was not found", str(tmp_path / "planetoid"), "dataset.download=true")
+
+
+def test_missing_encoder_file(tmp_path):
+    _assert_clean_error(geossl("evaluate", f"encoder={tmp_path / 'no.safetensors'}", "dataset=cora"), "does not exist")
+
+
+def test_corrupt_encoder_file(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x01\x02not safetensors at all")
+    _assert_clean_error(geossl("evaluate", f"encoder={bad}", "dataset=cora"), "not a readable safetensors file")
+
+
+def test_encoder_file_of_another_kind(tmp_path):
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(3)}, str(foreign))
+    _assert_clean_error(geossl("evaluate", f"encoder={foreign}", "dataset=cora"), "not a geossl encoder")
+    ckpt = tmp_path / "checkpoint.pt"
+    torch.save({"model": {"w": torch.zeros(3)}}, ckpt)
+    _assert_clean_error(geossl("evaluate", f"encoder={ckpt}", "dataset=cora"), "not a readable safetensors file")
+
+
+def test_unknown_command_and_help():
+    res = geossl("pretrian")
+    assert res.returncode == 2 and "Valid commands: pretrain, evaluate, datasets, config" in res.stderr
+    res = geossl("--help")
+    assert res.returncode == 0 and "pretrain graph=<method>" in res.stdout
+
+
+@requires_cora
+def test_datasets_lists_where_each_was_found(tmp_path):
+    res = geossl("datasets")
+    assert res.returncode == 0, res.stderr
+    assert "cora" in res.stdout and "found" in res.stdout
+    res = geossl("datasets", f"dataset.root={tmp_path}")
+    assert "missing" in res.stdout and str(tmp_path / "planetoid" / "Cora" / "raw") in res.stdout

@@ -1,0 +1,68 @@
+"""Every shipped config composes, and its sections pass the strict schemas."""
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+import geossl.graph  # noqa: F401
+from geossl.cli import _compose
+from geossl.config import validate
+from geossl.engine import TrainerConfig
+from geossl.errors import ConfigError
+from geossl.graph import run
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def _options(group):
+    return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("dataset", _options("dataset"))
+@pytest.mark.parametrize("method", _options("graph"))
+@pytest.mark.parametrize("encoder", _options("encoder"))
+def test_every_graph_combination_composes_and_validates(method, dataset, encoder):
+    cfg = _compose("pretrain_graph", [f"graph={method}", f"dataset={dataset}", f"encoder={encoder}"])
+    TrainerConfig(**validate(cfg.trainer, TrainerConfig, "trainer"))
+    run._section(cfg, "graph", run.METHODS.get(cfg.graph.name), exclude=("encoder", "in_dim"))
+    run._section(cfg, "encoder", run.ENCODERS.get(cfg.encoder.name), exclude=("in_dim",))
+    run._section(cfg, "dataset", run.DATASETS.get(cfg.dataset.name))
+    run.probe_kwargs(cfg)
+
+
+def test_every_preset_is_reachable():
+    for preset in _options("preset"):
+        parts = preset.split("_")
+        assert parts[0] in _options("graph") and parts[1] in _options("dataset"), preset
+        assert len(parts) == 2 or (len(parts) == 3 and parts[2] in _options("encoder")), preset
+
+
+def test_dataset_choice_applies_the_paper_preset():
+    cora = _compose("pretrain_graph", ["graph=graphmae", "dataset=cora"])
+    assert (cora.trainer.epochs, cora.encoder.heads, cora.graph.alpha, cora.trainer.weight_decay) == (1500, 4, 3.0, 2e-4)
+    assert isinstance(cora.trainer.weight_decay, float)
+    citeseer = _compose("pretrain_graph", ["graph=graphmae", "dataset=citeseer"])
+    assert (citeseer.trainer.epochs, citeseer.encoder.heads, citeseer.graph.alpha) == (300, 2, 1.0)
+    # command-line overrides still win over the preset
+    assert _compose("pretrain_graph", ["dataset=cora", "trainer.epochs=7"]).trainer.epochs == 7
+
+
+def test_evaluate_config_composes():
+    cfg = _compose("evaluate_graph", ["encoder_file=x.safetensors", "dataset=citeseer"])
+    assert cfg.encoder_file == "x.safetensors" and cfg.dataset.name == "citeseer"
+
+
+def test_unknown_keys_are_errors():
+    cfg = _compose("pretrain_graph", ["+graph.mask_ratio=0.3"])
+    with pytest.raises(ConfigError, match="graph.mask_ratio.*Valid keys of graph: mask_rate"):
+        run._section(cfg, "graph", run.METHODS.get("graphmae"), exclude=("encoder", "in_dim"))
+    with pytest.raises(ConfigError, match="trainer.epoch'"):
+        validate(OmegaConf.create({"epoch": 3}), TrainerConfig, "trainer")
+
+
+def test_numbers_parse_as_floats_and_wrong_types_are_errors():
+    out = validate(OmegaConf.create({"lr": "2e-4", "weight_decay": 2e-4}), TrainerConfig, "trainer")
+    assert out["lr"] == 2e-4 and isinstance(out["lr"], float)
+    with pytest.raises(ConfigError):
+        validate(OmegaConf.create({"epochs": "many"}), TrainerConfig, "trainer")

@@ -1,0 +1,40 @@
+"""Shared test fixtures: real data from $GEOSSL_DATA (../shared/data here) and a private cache."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if not os.environ.get("GEOSSL_DATA") and (REPO.parent / "shared" / "data").is_dir():
+    os.environ["GEOSSL_DATA"] = str(REPO.parent / "shared" / "data")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Processed dataset copies go to a per-session folder, not the user's cache."""
+    old = os.environ.get("GEOSSL_CACHE")
+    os.environ["GEOSSL_CACHE"] = str(tmp_path_factory.mktemp("geossl-cache"))
+    yield
+    if old is None:
+        os.environ.pop("GEOSSL_CACHE", None)
+    else:
+        os.environ["GEOSSL_CACHE"] = old
+
+
+def _planetoid_present(name: str) -> bool:
+    root = os.environ.get("GEOSSL_DATA")
+    return bool(root) and (Path(root) / "planetoid" / name / "raw").is_dir()
+
+
+requires_cora = pytest.mark.skipif(not _planetoid_present("Cora"), reason="Cora not found under $GEOSSL_DATA (set it to ../shared/data)")
+requires_citeseer = pytest.mark.skipif(not _planetoid_present("CiteSeer"), reason="CiteSeer not found under $GEOSSL_DATA")
+
+
+@pytest.fixture(scope="session")
+def cora():
+    if not _planetoid_present("Cora"):
+        pytest.skip("Cora not found under $GEOSSL_DATA")
+    from geossl.graph.datasets import load_dataset
+
+    return load_dataset("cora")

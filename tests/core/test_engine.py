@@ -1,0 +1,106 @@
+import pytest
+import torch
+from torch import nn
+
+from geossl.engine import Engine, TrainerConfig, load_checkpoint
+from geossl.errors import CheckpointError, ConfigError, NonFiniteLossError
+from geossl.graph.encoders import GAT
+from geossl.graph.methods import GraphMAE
+
+
+class _Graph:
+    def __init__(self, n=40, f=30, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        self.x = (torch.rand(n, f, generator=g) < 0.2).float() * torch.rand(n, f, generator=g)
+        src = torch.randint(0, n, (120,), generator=g)
+        dst = torch.randint(0, n, (120,), generator=g)
+        loops = torch.arange(n)
+        self.edge_index = torch.stack([torch.cat([src, loops]), torch.cat([dst, loops])])
+
+    def to(self, device):
+        return self
+
+
+def _cfg(**kw):
+    base = dict(epochs=6, lr=1e-2, scheduler="cosine", checkpoint_every=2, monitor_every=1, progress=False)
+    base.update(kw)
+    return TrainerConfig(**base)
+
+
+def _train(run_dir, cfg, stop_at=None):
+    engine = Engine(cfg, run_dir, seed=7, config={"trainer": {"epochs": cfg.epochs}})
+    method = GraphMAE(GAT(30, hidden=16, layers=2, heads=2), in_dim=30, mask_rate=0.5, replace_rate=0.2, alpha=2.0)
+    calls = []
+
+    def monitor(m):
+        calls.append(1)
+        if stop_at is not None and len(calls) == stop_at:
+            raise KeyboardInterrupt  # a run killed mid-way
+        return {"calls": float(len(calls))}
+
+    result = engine.fit(method, [_Graph()], monitor=monitor)
+    return method, result
+
+
+def test_resume_after_interruption_reaches_the_same_weights(tmp_path):
+    full, result = _train(tmp_path / "full", _cfg())
+    assert result.epochs == 6 and (tmp_path / "full" / "metrics.csv").is_file()
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path / "cut", _cfg(), stop_at=5)  # dies in epoch 5; the checkpoint holds epoch 4
+    assert load_checkpoint(tmp_path / "cut")["epoch"] == 4
+    resumed, _ = _train(tmp_path / "cut", _cfg(resume=str(tmp_path / "cut")))
+    for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path):
+    _train(tmp_path / "run", _cfg(epochs=2))
+    with pytest.raises(CheckpointError, match="different config"):
+        _train(tmp_path / "run", _cfg(epochs=3, resume=str(tmp_path / "run")))
+
+
+class _Diverging(nn.Module):
+    def __init__(self, bad_epoch):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(3))
+        self.bad_epoch, self.calls = bad_epoch, 0
+
+    def forward(self, batch):
+        self.calls += 1
+        loss = (self.w ** 2).sum()
+        if self.calls >= self.bad_epoch:
+            loss = loss * float("nan")
+        return {"loss": loss}
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    engine = Engine(_cfg(epochs=10, checkpoint_every=1), tmp_path, seed=0)
+    method = _Diverging(bad_epoch=4)
+    with pytest.raises(NonFiniteLossError) as info:
+        engine.fit(method, [None])
+    msg = str(info.value)
+    assert "nan" in msg and "epoch 4" in msg and "checkpoint.pt (epoch 3)" in msg and "trainer.resume" in msg
+    ckpt = load_checkpoint(tmp_path)
+    assert ckpt["epoch"] == 3
+    assert torch.equal(ckpt["model"]["w"], method.w.detach())  # the bad step was not taken
+
+
+def test_corrupt_checkpoint_is_refused(tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot be read safely"):
+        load_checkpoint(tmp_path)
+
+
+def test_checkpoint_with_pickled_objects_is_refused(tmp_path):
+    import argparse
+
+    torch.save({"format": "geossl-checkpoint", "version": 1, "x": argparse.Namespace(a=1)}, tmp_path / "checkpoint.pt")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path)
+
+
+def test_bad_trainer_values_are_errors():
+    with pytest.raises(ConfigError, match="adam"):
+        TrainerConfig(optimizer="adamm")
+    with pytest.raises(ConfigError, match="cosine"):
+        TrainerConfig(scheduler="linear")

@@ -1,0 +1,55 @@
+import math
+
+import pytest
+import torch
+
+from geossl.eval import linear_probe, rankme
+
+
+def test_rankme_known_answers():
+    assert math.isclose(rankme(torch.eye(16)), 16.0, rel_tol=1e-4)
+    rank_one = torch.randn(50, 1) @ torch.randn(1, 8)
+    assert rankme(rank_one) < 1.01
+    # two equal singular values and zeros -> effective rank 2
+    z = torch.zeros(10, 5)
+    z[0, 0] = z[1, 1] = 3.0
+    assert math.isclose(rankme(z), 2.0, rel_tol=1e-4)
+
+
+def test_rankme_rejects_empty():
+    with pytest.raises(ValueError):
+        rankme(torch.zeros(0, 3))
+
+
+def test_linear_probe_separable_and_selected_on_validation():
+    torch.manual_seed(0)
+    n = 300
+    y = torch.randint(0, 3, (n,))
+    x = torch.nn.functional.one_hot(y, 3).float() * 5 + 0.1 * torch.randn(n, 3)
+    idx = torch.randperm(n)
+    masks = [torch.zeros(n, dtype=torch.bool) for _ in range(3)]
+    masks[0][idx[:60]] = True
+    masks[1][idx[60:160]] = True
+    masks[2][idx[160:]] = True
+    res = linear_probe(x, y, *masks, lr=0.1, weight_decay=0.0, epochs=50)
+    assert res.test_acc == 1.0 and res.val_acc == 1.0
+    assert 0 <= res.best_epoch < 50
+
+
+def test_linear_probe_never_selects_on_test():
+    # Validation labels are shuffled noise: the selected epoch must not depend on the test split,
+    # so replacing the test labels must not change the selected epoch.
+    torch.manual_seed(1)
+    n = 200
+    y = torch.randint(0, 2, (n,))
+    x = torch.nn.functional.one_hot(y, 2).float() + 0.5 * torch.randn(n, 2)
+    masks = [torch.zeros(n, dtype=torch.bool) for _ in range(3)]
+    masks[0][:50] = True
+    masks[1][50:100] = True
+    masks[2][100:] = True
+    a = linear_probe(x, y, *masks, epochs=40)
+    y2 = y.clone()
+    y2[100:] = 1 - y2[100:]
+    b = linear_probe(x, y2, *masks, epochs=40)
+    assert a.best_epoch == b.best_epoch and a.val_acc == b.val_acc
+    assert math.isclose(a.test_acc + b.test_acc, 1.0, rel_tol=1e-6)
