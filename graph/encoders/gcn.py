@@ -45,12 +45,12 @@ class GCN(Encoder):
         for conv in self.convs:
             conv.reset_parameters()
 
-    def forward(self, data, x: Optional[Tensor | MaskedFeatures] = None) -> Tensor:
-        """Node embeddings of ``data``; ``x`` overrides ``data.x``."""
+    def forward(self, data, x: Optional[Tensor | MaskedFeatures] = None, output_nodes: Optional[Tensor] = None) -> Tensor:
+        """Node embeddings of ``data``; ``x`` overrides ``data.x``; ``output_nodes`` selects rows."""
         h = data.x if x is None else x
         if isinstance(h, MaskedFeatures):
             h = h.to_dense()
         for conv, norm, act in zip(self.convs, self.norms, self.acts):
             h = F.dropout(h, self.dropout, training=self.training)
             h = act(norm(conv(h, data.edge_index)))
-        return h
+        return h if output_nodes is None else h[output_nodes]

@@ -51,12 +51,12 @@ class GIN(Encoder):
         for conv in self.convs:
             conv.reset_parameters()
 
-    def forward(self, data, x: Optional[Tensor | MaskedFeatures] = None) -> Tensor:
-        """Node embeddings of ``data``; ``x`` overrides ``data.x``."""
+    def forward(self, data, x: Optional[Tensor | MaskedFeatures] = None, output_nodes: Optional[Tensor] = None) -> Tensor:
+        """Node embeddings of ``data``; ``x`` overrides ``data.x``; ``output_nodes`` selects rows."""
         h = data.x if x is None else x
         if isinstance(h, MaskedFeatures):
             h = h.to_dense()
         for conv, post in zip(self.convs, self.posts):
             h = F.dropout(h, self.dropout, training=self.training)
             h = post(conv(h, data.edge_index))
-        return h
+        return h if output_nodes is None else h[output_nodes]
