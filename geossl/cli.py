@@ -86,7 +86,7 @@ def cmd_evaluate(overrides: List[str]) -> int:
 
 def cmd_datasets(overrides: List[str]) -> int:
     from geossl.data import DATA_ENV, data_root
-    from geossl.graph.datasets import PLANETOID_NAMES, dataset_status
+    from geossl.graph.datasets import dataset_status
     from geossl.registry import DATASETS
 
     root = None
@@ -95,11 +95,9 @@ def cmd_datasets(overrides: List[str]) -> int:
             root = o.split("=", 1)[1]
     print(f"data root: {data_root(root)} (from {'dataset.root' if root else DATA_ENV if os.environ.get(DATA_ENV) else 'default'})")
     for name in DATASETS.names():
-        if name in PLANETOID_NAMES:
-            ok, where = dataset_status(name, root)
-            print(f"  {name:10s} {'found' if ok else 'missing':8s} {where}")
-        else:
-            print(f"  {name:10s} {'?':8s} (no on-disk check)")
+        ok, where = dataset_status(name, root)
+        state = "any TU dataset by name: dataset=tu dataset.name=<NAME>" if name == "tu" else ("found" if ok else "missing")
+        print(f"  {name:12s} {state:8s} {where}" if name != "tu" else f"  {name:12s} {state} ({where})")
     return 0
 
 

@@ -3,6 +3,7 @@
 Layout under the data root (``dataset.root``, else ``$GEOSSL_DATA``)::
 
     planetoid/<Name>/raw/ind.<name>.{x,tx,allx,y,ty,ally,graph,test.index}
+    tudataset/<NAME>/raw/<NAME>_{A,graph_indicator,graph_labels,...}.txt
 
 Nothing is downloaded unless ``download=True``; a missing dataset raises
 :class:`~geossl.errors.DatasetNotFoundError` naming the folder that was searched.
@@ -117,19 +118,87 @@ def pubmed(root: Optional[str] = None, download: bool = False) -> GraphDataset:
     return load_planetoid("PubMed", root, download)
 
 
-#: How ``geossl datasets`` finds each registered graph dataset on disk: name -> (PyG name, checker).
+TU_REQUIRED = ("A", "graph_indicator", "graph_labels")
+
+
+def tu_dir(name: str, root: Optional[str] = None) -> Path:
+    """The folder a TU dataset is expected in: ``<data root>/tudataset/<NAME>``."""
+    return data_root(root) / "tudataset" / name
+
+
+def tu_missing(name: str, root: Optional[str] = None) -> list[str]:
+    raw = tu_dir(name, root) / "raw"
+    return [f"{name}_{s}.txt" for s in TU_REQUIRED if not (raw / f"{name}_{s}.txt").is_file()]
+
+
+def load_tu(name: str, root: Optional[str] = None, download: bool = False) -> GraphDataset:
+    """Load a TU graph-classification dataset (Morris et al., 2020) through PyG's ``TUDataset``.
+
+    Node labels, where the dataset has them, become one-hot node features (``x``).
+
+    Args:
+        name: the TU name, e.g. "MUTAG", "PROTEINS", "IMDB-BINARY".
+        root: data root; defaults to ``$GEOSSL_DATA``.
+        download: allow PyG to download the dataset into the geossl cache when it is missing.
+    """
+    from torch_geometric.datasets import TUDataset
+
+    src = tu_dir(name, root)
+    missing = tu_missing(name, root)
+    if missing:
+        if not download:
+            raise DatasetNotFoundError(
+                f"TU dataset {name} was not found: looked for {src / 'raw'} (missing {', '.join(missing)}). "
+                f"Point the data root at a folder with tudataset/{name}/raw/ (set GEOSSL_DATA or pass "
+                "dataset.root=<dir>), or allow a download with dataset.download=true."
+            )
+        folder, source = cache_root() / "datasets" / "tudataset", cache_root() / "datasets" / "tudataset" / name
+        ds = TUDataset(str(folder), name=name)
+    else:
+        folder = writable_dataset_dir(src, f"tudataset/{name}")
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            ds = TUDataset(str(folder.parent), name=name)
+        source = src
+    return GraphDataset(name=name.lower(), task="graph", data=ds, num_features=ds.num_features,
+                        num_classes=ds.num_classes, source=str(source))
+
+
+@DATASETS.register("tu")
+def tu(name: str = "MUTAG", root: Optional[str] = None, download: bool = False) -> GraphDataset:
+    """Any TU dataset by its TU name (``dataset=tu dataset.name=<NAME>``)."""
+    return load_tu(name, root, download)
+
+
+def _register_tu(key: str, tu_name: str) -> None:
+    def builder(root: Optional[str] = None, download: bool = False) -> GraphDataset:
+        return load_tu(tu_name, root, download)
+
+    builder.__doc__ = f"TU dataset {tu_name} (graph classification)."
+    builder.__name__ = key.replace("-", "_")
+    DATASETS.register(key)(builder)
+
+
+#: TU datasets with a registry name of their own: registry name -> TU name.
+TU_NAMES = {"mutag": "MUTAG", "proteins": "PROTEINS", "nci1": "NCI1", "imdb-binary": "IMDB-BINARY", "imdb-multi": "IMDB-MULTI"}
+for _key, _tu_name in TU_NAMES.items():
+    _register_tu(_key, _tu_name)
+
+#: Planetoid datasets: registry name -> PyG name.
 PLANETOID_NAMES = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
 
 
 def dataset_status(name: str, root: Optional[str] = None) -> tuple[bool, str]:
-    """Whether dataset ``name`` is present under the data root, and the folder searched."""
-    pyg = PLANETOID_NAMES[name]
-    return not planetoid_missing(pyg, root), str(planetoid_dir(pyg, root) / "raw")
+    """Whether registered dataset ``name`` is present under the data root, and the folder searched."""
+    if name in PLANETOID_NAMES:
+        pyg = PLANETOID_NAMES[name]
+        return not planetoid_missing(pyg, root), str(planetoid_dir(pyg, root) / "raw")
+    tu_name = TU_NAMES.get(name, "<NAME>")
+    return bool(name in TU_NAMES and not tu_missing(tu_name, root)), str(tu_dir(tu_name, root) / "raw")
 
 
-def load_dataset(name: str, **kwargs) -> GraphDataset:
-    """Build a registered dataset by name (unknown names list the valid ones)."""
-    return DATASETS.get(name)(**kwargs)
+def load_dataset(key: str, **kwargs) -> GraphDataset:
+    """Build the dataset registered under ``key`` (unknown keys list the valid ones)."""
+    return DATASETS.get(key)(**kwargs)
 
 
 def to_device(dataset: GraphDataset, device: torch.device) -> GraphDataset:

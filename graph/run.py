@@ -6,6 +6,7 @@ pretraining (no labels), and the linear probe on the frozen encoder at the end.
 
 from __future__ import annotations
 
+import inspect
 import platform
 import time
 from pathlib import Path
@@ -34,9 +35,25 @@ def _section(cfg: DictConfig, key: str, builder, exclude=(), where=None) -> Dict
     return out
 
 
+def dataset_builder(cfg: DictConfig):
+    """The dataset builder and its validated keyword arguments.
+
+    The registry key is ``dataset.loader`` when set (``dataset=tu`` uses ``loader: tu`` so that
+    ``dataset.name`` can be the TU name), else ``dataset.name``.
+    """
+    builder = DATASETS.get(cfg.dataset.get("loader") or cfg.dataset.name)
+    takes_name = "name" in inspect.signature(builder).parameters
+    extra = {"loader": None} if takes_name else {"loader": None, "name": None}
+    kwargs = validate(cfg.dataset, schema_from_signature(builder, extra=extra), "dataset")
+    kwargs.pop("loader")
+    if not takes_name:
+        kwargs.pop("name")
+    return builder, kwargs
+
+
 def load_graph_dataset(cfg: DictConfig) -> GraphDataset:
-    builder = DATASETS.get(cfg.dataset.name)
-    return builder(**_section(cfg, "dataset", builder))
+    builder, kwargs = dataset_builder(cfg)
+    return builder(**kwargs)
 
 
 def probe_kwargs(cfg: DictConfig) -> Dict[str, Any]:

@@ -115,3 +115,8 @@ def test_datasets_lists_where_each_was_found(tmp_path):
     assert "cora" in res.stdout and "found" in res.stdout
     res = geossl("datasets", f"dataset.root={tmp_path}")
     assert "missing" in res.stdout and str(tmp_path / "planetoid" / "Cora" / "raw") in res.stdout
+
+
+def test_graph_level_pretraining_is_reported_as_not_built(tmp_path):
+    res = geossl("pretrain", "graph=graphmae", "dataset=mutag", *TINY, cwd=tmp_path)
+    _assert_clean_error(res, "graph-level pretraining is not built yet")

@@ -27,7 +27,7 @@ def test_every_graph_combination_composes_and_validates(method, dataset, encoder
     TrainerConfig(**validate(cfg.trainer, TrainerConfig, "trainer"))
     run._section(cfg, "graph", run.METHODS.get(cfg.graph.name), exclude=("encoder", "in_dim"))
     run._section(cfg, "encoder", run.ENCODERS.get(cfg.encoder.name), exclude=("in_dim",))
-    run._section(cfg, "dataset", run.DATASETS.get(cfg.dataset.name))
+    run.dataset_builder(cfg)
     run.probe_kwargs(cfg)
 
 

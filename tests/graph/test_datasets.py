@@ -34,5 +34,31 @@ def test_missing_dataset_says_where_it_looked(tmp_path):
 
 
 def test_unknown_dataset_lists_valid_names():
-    with pytest.raises(UnknownNameError, match="citeseer, cora, pubmed"):
+    with pytest.raises(UnknownNameError, match="citeseer, cora, imdb-binary.*Did you mean 'cora'"):
         load_dataset("corra")
+
+
+def _tu_present(name):
+    import os
+    from pathlib import Path
+
+    return (Path(os.environ.get("GEOSSL_DATA", "/nonexistent")) / "tudataset" / name / "raw").is_dir()
+
+
+@pytest.mark.skipif(not _tu_present("MUTAG"), reason="MUTAG not found under $GEOSSL_DATA")
+def test_mutag_known_sizes_by_name_and_through_tu():
+    ds = load_dataset("mutag")
+    assert ds.task == "graph" and len(ds.data) == 188 and ds.num_classes == 2 and ds.num_features == 7
+    assert sum(int(g.y) for g in ds.data) == 125  # 125 mutagenic, 63 not
+    assert len(load_dataset("tu", name="MUTAG").data) == 188
+
+
+@pytest.mark.skipif(not _tu_present("IMDB-BINARY"), reason="IMDB-BINARY not found under $GEOSSL_DATA")
+def test_imdb_binary_known_sizes():
+    ds = load_dataset("imdb-binary")
+    assert len(ds.data) == 1000 and ds.num_classes == 2 and ds.num_features == 0
+
+
+def test_missing_tu_dataset_says_where_it_looked(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="tudataset/ENZYMES/raw"):
+        load_dataset("tu", name="ENZYMES", root=str(tmp_path))
