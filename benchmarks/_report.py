@@ -33,6 +33,19 @@ def machine_line() -> str:
             f"Python {platform.python_version()}; geossl commit {commit or 'unknown'}; {time.strftime('%Y-%m-%d')}.")
 
 
+def matmul_gflops(repeats: int = 20) -> float:
+    """This machine's dense float32 matmul rate right now ([2708, 1433] x [1433, 512], Cora's first
+    layer). Shared machines drift by a third or more over an hour; a timing is comparable to
+    another only at a similar rate."""
+    a, b = torch.randn(2708, 1433), torch.randn(1433, 512)
+    for _ in range(3):
+        a @ b
+    t = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * 2708 * 1433 * 512 * repeats / (time.perf_counter() - t) / 1e9
+
+
 def write_section(name: str, body: str) -> None:
     """Replace (or append) the section ``name`` of docs/results.md with ``body``."""
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
