@@ -23,9 +23,6 @@ from geossl.data import cache_root, data_root, writable_dataset_dir
 from geossl.errors import DatasetNotFoundError
 from geossl.registry import DATASETS
 
-PLANETOID_FILES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
-
-
 @dataclass
 class GraphDataset:
     """A loaded graph dataset.
@@ -48,15 +45,45 @@ class GraphDataset:
     source: str
 
 
-def planetoid_dir(name: str, root: Optional[str] = None) -> Path:
-    """The folder a Planetoid dataset is expected in: ``<data root>/planetoid/<Name>``."""
-    return data_root(root) / "planetoid" / name
+#: Raw files each collection must have, as functions of the dataset name.
+RAW_FILES = {
+    "planetoid": lambda name: [f"ind.{name.lower()}.{s}" for s in ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")],
+    "tudataset": lambda name: [f"{name}_{s}.txt" for s in ("A", "graph_indicator", "graph_labels")],
+}
 
 
-def planetoid_missing(name: str, root: Optional[str] = None) -> list[str]:
-    """Raw files of Planetoid ``name`` that are not under its folder (empty list: all present)."""
-    raw = planetoid_dir(name, root) / "raw"
-    return [f"ind.{name.lower()}.{s}" for s in PLANETOID_FILES if not (raw / f"ind.{name.lower()}.{s}").is_file()]
+def dataset_dir(collection: str, name: str, root: Optional[str] = None) -> Path:
+    """The folder a dataset is expected in: ``<data root>/<collection>/<name>``."""
+    return data_root(root) / collection / name
+
+
+def missing_raw_files(collection: str, name: str, root: Optional[str] = None) -> list[str]:
+    """Raw files of dataset ``name`` that are not in its ``raw/`` folder (empty: all present)."""
+    raw = dataset_dir(collection, name, root) / "raw"
+    return [f for f in RAW_FILES[collection](name) if not (raw / f).is_file()]
+
+
+def _open_pyg(pyg_cls, collection: str, name: str, root: Optional[str], download: bool, **kwargs):
+    """Instantiate PyG dataset class ``pyg_cls`` on our data layout; returns (dataset, source folder).
+
+    Present raw files are used in place (or from a writable copy when the data root is
+    read-only); missing ones are downloaded into the cache only when ``download`` is True.
+    """
+    src = dataset_dir(collection, name, root)
+    missing = missing_raw_files(collection, name, root)
+    if missing:
+        if not download:
+            raise DatasetNotFoundError(
+                f"Dataset {name} was not found: looked for {src / 'raw'} (missing {', '.join(missing[:3])}"
+                f"{'...' if len(missing) > 3 else ''}). Point the data root at a folder with "
+                f"{collection}/{name}/raw/ (set GEOSSL_DATA or pass dataset.root=<dir>), or allow a download "
+                "with dataset.download=true."
+            )
+        folder = cache_root() / "datasets" / collection / name
+        return pyg_cls(str(folder.parent), name=name, **kwargs), folder
+    folder = writable_dataset_dir(src, f"{collection}/{name}")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return pyg_cls(str(folder.parent), name=name, **kwargs), src
 
 
 def load_planetoid(name: str, root: Optional[str] = None, download: bool = False) -> GraphDataset:
@@ -73,24 +100,7 @@ def load_planetoid(name: str, root: Optional[str] = None, download: bool = False
     from torch_geometric.transforms import NormalizeFeatures
     from torch_geometric.utils import add_self_loops, remove_self_loops
 
-    src = planetoid_dir(name, root)
-    missing = planetoid_missing(name, root)
-    if missing:
-        if not download:
-            raise DatasetNotFoundError(
-                f"Dataset {name} was not found: looked for {src / 'raw'} (missing {', '.join(missing[:3])}"
-                f"{'...' if len(missing) > 3 else ''}). Point the data root at a folder with "
-                f"planetoid/{name}/raw/ (set GEOSSL_DATA or pass dataset.root=<dir>), or allow a download "
-                "with dataset.download=true."
-            )
-        folder = cache_root() / "datasets" / "planetoid"
-        ds = Planetoid(str(folder), name=name, transform=NormalizeFeatures())
-        source = folder / name
-    else:
-        folder = writable_dataset_dir(src, f"planetoid/{name}")
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            ds = Planetoid(str(folder.parent), name=name, transform=NormalizeFeatures())
-        source = src
+    ds, source = _open_pyg(Planetoid, "planetoid", name, root, download, transform=NormalizeFeatures())
     data = ds[0]
     edge_index, _ = remove_self_loops(data.edge_index)
     data.edge_index, _ = add_self_loops(edge_index, num_nodes=data.num_nodes)
@@ -118,19 +128,6 @@ def pubmed(root: Optional[str] = None, download: bool = False) -> GraphDataset:
     return load_planetoid("PubMed", root, download)
 
 
-TU_REQUIRED = ("A", "graph_indicator", "graph_labels")
-
-
-def tu_dir(name: str, root: Optional[str] = None) -> Path:
-    """The folder a TU dataset is expected in: ``<data root>/tudataset/<NAME>``."""
-    return data_root(root) / "tudataset" / name
-
-
-def tu_missing(name: str, root: Optional[str] = None) -> list[str]:
-    raw = tu_dir(name, root) / "raw"
-    return [f"{name}_{s}.txt" for s in TU_REQUIRED if not (raw / f"{name}_{s}.txt").is_file()]
-
-
 def load_tu(name: str, root: Optional[str] = None, download: bool = False) -> GraphDataset:
     """Load a TU graph-classification dataset (Morris et al., 2020) through PyG's ``TUDataset``.
 
@@ -143,22 +140,7 @@ def load_tu(name: str, root: Optional[str] = None, download: bool = False) -> Gr
     """
     from torch_geometric.datasets import TUDataset
 
-    src = tu_dir(name, root)
-    missing = tu_missing(name, root)
-    if missing:
-        if not download:
-            raise DatasetNotFoundError(
-                f"TU dataset {name} was not found: looked for {src / 'raw'} (missing {', '.join(missing)}). "
-                f"Point the data root at a folder with tudataset/{name}/raw/ (set GEOSSL_DATA or pass "
-                "dataset.root=<dir>), or allow a download with dataset.download=true."
-            )
-        folder, source = cache_root() / "datasets" / "tudataset", cache_root() / "datasets" / "tudataset" / name
-        ds = TUDataset(str(folder), name=name)
-    else:
-        folder = writable_dataset_dir(src, f"tudataset/{name}")
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            ds = TUDataset(str(folder.parent), name=name)
-        source = src
+    ds, source = _open_pyg(TUDataset, "tudataset", name, root, download)
     return GraphDataset(name=name.lower(), task="graph", data=ds, num_features=ds.num_features,
                         num_classes=ds.num_classes, source=str(source))
 
@@ -189,11 +171,9 @@ PLANETOID_NAMES = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
 
 def dataset_status(name: str, root: Optional[str] = None) -> tuple[bool, str]:
     """Whether registered dataset ``name`` is present under the data root, and the folder searched."""
-    if name in PLANETOID_NAMES:
-        pyg = PLANETOID_NAMES[name]
-        return not planetoid_missing(pyg, root), str(planetoid_dir(pyg, root) / "raw")
-    tu_name = TU_NAMES.get(name, "<NAME>")
-    return bool(name in TU_NAMES and not tu_missing(tu_name, root)), str(tu_dir(tu_name, root) / "raw")
+    collection, pyg = ("planetoid", PLANETOID_NAMES[name]) if name in PLANETOID_NAMES else ("tudataset", TU_NAMES.get(name, "<NAME>"))
+    where = str(dataset_dir(collection, pyg, root) / "raw")
+    return (name in PLANETOID_NAMES or name in TU_NAMES) and not missing_raw_files(collection, pyg, root), where
 
 
 def load_dataset(key: str, **kwargs) -> GraphDataset:
