@@ -25,12 +25,40 @@ DOMAINS = {"graph": "geossl.graph"}
 
 
 def _compose(config_name: str, overrides: List[str]):
+    """Compose ``configs/<config_name>.yaml`` with ``overrides``; input errors become ConfigErrors
+    that name the bad choice or key and list the valid ones."""
+    import re
+
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import ConfigCompositionException, MissingConfigException
+    from omegaconf import DictConfig
+
+    from geossl.errors import ConfigError
 
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module="geossl.configs", version_base="1.3"):
-        return compose(config_name=config_name, overrides=overrides)
+        try:
+            return compose(config_name=config_name, overrides=overrides)
+        except MissingConfigException as exc:
+            missing = str(exc.missing_cfg_file or "")
+            if "/" in missing and exc.options:
+                group, choice = missing.split("/", 1)
+                raise ConfigError(f"Unknown {group} {choice!r}. Valid choices of {group}: {', '.join(exc.options)}.") from None
+            raise
+        except ConfigCompositionException as exc:
+            match = re.match(r"Could not override '([^']+)'", str(exc))
+            if not match:
+                raise
+            key = match.group(1)
+            parent_key = key.rsplit(".", 1)[0] if "." in key else ""
+            rest = [o for o in overrides if not o.lstrip("~+").startswith(key + "=")]
+            parent = compose(config_name=config_name, overrides=rest)
+            for part in filter(None, parent_key.split(".")):
+                parent = parent.get(part) if isinstance(parent, DictConfig) else None
+            where = parent_key or "the top level"
+            valid = f" Valid keys of {where}: {', '.join(parent.keys())}." if isinstance(parent, DictConfig) else ""
+            raise ConfigError(f"Unknown config key {key!r}.{valid}") from None
 
 
 def _domain(overrides: List[str]) -> str:

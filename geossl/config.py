@@ -68,7 +68,8 @@ def validate(section: DictConfig | Dict[str, Any], schema: Type, where: str) -> 
         out = OmegaConf.to_container(merged, resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as exc:
         msg = str(exc).splitlines()[0]
-        raise ConfigError(f"Invalid value in {where}: {msg}") from None
+        key = getattr(exc, "full_key", None)
+        raise ConfigError(f"Invalid value for {where}.{key}: {msg}" if key else f"Invalid value in {where}: {msg}") from None
     return out
 
 

@@ -65,15 +65,19 @@ def _assert_clean_error(res, *needles):
 
 
 def test_unknown_method(tmp_path):
-    _assert_clean_error(geossl("pretrain", "graph=graphmea", "dataset=cora", cwd=tmp_path), "graph/graphmea", "graphmae")
+    _assert_clean_error(geossl("pretrain", "graph=graphmea", "dataset=cora", cwd=tmp_path), "Unknown graph 'graphmea'",
+                        "Valid choices of graph: graphmae")
 
 
 def test_unknown_dataset(tmp_path):
-    _assert_clean_error(geossl("pretrain", "graph=graphmae", "dataset=coraa", cwd=tmp_path), "dataset/coraa", "citeseer", "cora")
+    _assert_clean_error(geossl("pretrain", "graph=graphmae", "dataset=coraa", cwd=tmp_path), "Unknown dataset 'coraa'",
+                        "citeseer, cora")
 
 
 def test_unknown_config_key(tmp_path):
-    _assert_clean_error(geossl("pretrain", "graph=graphmae", "trainer.epoch=3", cwd=tmp_path), "trainer.epoch")
+    _assert_clean_error(geossl("pretrain", "graph=graphmae", "trainer.epoch=3", cwd=tmp_path), "Unknown config key 'trainer.epoch'",
+                        "Valid keys of trainer: epochs")
+    _assert_clean_error(geossl("pretrain", "graph=graphmae", "trainer.lr=abc", cwd=tmp_path), "trainer.lr", "abc")
     _assert_clean_error(geossl("pretrain", "graph=graphmae", "+graph.mask_ratio=0.3", cwd=tmp_path), "graph.mask_ratio", "mask_rate")
 
 
