@@ -25,6 +25,7 @@ def scaled_cosine_error(pred: Tensor, target: Tensor | CSRRows, alpha: float = 2
     # cos = <p, t> / (max(|p|, eps) max(|t|, eps)), as F.normalize computes it, but with
     # row reductions instead of two normalised [M, F] copies (a third of the autograd work).
     eps = 1e-12
+    pred = pred.to(torch.promote_types(pred.dtype, torch.float32))  # reductions in at least float32 under autocast
     if isinstance(target, CSRRows):
         rows = torch.repeat_interleave(torch.arange(shape[0], device=pred.device), target.crow[1:] - target.crow[:-1])
         dot = torch.zeros(shape[0], dtype=pred.dtype, device=pred.device).index_add(

@@ -32,10 +32,15 @@ def _head_csr(rows: Tensor, cols: Tensor, values: Tensor, num_rows: int, num_col
 class _EdgeAggregate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, alpha: Tensor, x: Tensor, src: Tensor, dst: Tensor, num_out: int) -> Tensor:
+        # Sparse CSR kernels have no half-precision versions: compute in float32 (or float64).
+        ctx.dtypes = (alpha.dtype, x.dtype)
+        dtype = torch.promote_types(torch.promote_types(alpha.dtype, x.dtype), torch.float32)
+        alpha, x = alpha.to(dtype), x.to(dtype)
         n, heads, width = x.shape
-        matrix, order = _head_csr(dst, src, alpha, num_out, n, heads)
-        flat = x.reshape(n * heads, width) if heads > 1 else x[:, 0]
-        out = (matrix @ flat).view(num_out, heads, width)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            matrix, order = _head_csr(dst, src, alpha, num_out, n, heads)
+            flat = x.reshape(n * heads, width) if heads > 1 else x[:, 0]
+            out = (matrix @ flat).view(num_out, heads, width)
         ctx.save_for_backward(alpha, x, src, dst)
         ctx.matrix, ctx.order = matrix, order
         return out
@@ -44,7 +49,15 @@ class _EdgeAggregate(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         alpha, x, src, dst = ctx.saved_tensors
         n, heads, width = x.shape
-        grad_flat = grad.reshape(-1, width)
+        grad_flat = grad.to(x.dtype).reshape(-1, width)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            grad_alpha, grad_x = _EdgeAggregate._grads(ctx, alpha, x, src, dst, grad_flat, grad.shape[0])
+        return (None if grad_alpha is None else grad_alpha.to(ctx.dtypes[0]),
+                None if grad_x is None else grad_x.to(ctx.dtypes[1]), None, None, None)
+
+    @staticmethod
+    def _grads(ctx, alpha, x, src, dst, grad_flat, num_out):
+        n, heads, width = x.shape
         grad_alpha = grad_x = None
         if ctx.needs_input_grad[0]:
             # SDDMM: grad_alpha[e, h] = <grad[dst_e, h], x[src_e, h]>, sampled at the edges only.
@@ -52,9 +65,9 @@ class _EdgeAggregate(torch.autograd.Function):
             dots = torch.sparse.sampled_addmm(ctx.matrix, grad_flat, flat.t(), beta=0.0).values()
             grad_alpha = torch.empty_like(dots).index_copy_(0, ctx.order, dots).view_as(alpha)
         if ctx.needs_input_grad[1]:
-            matrix_t, _ = _head_csr(src, dst, alpha, n, grad.shape[0], heads)
+            matrix_t, _ = _head_csr(src, dst, alpha, n, num_out, heads)
             grad_x = (matrix_t @ grad_flat).view(n, heads, width)
-        return grad_alpha, grad_x, None, None, None
+        return grad_alpha, grad_x
 
 
 def edge_aggregate(alpha: Tensor, x: Tensor, src: Tensor, dst: Tensor, num_out: int) -> Tensor:

@@ -81,17 +81,25 @@ class CSRRows:
         return self.torch_csr().to_dense()
 
 
+def float32_only(device_type: str):
+    """Turn autocast off inside a custom autograd function: sparse CSR kernels (MKL's addmm, SDDMM)
+    have no bfloat16/half versions, so these functions compute in float32 under mixed precision."""
+    return torch.autocast(device_type=device_type, enabled=False)
+
+
 class _SparseLinear(torch.autograd.Function):
     """``A @ Wt`` for a constant CSR matrix ``A``; gradient only to ``Wt`` (= ``A.T @ G``)."""
 
     @staticmethod
     def forward(ctx, weight_t: Tensor, a: CSRRows) -> Tensor:
-        ctx.a = a
-        return a.torch_csr() @ weight_t
+        ctx.a, ctx.dtype = a, weight_t.dtype
+        with float32_only(weight_t.device.type):
+            return a.torch_csr() @ weight_t
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        return ctx.a.transpose_csr() @ grad, None
+        with float32_only(grad.device.type):
+            return ctx.a.transpose_csr() @ grad.to(ctx.dtype), None
 
 
 class _TokenRowsLinear(torch.autograd.Function):
@@ -104,12 +112,14 @@ class _TokenRowsLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, token: Tensor, weight_t: Tensor, keep: Tensor) -> Tensor:
         ctx.save_for_backward(token, weight_t, keep)
-        return (keep * token) @ weight_t
+        with float32_only(weight_t.device.type):
+            return (keep * token) @ weight_t
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         token, weight_t, keep = ctx.saved_tensors
-        p = keep.t() @ grad
+        with float32_only(grad.device.type):
+            p = keep.t() @ grad.to(keep.dtype)
         grad_token = (p * weight_t).sum(1).view_as(token) if ctx.needs_input_grad[0] else None
         grad_weight = token.reshape(-1, 1) * p if ctx.needs_input_grad[1] else None
         return grad_token, grad_weight, None

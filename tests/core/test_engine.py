@@ -104,3 +104,9 @@ def test_bad_trainer_values_are_errors():
         TrainerConfig(optimizer="adamm")
     with pytest.raises(ConfigError, match="cosine"):
         TrainerConfig(scheduler="linear")
+
+
+def test_bf16_mixed_precision_runs_the_sparse_paths(tmp_path):
+    method, result = _train(tmp_path, _cfg(epochs=2, precision="bf16-mixed"))
+    assert result.epochs == 2 and all(torch.isfinite(p).all() for p in method.parameters())
+    assert result.last_losses["loss"] > 0
