@@ -1,4 +1,4 @@
-"""Where datasets live: the data root and a writable cache for read-only roots."""
+"""Where datasets live: the data root (only read) and the cache (where processed copies are written)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Optional
 
 #: Environment variable naming the data root (tests and CI point it at ``../shared/data``).
 DATA_ENV = "GEOSSL_DATA"
-#: Environment variable naming the cache where processed copies of read-only data are kept.
+#: Environment variable naming the cache where processed datasets are written.
 CACHE_ENV = "GEOSSL_CACHE"
 
 
@@ -28,22 +28,30 @@ def cache_root() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "geossl").expanduser()
 
 
-def writable_dataset_dir(src: Path, relative: str) -> Path:
-    """Return a writable folder holding ``src``'s ``raw/`` files.
+def cached_dataset_dir(src: Path, relative: str) -> Path:
+    """A folder in the cache whose ``raw/`` holds links to ``src``'s raw files.
 
-    Libraries such as PyG write ``processed/`` next to ``raw/``. When ``src`` is writable it is
-    used as is; otherwise its ``raw/`` folder is copied once into the cache under ``relative``.
+    Libraries such as PyG write ``processed/`` next to ``raw/``; geossl never writes into the
+    data root (it may be shared or read-only, and root ignores permission bits), so the raw
+    files are linked (copied where links fail) into ``<cache>/datasets/<relative>/raw`` once.
     """
-    if os.access(src, os.W_OK):
-        return src
     dst = cache_root() / "datasets" / relative
     raw_src, raw_dst = src / "raw", dst / "raw"
-    if raw_src.is_dir():
-        names = sorted(p.name for p in raw_src.iterdir())
-        if not raw_dst.is_dir() or sorted(p.name for p in raw_dst.iterdir()) != names:
-            tmp = dst.parent / f".{dst.name}.copying"
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(raw_src, tmp / "raw")
-            shutil.rmtree(dst, ignore_errors=True)
-            os.replace(tmp, dst)
+    names = sorted(p.name for p in raw_src.iterdir())
+    if raw_dst.is_dir() and sorted(p.name for p in raw_dst.iterdir()) == names and all(
+        (raw_dst / n).resolve() == (raw_src / n).resolve() or (raw_dst / n).stat().st_size == (raw_src / n).stat().st_size
+        for n in names
+    ):
+        return dst
+    tmp = dst.parent / f".{dst.name}.linking"
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "raw").mkdir(parents=True)
+    for name in names:
+        try:
+            os.symlink((raw_src / name).resolve(), tmp / "raw" / name)
+        except OSError:
+            shutil.copy2(raw_src / name, tmp / "raw" / name)
+    shutil.rmtree(dst, ignore_errors=True)  # stale processed/ files go with it
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, dst)
     return dst

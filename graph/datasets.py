@@ -19,7 +19,7 @@ from typing import Optional
 
 import torch
 
-from geossl.data import cache_root, data_root, writable_dataset_dir
+from geossl.data import cache_root, data_root, cached_dataset_dir
 from geossl.errors import DatasetNotFoundError
 from geossl.registry import DATASETS
 
@@ -66,8 +66,8 @@ def missing_raw_files(collection: str, name: str, root: Optional[str] = None) ->
 def _open_pyg(pyg_cls, collection: str, name: str, root: Optional[str], download: bool, **kwargs):
     """Instantiate PyG dataset class ``pyg_cls`` on our data layout; returns (dataset, source folder).
 
-    Present raw files are used in place (or from a writable copy when the data root is
-    read-only); missing ones are downloaded into the cache only when ``download`` is True.
+    Present raw files are linked into the cache, where PyG writes ``processed/`` (the data root
+    is only read); missing ones are downloaded into the cache only when ``download`` is True.
     """
     src = dataset_dir(collection, name, root)
     missing = missing_raw_files(collection, name, root)
@@ -81,7 +81,7 @@ def _open_pyg(pyg_cls, collection: str, name: str, root: Optional[str], download
             )
         folder = cache_root() / "datasets" / collection / name
         return pyg_cls(str(folder.parent), name=name, **kwargs), folder
-    folder = writable_dataset_dir(src, f"{collection}/{name}")
+    folder = cached_dataset_dir(src, f"{collection}/{name}")
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         return pyg_cls(str(folder.parent), name=name, **kwargs), src
 

@@ -62,3 +62,21 @@ def test_imdb_binary_known_sizes():
 def test_missing_tu_dataset_says_where_it_looked(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="tudataset/ENZYMES/raw"):
         load_dataset("tu", name="ENZYMES", root=str(tmp_path))
+
+
+def test_loading_never_writes_into_the_data_root(tmp_path, monkeypatch):
+    import os
+    import shutil
+    from pathlib import Path
+
+    src = Path(os.environ["GEOSSL_DATA"]) / "planetoid" / "Cora" / "raw"
+    if not src.is_dir():
+        pytest.skip("Cora not found under $GEOSSL_DATA")
+    root = tmp_path / "data"
+    shutil.copytree(src, root / "planetoid" / "Cora" / "raw")
+    monkeypatch.setenv("GEOSSL_CACHE", str(tmp_path / "cache"))
+    before = sorted(str(p) for p in root.rglob("*"))
+    assert load_dataset("cora", root=str(root)).data.num_nodes == 2708
+    assert sorted(str(p) for p in root.rglob("*")) == before
+    assert (tmp_path / "cache" / "datasets" / "planetoid" / "Cora" / "processed").is_dir()
+    assert load_dataset("cora", root=str(root)).data.num_nodes == 2708  # second load reuses the cache
