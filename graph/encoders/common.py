@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from torch import nn
+from torch import Tensor, nn
+
+from geossl.graph.encoders.inputs import MaskedFeatures
 
 ACTIVATIONS = {"prelu": nn.PReLU, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU, "identity": nn.Identity}
 NORMS = {"batchnorm": nn.BatchNorm1d, "layernorm": nn.LayerNorm}
@@ -26,3 +28,9 @@ def make_norm(name: Optional[str], dim: int) -> nn.Module:
     if key not in NORMS:
         raise ValueError(f"Unknown norm {name!r}. Valid norms: none, {', '.join(sorted(NORMS))}.")
     return NORMS[key](dim)
+
+
+def dense_node_features(data, x: Optional[Tensor | MaskedFeatures] = None) -> Tensor:
+    """``x`` if given, else ``data.x``, as a dense tensor (for encoders without a sparse fast path)."""
+    h = data.x if x is None else x
+    return h.to_dense() if isinstance(h, MaskedFeatures) else h

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import GCNConv
 
 from geossl.encoder import Encoder
-from geossl.graph.encoders.common import make_activation, make_norm
+from geossl.graph.encoders.common import dense_node_features, make_activation, make_norm
 from geossl.graph.encoders.inputs import MaskedFeatures
 from geossl.registry import ENCODERS
 
@@ -47,9 +47,7 @@ class GCN(Encoder):
 
     def forward(self, data, x: Optional[Tensor | MaskedFeatures] = None, output_nodes: Optional[Tensor] = None) -> Tensor:
         """Node embeddings of ``data``; ``x`` overrides ``data.x``; ``output_nodes`` selects rows."""
-        h = data.x if x is None else x
-        if isinstance(h, MaskedFeatures):
-            h = h.to_dense()
+        h = dense_node_features(data, x)
         for conv, norm, act in zip(self.convs, self.norms, self.acts):
             h = F.dropout(h, self.dropout, training=self.training)
             h = act(norm(conv(h, data.edge_index)))

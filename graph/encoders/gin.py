@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import GINConv
 
 from geossl.encoder import Encoder
-from geossl.graph.encoders.common import make_activation, make_norm
+from geossl.graph.encoders.common import dense_node_features, make_activation, make_norm
 from geossl.graph.encoders.inputs import MaskedFeatures
 from geossl.registry import ENCODERS
 
@@ -53,9 +53,7 @@ class GIN(Encoder):
 
     def forward(self, data, x: Optional[Tensor | MaskedFeatures] = None, output_nodes: Optional[Tensor] = None) -> Tensor:
         """Node embeddings of ``data``; ``x`` overrides ``data.x``; ``output_nodes`` selects rows."""
-        h = data.x if x is None else x
-        if isinstance(h, MaskedFeatures):
-            h = h.to_dense()
+        h = dense_node_features(data, x)
         for conv, post in zip(self.convs, self.posts):
             h = F.dropout(h, self.dropout, training=self.training)
             h = post(conv(h, data.edge_index))
