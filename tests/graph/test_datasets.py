@@ -3,7 +3,7 @@ import torch
 
 from geossl.errors import DatasetNotFoundError, UnknownNameError
 from geossl.graph.datasets import load_dataset
-from tests.conftest import requires_citeseer
+from tests.conftest import requires_citeseer, requires_cora
 
 
 def test_cora_known_sizes(cora):
@@ -64,14 +64,13 @@ def test_missing_tu_dataset_says_where_it_looked(tmp_path):
         load_dataset("tu", name="ENZYMES", root=str(tmp_path))
 
 
+@requires_cora
 def test_loading_never_writes_into_the_data_root(tmp_path, monkeypatch):
     import os
     import shutil
     from pathlib import Path
 
     src = Path(os.environ["GEOSSL_DATA"]) / "planetoid" / "Cora" / "raw"
-    if not src.is_dir():
-        pytest.skip("Cora not found under $GEOSSL_DATA")
     root = tmp_path / "data"
     shutil.copytree(src, root / "planetoid" / "Cora" / "raw")
     monkeypatch.setenv("GEOSSL_CACHE", str(tmp_path / "cache"))

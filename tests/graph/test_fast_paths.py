@@ -2,6 +2,7 @@
 
 import torch
 import torch.nn.functional as F
+from torch_geometric.data import Data
 from torch_geometric.utils import softmax
 
 from geossl.graph.encoders import GAT, CSRRows, MaskedFeatures, project_features
@@ -118,10 +119,7 @@ def test_gat_layers_equal_textbook_gat_in_both_orders():
     for in_dim, hidden, heads in ((12, 8, 2), (12, 40, 1), (12, 40, 2)):  # project-first, aggregate-first
         gat = GAT(in_dim, hidden=hidden, layers=1, heads=heads, feat_drop=0.0, attn_drop=0.0).double().eval()
         layer = gat.layers[0]
-        class D:  # minimal graph
-            pass
-        d = D()
-        d.x, d.edge_index = x, ei
+        d = Data(x=x, edge_index=ei)
         torch.testing.assert_close(gat(d), _reference_gat_layer(layer, x, ei))
         nodes = torch.tensor([3, 0, 17])
         torch.testing.assert_close(gat(d, output_nodes=nodes), _reference_gat_layer(layer, x, ei)[nodes])
@@ -142,12 +140,7 @@ def test_graphmae_runs_with_every_encoder_and_decoder():
     from geossl.graph.encoders import GCN, GIN
     from geossl.graph.methods import GraphMAE
 
-    class D:
-        pass
-
-    d = D()
-    d.x = _sparse_features().float()
-    d.edge_index = _graph()
+    d = Data(x=_sparse_features().float(), edge_index=_graph())
     for enc, dec in ((GAT(50, hidden=16, heads=2), "gat"), (GCN(50, hidden=16), "gcn"), (GIN(50, hidden=16), "gin"),
                      (GIN(50, hidden=16), "gat")):
         method = GraphMAE(enc, in_dim=50, mask_rate=0.5, replace_rate=0.2, alpha=2.0, decoder=dec)
