@@ -77,8 +77,16 @@ def _run_dir(cfg) -> Path:
         return resume if resume.is_dir() else resume.parent
     if cfg.get("run_dir"):
         return Path(cfg.run_dir)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
     base = Path(cfg.out_dir) / f"{cfg.graph.name}-{cfg.dataset.name}"
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Every process of a torchrun job must pick the same folder: the local ranks share their
+        # parent (torchrun's agent); several machines must be given one shared run_dir.
+        if os.environ.get("LOCAL_WORLD_SIZE") != os.environ.get("WORLD_SIZE"):
+            from geossl.errors import ConfigError
+
+            raise ConfigError("A multi-node run needs run_dir=<a folder every node can write> on the command line.")
+        return base / f"{time.strftime('%Y%m%d')}-torchrun{os.getppid()}"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
     path, i = base / stamp, 1
     while path.exists():
         path, i = base / f"{stamp}-{i}", i + 1
@@ -99,6 +107,12 @@ def cmd_pretrain(overrides: List[str]) -> int:
             f"val_acc={summary['val_acc']:.4f} rankme={summary['rankme']:.1f} "
             f"({summary['seconds_per_epoch']:.3f} s/epoch) -> {run_dir}"
         )
+    elif "cv_acc" in summary:
+        print(
+            f"{summary['method']} on {summary['dataset']}: cv_acc={summary['cv_acc']:.2f} ± {summary['cv_std']:.2f} "
+            f"({summary['pooling']} pooling, SVC, 10-fold) rankme={summary['rankme']:.1f} "
+            f"({summary['seconds_per_epoch']:.3f} s/epoch, {summary['world_size']} process(es)) -> {run_dir}"
+        )
     return 0
 
 
@@ -112,6 +126,13 @@ def cmd_evaluate(overrides: List[str]) -> int:
     return 0
 
 
+#: Datasets whose files the user names, and how.
+USER_FILE_DATASETS = {
+    "tu": "any TU raw folder: dataset=tu dataset.name=<NAME> [dataset.root=<dir>] (docs/datasets.md)",
+    "graph_list": "a saved list of PyG Data: dataset=graph_list dataset.path=<file.pt> (docs/datasets.md)",
+}
+
+
 def cmd_datasets(overrides: List[str]) -> int:
     from geossl.data import DATA_ENV, data_root
     from geossl.graph.datasets import dataset_status
@@ -123,9 +144,11 @@ def cmd_datasets(overrides: List[str]) -> int:
             root = o.split("=", 1)[1]
     print(f"data root: {data_root(root)} (from {'dataset.root' if root else DATA_ENV if os.environ.get(DATA_ENV) else 'default'})")
     for name in DATASETS.names():
+        if name in USER_FILE_DATASETS:
+            print(f"  {name:14s} {USER_FILE_DATASETS[name]}")
+            continue
         ok, where = dataset_status(name, root)
-        state = "any TU dataset by name: dataset=tu dataset.name=<NAME>" if name == "tu" else ("found" if ok else "missing")
-        print(f"  {name:12s} {state:8s} {where}" if name != "tu" else f"  {name:12s} {state} ({where})")
+        print(f"  {name:14s} {'found' if ok else 'missing':8s} {where}")
     return 0
 
 

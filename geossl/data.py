@@ -28,16 +28,16 @@ def cache_root() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "geossl").expanduser()
 
 
-def cached_dataset_dir(src: Path, relative: str) -> Path:
-    """A folder in the cache whose ``raw/`` holds links to ``src``'s raw files.
+def cached_dataset_dir(raw_src: Path, relative: str) -> Path:
+    """A folder in the cache whose ``raw/`` holds links to the files in ``raw_src``.
 
     Libraries such as PyG write ``processed/`` next to ``raw/``; geossl never writes into the
     data root (it may be shared or read-only, and root ignores permission bits), so the raw
     files are linked (copied where links fail) into ``<cache>/datasets/<relative>/raw`` once.
     """
     dst = cache_root() / "datasets" / relative
-    raw_src, raw_dst = src / "raw", dst / "raw"
-    names = sorted(p.name for p in raw_src.iterdir())
+    raw_dst = dst / "raw"
+    names = sorted(p.name for p in raw_src.iterdir() if p.is_file())
     if raw_dst.is_dir() and sorted(p.name for p in raw_dst.iterdir()) == names and all(
         (raw_dst / n).resolve() == (raw_src / n).resolve() or (raw_dst / n).stat().st_size == (raw_src / n).stat().st_size
         for n in names

@@ -37,6 +37,14 @@ class Registry:
 
         return deco
 
+    def alias(self, name: str, target: str) -> None:
+        """Make ``name`` another name of the builder registered as ``target`` (a preset of
+        defaults under its own name, e.g. ``graphmae2`` for GraphMAE with its GraphMAE2 options)."""
+        key = name.lower()
+        if key in self._items:
+            raise ValueError(f"{self.kind} {key!r} is already registered to {self._items[key]!r}")
+        self._items[key] = self.get(target)
+
     def get(self, name: str) -> Callable:
         """Return the builder registered under ``name``; unknown names list the valid ones."""
         key = str(name).lower()

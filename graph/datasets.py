@@ -15,12 +15,14 @@ import contextlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import torch
 
 from geossl.data import cache_root, data_root, cached_dataset_dir
 from geossl.errors import DatasetNotFoundError
+from geossl.graph.graph_files import GraphFileError, check_tu_folder, find_file, read_gin_file
+from geossl.io import atomic_write
 from geossl.registry import DATASETS
 
 @dataclass
@@ -63,6 +65,18 @@ def missing_raw_files(collection: str, name: str, root: Optional[str] = None) ->
     return [f for f in RAW_FILES[collection](name) if not (raw / f).is_file()]
 
 
+@contextlib.contextmanager
+def _pyg_safe_load():
+    """Let PyG read its own processed files with ``weights_only=True`` (it otherwise warns and
+    falls back to full unpickling) by allowing its ``Data`` classes."""
+    from torch_geometric.data import Data
+    from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
+    from torch_geometric.data.storage import GlobalStorage
+
+    with torch.serialization.safe_globals([Data, DataEdgeAttr, DataTensorAttr, GlobalStorage]):
+        yield
+
+
 def _open_pyg(pyg_cls, collection: str, name: str, root: Optional[str], download: bool, **kwargs):
     """Instantiate PyG dataset class ``pyg_cls`` on our data layout; returns (dataset, source folder).
 
@@ -81,8 +95,8 @@ def _open_pyg(pyg_cls, collection: str, name: str, root: Optional[str], download
             )
         folder = cache_root() / "datasets" / collection / name
         return pyg_cls(str(folder.parent), name=name, **kwargs), folder
-    folder = cached_dataset_dir(src, f"{collection}/{name}")
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    folder = cached_dataset_dir(src / "raw", f"{collection}/{name}")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), _pyg_safe_load():
         return pyg_cls(str(folder.parent), name=name, **kwargs), src
 
 
@@ -128,26 +142,92 @@ def pubmed(root: Optional[str] = None, download: bool = False) -> GraphDataset:
     return load_planetoid("PubMed", root, download)
 
 
+#: Degrees above this share one feature bucket when degrees become node features (as GraphMAE does).
+MAX_DEGREE = 400
+
+
+def prepare_graphs(graphs: List, name: str, source: str) -> GraphDataset:
+    """Turn raw graphs into GraphMAE's graph-classification inputs.
+
+    Graphs without node features get one-hot degree features (degree counted before self-loops,
+    capped at :data:`MAX_DEGREE`, width ``min(max degree, MAX_DEGREE) + 1``), as the reference
+    does for IMDB, COLLAB and REDDIT; self-loops are then removed and added once per node; graph
+    labels become ``y`` of shape ``[1]`` with classes numbered 0..C-1.
+
+    Args:
+        graphs: PyG ``Data`` objects with ``edge_index``, ``y`` and optionally ``x``.
+        name: dataset name for the result.
+        source: where the graphs were read from.
+    """
+    import torch.nn.functional as F
+    from torch_geometric.data import Data
+    from torch_geometric.utils import add_self_loops, degree, remove_self_loops
+
+    if not graphs:
+        raise GraphFileError(f"{source} holds no graphs.")
+    with_x = [g.x is not None for g in graphs]
+    if any(with_x) and not all(with_x):
+        raise GraphFileError(f"{source}: some graphs have node features and some do not.")
+    labels = torch.cat([torch.as_tensor(g.y).view(-1)[:1] for g in graphs])
+    classes, y = torch.unique(labels, sorted=True, return_inverse=True)
+    if not all(with_x):
+        degs = [degree(remove_self_loops(g.edge_index)[0][0], g.num_nodes).long().clamp(max=MAX_DEGREE) for g in graphs]
+        width = int(max(int(d.max()) if d.numel() else 0 for d in degs)) + 1
+    out = []
+    for i, g in enumerate(graphs):
+        x = g.x.float() if g.x is not None else F.one_hot(degs[i], width).float()
+        edge_index, _ = remove_self_loops(g.edge_index)
+        edge_index, _ = add_self_loops(edge_index, num_nodes=x.shape[0])
+        out.append(Data(x=x, edge_index=edge_index, y=y[i:i + 1]))
+    return GraphDataset(name=name, task="graph", data=out, num_features=out[0].x.shape[1], num_classes=len(classes), source=source)
+
+
+def tu_raw_folder(name: str, root: Optional[str] = None) -> tuple[Optional[Path], List[Path]]:
+    """Where the raw files of TU dataset ``name`` are: the first of ``<root>/tudataset/<name>/raw``,
+    ``<root>/<name>/raw``, ``<root>/<name>`` and ``<root>`` holding ``<name>_A.txt``; and all
+    folders searched."""
+    base = data_root(root)
+    searched = [base / "tudataset" / name / "raw", base / name / "raw", base / name, base]
+    return next((d for d in searched if (d / f"{name}_A.txt").is_file()), None), searched
+
+
 def load_tu(name: str, root: Optional[str] = None, download: bool = False) -> GraphDataset:
     """Load a TU graph-classification dataset (Morris et al., 2020) through PyG's ``TUDataset``.
 
-    Node labels, where the dataset has them, become one-hot node features (``x``).
+    Node labels, where the dataset has them, become one-hot node features; datasets without
+    node labels or attributes get one-hot degree features (see :func:`prepare_graphs`). The raw
+    folder is checked first (:func:`~geossl.graph.graph_files.check_tu_folder`).
 
     Args:
-        name: the TU name, e.g. "MUTAG", "PROTEINS", "IMDB-BINARY".
-        root: data root; defaults to ``$GEOSSL_DATA``.
+        name: the TU name, e.g. "MUTAG", "PROTEINS", "IMDB-BINARY"; also the file prefix.
+        root: a data root with ``tudataset/<name>/raw/``, or any folder holding ``<name>_*.txt``
+            (directly or in ``<name>/`` or ``<name>/raw/``); defaults to ``$GEOSSL_DATA``.
         download: allow PyG to download the dataset into the geossl cache when it is missing.
     """
     from torch_geometric.datasets import TUDataset
 
-    ds, source = _open_pyg(TUDataset, "tudataset", name, root, download)
-    return GraphDataset(name=name.lower(), task="graph", data=ds, num_features=ds.num_features,
-                        num_classes=ds.num_classes, source=str(source))
+    raw, searched = tu_raw_folder(name, root)
+    if raw is None:
+        if not download:
+            raise DatasetNotFoundError(
+                f"TU dataset {name} was not found: looked for {name}_A.txt in {', '.join(str(s) for s in searched)}. "
+                f"Point the data root at a folder with tudataset/{name}/raw/ (set GEOSSL_DATA or pass "
+                "dataset.root=<dir>), or allow a download with dataset.download=true."
+            )
+        folder = cache_root() / "datasets" / "tudataset" / name
+        with _pyg_safe_load():
+            ds = TUDataset(str(folder.parent), name=name)
+        return prepare_graphs(list(ds), name.lower(), str(folder))
+    check_tu_folder(raw, name)
+    folder = cached_dataset_dir(raw, f"tudataset/{name}")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), _pyg_safe_load():
+        ds = TUDataset(str(folder.parent), name=name)
+    return prepare_graphs(list(ds), name.lower(), str(raw))
 
 
 @DATASETS.register("tu")
 def tu(name: str = "MUTAG", root: Optional[str] = None, download: bool = False) -> GraphDataset:
-    """Any TU dataset by its TU name (``dataset=tu dataset.name=<NAME>``)."""
+    """Any TU dataset by its TU name (``dataset=tu dataset.name=<NAME> [dataset.root=<dir>]``)."""
     return load_tu(name, root, download)
 
 
@@ -165,15 +245,108 @@ TU_NAMES = {"mutag": "MUTAG", "proteins": "PROTEINS", "nci1": "NCI1", "imdb-bina
 for _key, _tu_name in TU_NAMES.items():
     _register_tu(_key, _tu_name)
 
+
+def load_gin_format(name: str, root: Optional[str] = None) -> GraphDataset:
+    """Load a dataset in the GIN text format (COLLAB, REDDIT-BINARY as the GIN authors ship them).
+
+    Node tags become one-hot features when they vary, attributes are used when every node has
+    them, and otherwise degree features are used, so the graphs equal what ``TUDataset`` + the
+    degree features give for the same dataset. The parsed graphs are cached under
+    ``$GEOSSL_CACHE/datasets/gin_format/`` (parsing COLLAB's 84 MB takes a while).
+
+    Args:
+        name: file name without extension, e.g. "COLLAB".
+        root: data root holding ``tudataset_gin_format/<name>.zip`` (or ``<name>/<name>.txt``);
+            defaults to ``$GEOSSL_DATA``.
+    """
+    import torch.nn.functional as F
+    from torch_geometric.data import Data
+
+    base = data_root(root) / "tudataset_gin_format"
+    candidates = [base / f"{name}.zip", base / name / f"{name}.txt", base / f"{name}.txt"]
+    path = find_file(candidates)
+    if path is None:
+        raise DatasetNotFoundError(
+            f"Dataset {name} (GIN text format) was not found: looked for {', '.join(str(c) for c in candidates)}. "
+            "Set GEOSSL_DATA or pass dataset.root=<dir> with tudataset_gin_format/ in it."
+        )
+    stat = path.stat()
+    cache = cache_root() / "datasets" / "gin_format" / f"{name}-{stat.st_size}-{int(stat.st_mtime)}.pt"
+    if cache.is_file():
+        parsed = torch.load(cache, weights_only=True)
+    else:
+        parsed = read_gin_file(path, name)
+        atomic_write(cache, lambda f: torch.save(parsed, f))
+    tags = torch.cat([g["tags"] for g in parsed])
+    tag_values = torch.unique(tags)
+    graphs = []
+    for g in parsed:
+        x = None
+        if all(p["attributes"] is not None for p in parsed):
+            x = g["attributes"]
+        elif len(tag_values) > 1:
+            x = F.one_hot(torch.searchsorted(tag_values, g["tags"]), len(tag_values)).float()
+        graphs.append(Data(x=x, edge_index=g["edge_index"], y=torch.tensor([g["label"]]), num_nodes=len(g["tags"])))
+    return prepare_graphs(graphs, name.lower(), str(path))
+
+
+#: GIN-format datasets: registry name -> file name.
+GIN_FORMAT_NAMES = {"collab": "COLLAB", "reddit-binary": "REDDIT-BINARY"}
+for _key, _file in GIN_FORMAT_NAMES.items():
+    def _gin_builder(root: Optional[str] = None, _file=_file) -> GraphDataset:
+        return load_gin_format(_file, root)
+
+    _gin_builder.__doc__ = f"{_file} in the GIN text format (graph classification, degree features)."
+    DATASETS.register(_key)(_gin_builder)
+
+
+@DATASETS.register("graph_list")
+def graph_list(path: str = "???", name: Optional[str] = None) -> GraphDataset:
+    """Graphs a user saved with ``torch.save(list_of_pyg_Data, path)`` (graph classification).
+
+    Read with ``weights_only=True`` (only PyG's ``Data`` classes are allowed beside tensors), then
+    prepared like TU graphs (:func:`prepare_graphs`): each ``Data`` needs ``edge_index`` and a
+    graph label ``y``; ``x`` is optional (degree features otherwise).
+
+    Args:
+        path: the ``.pt`` file.
+        name: dataset name for run folders; defaults to the file's stem.
+    """
+    from torch_geometric.data import Data
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise DatasetNotFoundError(f"Graph list {file} was not found (dataset=graph_list dataset.path=<file saved with torch.save>).")
+    try:
+        with _pyg_safe_load():
+            graphs = torch.load(file, weights_only=True)
+    except Exception as err:
+        raise GraphFileError(f"{file} could not be read as a saved list of PyG Data objects: {str(err).splitlines()[0]}") from None
+    if not isinstance(graphs, (list, tuple)) or not all(isinstance(g, Data) for g in graphs):
+        raise GraphFileError(f"{file} does not hold a list of torch_geometric.data.Data objects (found {type(graphs).__name__}).")
+    missing = [i for i, g in enumerate(graphs) if g.edge_index is None or g.y is None]
+    if missing:
+        raise GraphFileError(f"{file}: graph {missing[0]} lacks edge_index or its label y ({len(missing)} such graphs).")
+    return prepare_graphs(list(graphs), name or file.stem.lower(), str(file))
+
+
 #: Planetoid datasets: registry name -> PyG name.
 PLANETOID_NAMES = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
 
 
 def dataset_status(name: str, root: Optional[str] = None) -> tuple[bool, str]:
-    """Whether registered dataset ``name`` is present under the data root, and the folder searched."""
-    collection, pyg = ("planetoid", PLANETOID_NAMES[name]) if name in PLANETOID_NAMES else ("tudataset", TU_NAMES.get(name, "<NAME>"))
-    where = str(dataset_dir(collection, pyg, root) / "raw")
-    return (name in PLANETOID_NAMES or name in TU_NAMES) and not missing_raw_files(collection, pyg, root), where
+    """Whether registered dataset ``name`` is present under the data root, and where it was looked for."""
+    if name in PLANETOID_NAMES:
+        where = dataset_dir("planetoid", PLANETOID_NAMES[name], root) / "raw"
+        return not missing_raw_files("planetoid", PLANETOID_NAMES[name], root), str(where)
+    if name in TU_NAMES:
+        raw, searched = tu_raw_folder(TU_NAMES[name], root)
+        return raw is not None, str(raw or searched[0])
+    if name in GIN_FORMAT_NAMES:
+        base = data_root(root) / "tudataset_gin_format"
+        found = find_file([base / f"{GIN_FORMAT_NAMES[name]}.zip", base / GIN_FORMAT_NAMES[name] / f"{GIN_FORMAT_NAMES[name]}.txt"])
+        return found is not None, str(found or base / f"{GIN_FORMAT_NAMES[name]}.zip")
+    return False, "dataset.name / dataset.path choose the files"
 
 
 def load_dataset(key: str, **kwargs) -> GraphDataset:

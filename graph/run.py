@@ -19,14 +19,12 @@ import geossl
 from geossl.config import schema_from_signature, validate
 from geossl.encoder import Encoder, load_encoder, save_encoder
 from geossl.engine import Engine, TrainerConfig
-from geossl.errors import ConfigError, GeosslError
-from geossl.eval import linear_probe, rankme
+from geossl.errors import ConfigError
+from geossl.eval import linear_probe, rankme, svc_cross_validation
 from geossl.graph.datasets import GraphDataset
+from geossl.graph.pooling import POOLINGS, embed_graphs
 from geossl.io import write_json
 from geossl.registry import DATASETS, ENCODERS, METHODS
-
-PROBE_FIXED = ("embeddings", "labels", "train_mask", "val_mask", "test_mask", "seed")
-
 
 def _section(cfg: DictConfig, key: str, builder, exclude=(), where=None) -> Dict[str, Any]:
     schema = schema_from_signature(builder, exclude=exclude, extra={"name": None})
@@ -39,13 +37,15 @@ def dataset_builder(cfg: DictConfig):
     """The dataset builder and its validated keyword arguments.
 
     The registry key is ``dataset.loader`` when set (``dataset=tu`` uses ``loader: tu`` so that
-    ``dataset.name`` can be the TU name), else ``dataset.name``.
+    ``dataset.name`` can be the TU name), else ``dataset.name``. ``dataset.batch_size`` (graphs
+    per step for graph-level datasets) is validated here but is not the builder's.
     """
     builder = DATASETS.get(cfg.dataset.get("loader") or cfg.dataset.name)
     takes_name = "name" in inspect.signature(builder).parameters
-    extra = {"loader": None} if takes_name else {"loader": None, "name": None}
+    extra = {"loader": None, "batch_size": 32} if takes_name else {"loader": None, "name": None, "batch_size": 32}
     kwargs = validate(cfg.dataset, schema_from_signature(builder, extra=extra), "dataset")
     kwargs.pop("loader")
+    kwargs.pop("batch_size")
     if not takes_name:
         kwargs.pop("name")
     return builder, kwargs
@@ -56,14 +56,70 @@ def load_graph_dataset(cfg: DictConfig) -> GraphDataset:
     return builder(**kwargs)
 
 
-def probe_kwargs(cfg: DictConfig) -> Dict[str, Any]:
-    return _section(cfg, "eval", linear_probe, exclude=PROBE_FIXED)
+#: The evaluation each kind of dataset takes: eval.name -> (dataset task, evaluation function, fixed arguments).
+EVALS = {
+    "linear_probe": ("node", linear_probe, ("embeddings", "labels", "train_mask", "val_mask", "test_mask", "seed")),
+    "svc": ("graph", svc_cross_validation, ("embeddings", "labels")),
+}
 
 
-def _probe(embeddings: torch.Tensor, data, cfg: DictConfig) -> Dict[str, float]:
-    result = linear_probe(embeddings, data.y, data.train_mask, data.val_mask, data.test_mask, seed=int(cfg.seed), **probe_kwargs(cfg))
-    return {"test_acc": result.test_acc, "val_acc": result.val_acc, "best_epoch": result.best_epoch,
-            "final_test_acc": result.final_test_acc}
+def eval_kwargs(cfg: DictConfig) -> Dict[str, Any]:
+    """The validated ``eval`` section (without its name)."""
+    if cfg.eval.name not in EVALS:
+        raise ConfigError(f"Unknown eval {cfg.eval.name!r}. Valid choices of eval: {', '.join(sorted(EVALS))}.")
+    _, fn, fixed = EVALS[cfg.eval.name]
+    extra = {"name": None, "pooling": "mean"} if cfg.eval.name == "svc" else {"name": None}
+    out = validate(cfg.eval, schema_from_signature(fn, exclude=fixed, extra=extra), "eval")
+    out.pop("name")
+    if "pooling" in out and out["pooling"] not in POOLINGS:
+        raise ConfigError(f"eval.pooling={out['pooling']!r} is not a pooling. Valid choices: {', '.join(POOLINGS)}.")
+    return out
+
+
+def _check_eval_fits(cfg: DictConfig, dataset: GraphDataset) -> None:
+    if cfg.eval.name not in EVALS:
+        raise ConfigError(f"Unknown eval {cfg.eval.name!r}. Valid choices of eval: {', '.join(sorted(EVALS))}.")
+    task = EVALS[cfg.eval.name][0]
+    if task != dataset.task:
+        want = next(k for k, v in EVALS.items() if v[0] == dataset.task)
+        raise ConfigError(f"Dataset {dataset.name!r} is {dataset.task}-level but eval={cfg.eval.name} evaluates "
+                          f"{task}-level embeddings; use eval={want}.")
+
+
+def graph_loader(dataset: GraphDataset, batch_size: int, shuffle: bool, world_size: int = 1, rank: int = 0, seed: int = 0):
+    """A PyG ``DataLoader`` over the graphs of a graph-level dataset.
+
+    For training (``shuffle``) it uses a ``DistributedSampler``: with one process that is a
+    seeded shuffle per epoch (the engine calls ``set_epoch``, so resumed runs see the same
+    order); with several, every process takes its own 1/world_size share of the graphs.
+    """
+    from torch.utils.data import DistributedSampler
+    from torch_geometric.loader import DataLoader
+
+    if not shuffle:
+        return DataLoader(dataset.data, batch_size=batch_size, shuffle=False)
+    sampler = DistributedSampler(dataset.data, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+    return DataLoader(dataset.data, batch_size=batch_size, sampler=sampler)
+
+
+def _evaluate_embeddings(cfg: DictConfig, dataset: GraphDataset, embed_nodes, device) -> Dict[str, Any]:
+    """RankMe and the configured protocol's accuracy for an embedding function on ``dataset``."""
+    kwargs = eval_kwargs(cfg)
+    if dataset.task == "node":
+        data = dataset.data.to(device)
+        z = embed_nodes(data)
+        r = linear_probe(z, data.y, data.train_mask, data.val_mask, data.test_mask, seed=int(cfg.seed), **kwargs)
+        return {"rankme": rankme(z), "test_acc": r.test_acc, "val_acc": r.val_acc, "best_epoch": r.best_epoch,
+                "final_test_acc": r.final_test_acc}
+    pooling = kwargs.pop("pooling")
+    z, y = embed_graphs(embed_nodes, graph_loader(dataset, EVAL_BATCH, shuffle=False), pooling, device)
+    r = svc_cross_validation(z, y, **kwargs)
+    return {"rankme": rankme(z), "cv_acc": r.acc, "cv_std": r.std, "fold_accs": r.fold_accs, "chosen_C": r.chosen_C,
+            "pooling": pooling}
+
+
+#: Graphs per batch when embedding a graph-level dataset for evaluation (eval mode: no effect on results).
+EVAL_BATCH = 256
 
 
 def pretrain(cfg: DictConfig, run_dir: Path) -> Dict[str, Any]:
@@ -73,34 +129,44 @@ def pretrain(cfg: DictConfig, run_dir: Path) -> Dict[str, Any]:
     method_kwargs = _section(cfg, "graph", method_cls, exclude=("encoder", "in_dim"))
     encoder_kwargs = _section(cfg, "encoder", encoder_cls, exclude=("in_dim",))
     trainer_cfg = TrainerConfig(**validate(cfg.trainer, TrainerConfig, "trainer"))
-    probe_kwargs(cfg)  # fail on a bad eval section before hours of pretraining
     dataset = load_graph_dataset(cfg)
-    if dataset.task != "node":
-        raise GeosslError(f"Dataset {dataset.name!r} is a graph-level dataset; graph-level pretraining is not built yet.")
+    _check_eval_fits(cfg, dataset)
+    eval_kwargs(cfg)  # fail on a bad eval section before hours of pretraining
 
     config = OmegaConf.to_container(cfg, resolve=True)
     engine = Engine(trainer_cfg, run_dir, seed=int(cfg.seed), config=config)
-    if engine.fabric.is_global_zero:
+    fabric = engine.fabric
+    if fabric.is_global_zero:
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     encoder = encoder_cls(in_dim=dataset.num_features, **encoder_kwargs)
     method = method_cls(encoder=encoder, in_dim=dataset.num_features, **method_kwargs)
-    data = dataset.data.to(engine.device)
 
-    def monitor(m) -> Dict[str, float]:
-        return {"rankme": rankme(m.embed(data))}
+    if dataset.task == "node":
+        data = dataset.data.to(engine.device)
+        batches = [data]
 
-    result = engine.fit(method, [data], monitor=monitor)
+        def monitor(m) -> Dict[str, float]:
+            return {"rankme": rankme(m.embed(data))}
+    else:
+        batch_size = int(cfg.dataset.get("batch_size") or 32)
+        batches = graph_loader(dataset, batch_size, True, fabric.world_size, fabric.global_rank, int(cfg.seed))
+        eval_batches = graph_loader(dataset, EVAL_BATCH, shuffle=False)
+        pooling = eval_kwargs(cfg)["pooling"]
+
+        def monitor(m) -> Dict[str, float]:
+            return {"rankme": rankme(embed_graphs(m.embed, eval_batches, pooling, engine.device)[0])}
+
+    result = engine.fit(method, batches, monitor=monitor)
     method = method.to(engine.device)
     summary: Dict[str, Any] = {
         "method": cfg.graph.name, "dataset": dataset.name, "seed": int(cfg.seed), "epochs": result.epochs,
         "pretrain_seconds": round(result.seconds, 3), "train_seconds": round(result.train_seconds, 3),
         "seconds_per_epoch": round(result.seconds_per_epoch, 4), "final_losses": result.last_losses,
+        "world_size": fabric.world_size,
     }
-    if not engine.fabric.is_global_zero:
+    if not fabric.is_global_zero:
         return summary
-    embeddings = method.embed(data)
-    summary["rankme"] = rankme(embeddings)
-    summary.update(_probe(embeddings, data, cfg))
+    summary.update(_evaluate_embeddings(cfg, dataset, method.embed, engine.device))
     summary.update({
         "encoder": str(run_dir / "encoder.safetensors"), "run_dir": str(run_dir), "torch_threads": torch.get_num_threads(),
         "device": str(engine.device), "torch": torch.__version__, "geossl": geossl.__version__, "machine": platform.machine(),
@@ -114,19 +180,18 @@ def pretrain(cfg: DictConfig, run_dir: Path) -> Dict[str, Any]:
 
 
 def evaluate(cfg: DictConfig) -> Dict[str, Any]:
-    """Linear probe of a saved encoder (``cfg.encoder_file``) on ``cfg.dataset``."""
+    """Evaluate a saved encoder (``cfg.encoder_file``) on ``cfg.dataset`` with ``cfg.eval``."""
     encoder: Encoder = load_encoder(cfg.encoder_file)
     dataset = load_graph_dataset(cfg)
+    _check_eval_fits(cfg, dataset)
+    eval_kwargs(cfg)
     in_dim = encoder.config().get("in_dim")
     if in_dim is not None and in_dim != dataset.num_features:
         raise ConfigError(
             f"The encoder in {cfg.encoder_file!r} takes {in_dim} input features but dataset {dataset.name!r} has "
             f"{dataset.num_features}; it was pretrained on {encoder.pretrained.get('dataset', 'another dataset')!r}."
         )
-    data = dataset.data
     encoder.eval()
-    with torch.no_grad():
-        embeddings = encoder(data)
-    out = {"encoder": str(cfg.encoder_file), "dataset": dataset.name, "seed": int(cfg.seed), "rankme": rankme(embeddings)}
-    out.update(_probe(embeddings, data, cfg))
+    out = {"encoder": str(cfg.encoder_file), "dataset": dataset.name, "seed": int(cfg.seed)}
+    out.update(_evaluate_embeddings(cfg, dataset, torch.no_grad()(encoder), torch.device("cpu")))
     return out

@@ -45,8 +45,8 @@ class TrainerConfig:
         grad_clip: clip the gradient norm to this value (0: off).
         accelerator: "auto", "cpu", "cuda", ... (Lightning Fabric).
         devices: devices per node (int) or "auto".
-        strategy: "auto", "ddp", ... (Lightning Fabric). Under ``torchrun`` DDP is picked up from
-            the environment.
+        strategy: "auto", "ddp", ... (Lightning Fabric). Under ``torchrun`` the defaults (one
+            device, one node, "auto") become torchrun's processes with DDP (:func:`torchrun_layout`).
         num_nodes: number of machines.
         precision: "32-true", "bf16-mixed", "16-mixed" (Lightning Fabric).
         deterministic: use deterministic algorithms (``torch.use_deterministic_algorithms``,
@@ -134,6 +134,21 @@ def _differences(a: Dict[str, Any], b: Dict[str, Any], prefix: str = "") -> List
     return out
 
 
+def torchrun_layout(devices: Any, num_nodes: int, strategy: str) -> tuple[Any, int, str]:
+    """Devices, nodes and strategy for Fabric, filled in from ``torchrun``'s environment.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1 and ``LOCAL_WORLD_SIZE`` set) a config left at one
+    device on one node means "use the processes torchrun started": devices = LOCAL_WORLD_SIZE,
+    nodes = WORLD_SIZE / LOCAL_WORLD_SIZE, and strategy "ddp" when it was "auto". Explicit
+    settings are kept (Fabric checks them against the environment).
+    """
+    world, local = int(os.environ.get("WORLD_SIZE", "1")), os.environ.get("LOCAL_WORLD_SIZE")
+    if world > 1 and local and devices in (1, "1") and num_nodes == 1:
+        devices, num_nodes = int(local), world // int(local)
+        strategy = "ddp" if strategy == "auto" else strategy
+    return devices, num_nodes, strategy
+
+
 class Engine:
     """Runs a method's losses through optimisation.
 
@@ -158,8 +173,9 @@ class Engine:
         csv_version = f"resumed-{time.strftime('%Y%m%d-%H%M%S')}" if cfg.resume else ""
         warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
         loggers = [CSVLogger(self.run_dir, name="", version=csv_version), TensorBoardLogger(self.run_dir, name="tensorboard", version="")]
-        self.fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
-                             num_nodes=cfg.num_nodes, precision=cfg.precision, loggers=loggers)
+        devices, num_nodes, strategy = torchrun_layout(cfg.devices, cfg.num_nodes, cfg.strategy)
+        self.fabric = Fabric(accelerator=cfg.accelerator, devices=devices, strategy=strategy,
+                             num_nodes=num_nodes, precision=cfg.precision, loggers=loggers)
         self.fabric.launch()
         self._set_determinism(cfg.deterministic)
         self.fabric.seed_everything(seed, verbose=False)
@@ -228,7 +244,8 @@ class Engine:
             method: an ``nn.Module`` whose ``forward(batch)`` returns a dict of named losses with
                 the total under ``"loss"``.
             batches: an iterable of batches (a list with one graph for full-batch training, or a
-                DataLoader); each batch is moved to the engine's device.
+                DataLoader); each batch is moved to the engine's device. A loader whose sampler
+                has ``set_epoch`` (``DistributedSampler``) is told the epoch before each pass.
             monitor: called with the (unwrapped) method every ``monitor_every`` epochs and at the
                 end; returns label-free metrics such as RankMe, which are logged.
 
@@ -248,6 +265,8 @@ class Engine:
             task = progress.add_task("pretrain", total=cfg.epochs, completed=start, info="")
             for epoch in range(start, cfg.epochs):
                 module.train()
+                if hasattr(getattr(batches, "sampler", None), "set_epoch"):
+                    batches.sampler.set_epoch(epoch)  # per-epoch shuffle that a resumed run repeats
                 t0 = time.perf_counter()
                 sums: Dict[str, float] = {}
                 steps = 0

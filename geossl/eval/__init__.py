@@ -2,3 +2,4 @@
 
 from geossl.eval.linear_probe import LinearProbeResult, linear_probe  # noqa: F401
 from geossl.eval.rankme import rankme  # noqa: F401
+from geossl.eval.svc import SVCResult, svc_cross_validation  # noqa: F401

@@ -1,10 +1,12 @@
 """The CLI end to end on a tiny budget, and its answers to bad input."""
 
 import json
+from pathlib import Path
 import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from safetensors.torch import save_file
 
@@ -69,7 +71,7 @@ def test_unknown_method(tmp_path):
 
 def test_unknown_dataset(tmp_path):
     _assert_clean_error(geossl("pretrain", "graph=graphmae", "dataset=coraa", cwd=tmp_path), "Unknown dataset 'coraa'",
-                        "citeseer, cora")
+                        "citeseer, collab, cora")
 
 
 def test_unknown_config_key(tmp_path):
@@ -119,6 +121,63 @@ def test_datasets_lists_where_each_was_found(tmp_path):
     assert "missing" in res.stdout and str(tmp_path / "planetoid" / "Cora" / "raw") in res.stdout
 
 
-def test_graph_level_pretraining_is_reported_as_not_built(tmp_path):
-    res = geossl("pretrain", "graph=graphmae", "dataset=mutag", *TINY, cwd=tmp_path)
-    _assert_clean_error(res, "graph-level pretraining is not built yet")
+requires_mutag = pytest.mark.skipif(
+    not (Path(os.environ.get("GEOSSL_DATA", "/nonexistent")) / "tudataset" / "MUTAG" / "raw").is_dir(),
+    reason="MUTAG not found under $GEOSSL_DATA")
+TINY_GRAPH = ["trainer.epochs=2", "trainer.progress=false", "encoder.hidden=16", "encoder.layers=2"]
+
+
+@requires_mutag
+def test_graph_level_pretrain_then_evaluate_on_mutag(tmp_path):
+    run_dir = tmp_path / "run"
+    res = geossl("pretrain", "graph=graphmae", "dataset=mutag", f"run_dir={run_dir}", *TINY_GRAPH, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "cv_acc=" in res.stdout and "sum pooling" in res.stdout  # MUTAG's preset pools by sum
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for key in ("method", "dataset", "seed", "epochs", "cv_acc", "cv_std", "fold_accs", "rankme", "seconds_per_epoch"):
+        assert key in summary, key
+    assert summary["dataset"] == "mutag" and len(summary["fold_accs"]) == 10 and 40.0 < summary["cv_acc"] <= 100.0
+    for name in ("config.yaml", "metrics.csv", "checkpoint.pt", "encoder.safetensors"):
+        assert (run_dir / name).is_file(), name
+    res = geossl("evaluate", f"encoder={run_dir / 'encoder.safetensors'}", "dataset=mutag")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    # the same frozen encoder, pooling and folds give the same accuracy as at the end of pretraining
+    assert out["pooling"] == "sum" and abs(out["cv_acc"] - summary["cv_acc"]) < 1e-6
+
+
+@requires_mutag
+def test_graphmae2_options_run_on_graph_batches(tmp_path):
+    res = geossl("pretrain", "graph=graphmae2", "dataset=mutag", f"run_dir={tmp_path / 'r'}", *TINY_GRAPH, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["method"] == "graphmae2" and {"sce", "latent"} <= set(summary["final_losses"])
+
+
+@requires_mutag
+def test_torchrun_two_processes_end_to_end(tmp_path):
+    """`torchrun --nproc_per_node=2 -m geossl pretrain ...`: two gloo processes, one run folder."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "geossl", "pretrain",
+           "graph=graphmae", "dataset=mutag", "trainer.accelerator=cpu", *TINY_GRAPH]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    runs = list((tmp_path / "runs" / "graphmae-mutag").iterdir())
+    assert len(runs) == 1, runs  # both ranks chose the same folder
+    summary = json.loads((runs[0] / "summary.json").read_text())
+    assert summary["world_size"] == 2 and len(summary["fold_accs"]) == 10 and summary["cv_acc"] > 40.0
+    assert (runs[0] / "encoder.safetensors").is_file() and (runs[0] / "checkpoint.pt").is_file()
+
+
+@requires_mutag
+def test_a_node_level_eval_on_a_graph_dataset_is_refused(tmp_path):
+    res = geossl("pretrain", "dataset=mutag", "eval=linear_probe", *TINY_GRAPH, cwd=tmp_path)
+    _assert_clean_error(res, "graph-level", "eval=svc")
+
+
+def test_a_broken_tu_folder_is_refused_with_the_file_named(tmp_path):
+    raw = tmp_path / "tudataset" / "BROKEN" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "BROKEN_A.txt").write_text("1, 2\n2, 1\n")
+    (raw / "BROKEN_graph_indicator.txt").write_text("1\n1\n")
+    res = geossl("pretrain", "dataset=tu", "dataset.name=BROKEN", f"dataset.root={tmp_path}", *TINY_GRAPH, cwd=tmp_path)
+    _assert_clean_error(res, "BROKEN_graph_labels.txt is missing")

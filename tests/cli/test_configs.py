@@ -23,12 +23,13 @@ def _options(group):
 @pytest.mark.parametrize("method", _options("graph"))
 @pytest.mark.parametrize("encoder", _options("encoder"))
 def test_every_graph_combination_composes_and_validates(method, dataset, encoder):
-    cfg = _compose("pretrain_graph", [f"graph={method}", f"dataset={dataset}", f"encoder={encoder}"])
+    extra = ["dataset.path=graphs.pt"] if dataset == "graph_list" else []
+    cfg = _compose("pretrain_graph", [f"graph={method}", f"dataset={dataset}", f"encoder={encoder}", *extra])
     TrainerConfig(**validate(cfg.trainer, TrainerConfig, "trainer"))
     run._section(cfg, "graph", run.METHODS.get(cfg.graph.name), exclude=("encoder", "in_dim"))
     run._section(cfg, "encoder", run.ENCODERS.get(cfg.encoder.name), exclude=("in_dim",))
     run.dataset_builder(cfg)
-    run.probe_kwargs(cfg)
+    run.eval_kwargs(cfg)
 
 
 def test_every_preset_is_reachable():
@@ -51,6 +52,25 @@ def test_dataset_choice_applies_the_paper_preset():
 def test_evaluate_config_composes():
     cfg = _compose("evaluate_graph", ["encoder_file=x.safetensors", "dataset=citeseer"])
     assert cfg.encoder_file == "x.safetensors" and cfg.dataset.name == "citeseer"
+    # evaluation takes the dataset's protocol from the same presets as pretraining
+    assert _compose("evaluate_graph", ["encoder_file=x.safetensors", "dataset=mutag"]).eval.pooling == "sum"
+
+
+def test_graph_level_datasets_default_to_gin_and_the_svc_protocol():
+    for dataset, pooling, epochs in (("mutag", "sum", 20), ("imdb-binary", "mean", 60), ("proteins", "max", 100), ("nci1", "sum", 300)):
+        cfg = _compose("pretrain_graph", [f"dataset={dataset}"])
+        assert (cfg.encoder.name, cfg.eval.name, cfg.eval.pooling, cfg.graph.decoder, cfg.trainer.epochs) == ("gin", "svc", pooling, "gin", epochs)
+    assert _compose("pretrain_graph", ["dataset=mutag"]).dataset.batch_size == 64
+    # an explicit encoder choice wins over the dataset's default
+    assert _compose("pretrain_graph", ["dataset=mutag", "encoder=gat"]).encoder.name == "gat"
+
+
+def test_graphmae2_selects_its_options_and_its_cora_preset():
+    cfg = _compose("pretrain_graph", ["graph=graphmae2", "dataset=cora"])
+    assert cfg.graph.name == "graphmae2" and (cfg.graph.lam, cfg.graph.momentum, cfg.graph.remask) == (0.15, 0.0, "fixed")
+    assert (cfg.encoder.hidden, cfg.encoder.heads, cfg.trainer.epochs, cfg.eval.lr) == (1024, 8, 2000, 0.025)
+    generic = _compose("pretrain_graph", ["graph=graphmae2", "dataset=citeseer"])
+    assert (generic.graph.remask, generic.graph.num_remask, generic.graph.lam) == ("random", 3, 1.0)
 
 
 def test_unknown_keys_are_errors():

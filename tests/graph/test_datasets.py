@@ -34,7 +34,7 @@ def test_missing_dataset_says_where_it_looked(tmp_path):
 
 
 def test_unknown_dataset_lists_valid_names():
-    with pytest.raises(UnknownNameError, match="citeseer, cora, imdb-binary.*Did you mean 'cora'"):
+    with pytest.raises(UnknownNameError, match="citeseer, collab, cora, graph_list.*Did you mean 'cora'"):
         load_dataset("corra")
 
 
@@ -54,14 +54,29 @@ def test_mutag_known_sizes_by_name_and_through_tu():
 
 
 @pytest.mark.skipif(not _tu_present("IMDB-BINARY"), reason="IMDB-BINARY not found under $GEOSSL_DATA")
-def test_imdb_binary_known_sizes():
+def test_imdb_binary_gets_degree_features():
     ds = load_dataset("imdb-binary")
-    assert len(ds.data) == 1000 and ds.num_classes == 2 and ds.num_features == 0
+    # no node labels: one-hot degree (max degree 135 -> 136 columns), then self-loops added once
+    assert len(ds.data) == 1000 and ds.num_classes == 2 and ds.num_features == 136
+    g = ds.data[0]
+    loops = g.edge_index[0] == g.edge_index[1]
+    assert int(loops.sum()) == g.num_nodes
+    deg = torch.bincount(g.edge_index[0][~loops], minlength=g.num_nodes)
+    assert torch.equal(g.x.argmax(1), deg)
 
 
-def test_missing_tu_dataset_says_where_it_looked(tmp_path):
-    with pytest.raises(DatasetNotFoundError, match="tudataset/ENZYMES/raw"):
-        load_dataset("tu", name="ENZYMES", root=str(tmp_path))
+@pytest.mark.skipif(not _tu_present("PROTEINS"), reason="PROTEINS not found under $GEOSSL_DATA")
+def test_proteins_and_nci1_known_sizes():
+    proteins, nci1 = load_dataset("proteins"), load_dataset("nci1")
+    assert (len(proteins.data), proteins.num_features, sum(g.num_nodes for g in proteins.data)) == (1113, 3, 43471)
+    assert (len(nci1.data), nci1.num_features, nci1.num_classes) == (4110, 37, 2)
+
+
+@pytest.mark.slow
+def test_gin_format_reddit_binary_known_sizes():
+    ds = load_dataset("reddit-binary")
+    assert len(ds.data) == 2000 and ds.num_classes == 2 and sum(g.num_nodes for g in ds.data) == 859254
+    assert sum(int((g.y == 0).sum()) for g in ds.data) == 1000
 
 
 @requires_cora

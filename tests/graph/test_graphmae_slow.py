@@ -16,7 +16,7 @@ def test_graphmae_learns_cora_in_300_epochs(tmp_path):
 
     cfg = _compose("pretrain_graph", ["graph=graphmae", "dataset=cora", "seed=0", "trainer.epochs=300", "trainer.progress=false"])
     data = run.load_graph_dataset(cfg).data
-    raw = linear_probe(data.x, data.y, data.train_mask, data.val_mask, data.test_mask, seed=0, **run.probe_kwargs(cfg))
+    raw = linear_probe(data.x, data.y, data.train_mask, data.val_mask, data.test_mask, seed=0, **run.eval_kwargs(cfg))
     summary = run.pretrain(cfg, tmp_path)
     assert summary["test_acc"] > raw.test_acc + 0.2, (summary, raw)
     assert summary["test_acc"] > 0.79 and summary["rankme"] > 20, summary  # measured: 81.8%, RankMe 82

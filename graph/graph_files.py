@@ -1,0 +1,179 @@
+"""Readers and checks for graph-classification files: the TU raw format and the GIN text format.
+
+TU raw format (Morris et al., "TUDataset", 2020), files ``<NAME>_<part>.txt`` in one folder:
+``A`` (one ``i, j`` edge per line, 1-based node ids), ``graph_indicator`` (graph id of node i,
+1-based), ``graph_labels`` (one per graph) and optionally ``node_labels``, ``node_attributes``,
+``edge_labels``, ``edge_attributes``. PyG's ``TUDataset`` parses it; :func:`check_tu_folder`
+refuses inconsistent folders first, with a message naming the file, because PyG would either
+crash deep inside its parser or silently build wrong graphs.
+
+GIN text format (Xu et al., "How Powerful are Graph Neural Networks?", ICLR 2019, used for COLLAB
+and REDDIT-BINARY): first line the number of graphs; per graph a line ``n label`` and then ``n``
+lines ``tag k nbr_1 ... nbr_k [attributes...]`` with 0-based neighbour ids.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+import torch
+
+from geossl.errors import GeosslError
+
+#: Files every TU dataset needs, and what they hold.
+TU_REQUIRED = {
+    "A": "the edge list (one 'i, j' pair per line)",
+    "graph_indicator": "the graph id of every node",
+    "graph_labels": "one class label per graph (graph classification needs them)",
+}
+#: Optional per-node and per-edge files: their line count must match the nodes or the edges.
+TU_PER_NODE = ("node_labels", "node_attributes")
+TU_PER_EDGE = ("edge_labels", "edge_attributes")
+
+
+class GraphFileError(GeosslError, ValueError):
+    """A graph dataset file is missing, unreadable or inconsistent with the others."""
+
+
+def _rows(path: Path) -> List[str]:
+    return [line for line in path.read_text().splitlines() if line.strip()]
+
+
+def _ints(path: Path, lines: List[str], columns: int) -> np.ndarray:
+    try:
+        values = np.array(" ".join(lines).replace(",", " ").split(), dtype=np.int64)
+    except ValueError as err:
+        raise GraphFileError(f"{path}: expected integers, {err}.") from None
+    if values.size != columns * len(lines):
+        raise GraphFileError(f"{path}: expected {columns} integer(s) on each of its {len(lines)} lines.")
+    return values.reshape(len(lines), columns)
+
+
+def check_tu_folder(folder: Path, name: str) -> None:
+    """Refuse a TU raw folder whose files are missing or disagree with each other.
+
+    Checks: the required files exist; every file parses; ``graph_indicator`` has one id per node,
+    graph ids run 1..G without gaps and nodes of a graph are contiguous; ``graph_labels`` has G
+    lines; per-node files have one line per node; edges in ``A`` name existing nodes of one graph;
+    per-edge files have one line per edge.
+
+    Args:
+        folder: the folder holding ``<name>_*.txt``.
+        name: the dataset name used in the file names.
+
+    Raises:
+        GraphFileError: naming the file and the problem.
+    """
+    path = lambda part: folder / f"{name}_{part}.txt"  # noqa: E731
+    for part, what in TU_REQUIRED.items():
+        if not path(part).is_file():
+            raise GraphFileError(f"{path(part)} is missing: a TU dataset needs {path(part).name}, {what}.")
+    ind_lines = _rows(path("graph_indicator"))
+    indicator = _ints(path("graph_indicator"), ind_lines, 1)[:, 0]
+    n = len(indicator)
+    if n == 0:
+        raise GraphFileError(f"{path('graph_indicator')} is empty: the dataset has no nodes.")
+    graphs = int(indicator.max())
+    if indicator.min() < 1 or len(np.unique(indicator)) != graphs:
+        raise GraphFileError(f"{path('graph_indicator')}: graph ids must run from 1 to {graphs} without gaps.")
+    if np.any(np.diff(indicator) < 0):
+        raise GraphFileError(f"{path('graph_indicator')}: the nodes of each graph must be listed together, in graph order.")
+    labels = _rows(path("graph_labels"))
+    if len(labels) != graphs:
+        raise GraphFileError(
+            f"{path('graph_labels')} has {len(labels)} labels but {path('graph_indicator').name} names {graphs} graphs."
+        )
+    for part in TU_PER_NODE:
+        if path(part).is_file() and len(_rows(path(part))) != n:
+            raise GraphFileError(
+                f"{path(part)} has {len(_rows(path(part)))} lines but {path('graph_indicator').name} has {n} "
+                f"(one per node): graph indicator length and node count disagree."
+            )
+    a_lines = _rows(path("A"))
+    edges = _ints(path("A"), a_lines, 2)
+    if edges.size and (edges.min() < 1 or edges.max() > n):
+        raise GraphFileError(f"{path('A')}: node ids must lie in 1..{n} (the number of lines in {path('graph_indicator').name}).")
+    if edges.size and np.any(indicator[edges[:, 0] - 1] != indicator[edges[:, 1] - 1]):
+        bad = int(np.argmax(indicator[edges[:, 0] - 1] != indicator[edges[:, 1] - 1]))
+        raise GraphFileError(f"{path('A')}: line {bad + 1} joins nodes of two different graphs.")
+    for part in TU_PER_EDGE:
+        if path(part).is_file() and len(_rows(path(part))) != len(a_lines):
+            raise GraphFileError(f"{path(part)} has {len(_rows(path(part)))} lines but {path('A').name} has {len(a_lines)} edges.")
+
+
+def read_gin_text(text: str, source: str) -> List[dict]:
+    """Parse the GIN text format into per-graph dicts ``{edge_index, tags, label, attributes}``.
+
+    Args:
+        text: the file's content.
+        source: the file's name, for error messages.
+
+    Returns:
+        One dict per graph: ``edge_index`` (2 x E, 0-based, both directions as listed),
+        ``tags`` (node tags), ``label`` (the raw label), ``attributes`` (n x d float or None).
+    """
+    lines = text.splitlines()
+    pos = 0
+
+    def fail(msg: str):
+        raise GraphFileError(f"{source}, line {pos + 1}: {msg} (GIN text format: a graph count, then per graph "
+                             "'n label' and n lines 'tag k neighbour_1 ... neighbour_k').")
+
+    try:
+        count = int(lines[0])
+    except (IndexError, ValueError):
+        fail("the first line must be the number of graphs")
+    pos, graphs = 1, []
+    for _ in range(count):
+        if pos >= len(lines):
+            fail(f"the file ends after {len(graphs)} of {count} graphs")
+        head = lines[pos].split()
+        if len(head) != 2:
+            fail("expected 'n label'")
+        n, label = int(head[0]), int(head[1])
+        if pos + 1 + n > len(lines):
+            fail(f"graph {len(graphs)} has {n} nodes but the file ends first")
+        tags, src, dst, attrs = np.empty(n, np.int64), [], [], []
+        for i in range(n):
+            pos += 1
+            row = np.array(lines[pos].split(), dtype=np.float64)
+            if row.size < 2 or row.size < 2 + int(row[1]):
+                fail("a node line needs its tag, its neighbour count k and k neighbours")
+            k = int(row[1])
+            tags[i] = int(row[0])
+            nbrs = row[2:2 + k].astype(np.int64)
+            if nbrs.size and (nbrs.min() < 0 or nbrs.max() >= n):
+                fail(f"neighbour ids must lie in 0..{n - 1}")
+            src.append(np.full(k, i, np.int64))
+            dst.append(nbrs)
+            if row.size > 2 + k:
+                attrs.append(row[2 + k:])
+        pos += 1
+        edge_index = torch.from_numpy(np.stack([np.concatenate(src or [np.empty(0, np.int64)]),
+                                                np.concatenate(dst or [np.empty(0, np.int64)])]))
+        attributes = torch.tensor(np.stack(attrs), dtype=torch.float32) if len(attrs) == n and n else None
+        graphs.append({"edge_index": edge_index, "tags": torch.from_numpy(tags), "label": label, "attributes": attributes})
+    return graphs
+
+
+def read_gin_file(path: Path, name: str) -> List[dict]:
+    """Read ``<name>.txt`` in the GIN text format from ``path``: a ``.zip`` holding
+    ``<name>/<name>.txt`` (as the GIN authors ship it) or the ``.txt`` itself."""
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as zf:
+            members = [m for m in zf.namelist() if m.endswith(f"{name}.txt") and "__MACOSX" not in m]
+            if not members:
+                raise GraphFileError(f"{path} holds no {name}.txt (GIN text format); it has: {', '.join(zf.namelist()[:5])}...")
+            with zf.open(members[0]) as fh:
+                text = io.TextIOWrapper(fh, encoding="utf-8").read()
+        return read_gin_text(text, f"{path}:{members[0]}")
+    return read_gin_text(path.read_text(), str(path))
+
+
+def find_file(candidates: List[Path]) -> Optional[Path]:
+    """The first existing file among ``candidates``."""
+    return next((c for c in candidates if c.is_file()), None)

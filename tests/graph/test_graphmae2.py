@@ -1,0 +1,76 @@
+"""GraphMAE2's options on the GraphMAE method: random re-mask views and EMA latent prediction."""
+
+import torch
+from torch_geometric.data import Batch, Data
+
+from geossl.graph.encoders import GIN
+from geossl.graph.methods import GraphMAE
+from geossl.registry import METHODS
+
+
+def _batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    graphs = []
+    for n in (6, 9, 7):
+        src = torch.randint(0, n, (3 * n,), generator=g)
+        dst = torch.randint(0, n, (3 * n,), generator=g)
+        graphs.append(Data(x=torch.rand(n, 5, generator=g), edge_index=torch.stack([torch.cat([src, dst]), torch.cat([dst, src])])))
+    return Batch.from_data_list(graphs)
+
+
+def _method(**kw):
+    torch.manual_seed(0)
+    enc = GIN(in_dim=5, hidden=16, layers=2, dropout=0.0)
+    return GraphMAE(enc, in_dim=5, mask_rate=0.5, replace_rate=0.0, alpha=2.0, decoder="gin", **kw)
+
+
+def test_graphmae2_is_the_same_method_under_its_own_name():
+    assert METHODS.get("graphmae2") is METHODS.get("graphmae") is GraphMAE
+
+
+def test_random_remask_views_each_use_the_decoder_token_and_are_summed():
+    batch = _batch()
+    one = _method(remask="random", num_remask=1, remask_rate=0.5)
+    three = _method(remask="random", num_remask=3, remask_rate=0.5)
+    assert "decoder_mask_token" in dict(three.named_parameters())
+    torch.manual_seed(1)
+    l1 = one(batch)["sce"]
+    torch.manual_seed(1)
+    l3 = three(batch)["sce"]
+    assert 2.0 * l1 < l3 < 4.0 * l1  # three views' errors, summed
+    three(batch)["loss"].backward()
+    assert three.decoder_mask_token.grad is not None and three.decoder_mask_token.grad.abs().sum() > 0
+
+
+def test_latent_prediction_against_an_ema_target():
+    batch = _batch()
+    m = _method(lam=0.5, momentum=0.9)
+    assert all(not p.requires_grad for p in m.target_encoder.parameters())
+    student0 = [p.detach().clone() for p in m.encoder.parameters()]
+    out = m(batch)
+    assert set(out) == {"loss", "sce", "latent"}
+    assert torch.allclose(out["loss"], out["sce"] + 0.5 * out["latent"])
+    out["loss"].backward()
+    assert all(p.grad is None for p in m.target_encoder.parameters())
+    with torch.no_grad():
+        for p in m.encoder.parameters():
+            p.add_(1.0)  # a "step" of the student
+    target_before = [t.detach().clone() for t in m.target_encoder.parameters()]
+    m(batch)
+    for t0, t1, p in zip(target_before, m.target_encoder.parameters(), m.encoder.parameters()):
+        assert torch.allclose(t1, 0.9 * t0 + 0.1 * p)  # EMA after the forward
+    # momentum 0 copies the student into the target at every step
+    copy = _method(lam=1.0, momentum=0.0)
+    with torch.no_grad():
+        for p in copy.encoder.parameters():
+            p.mul_(2.0)
+    copy(batch)
+    assert all(torch.equal(t, p) for t, p in zip(copy.target_encoder.parameters(), copy.encoder.parameters()))
+    assert student0  # the student itself is untouched by the EMA
+
+
+def test_plain_graphmae_has_no_graphmae2_parts():
+    m = _method()
+    names = dict(m.named_parameters())
+    assert not any(k.startswith(("target_", "projector", "predictor", "decoder_mask_token")) for k in names)
+    assert set(m(_batch())) == {"loss", "sce"}
