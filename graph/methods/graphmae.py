@@ -138,8 +138,11 @@ class GraphMAE(Method):
     def _latent_loss(self, data, codes: Tensor, keep: Tensor) -> Tensor:
         """GraphMAE2's latent prediction on the visible nodes against the EMA target, then the EMA step."""
         with torch.no_grad():
-            self.target_encoder.train(self.encoder.training)
-            target = self.target_projector(self.target_encoder(data)[keep])
+            self.target_encoder.train(self.encoder.training)  # as the reference: dropout on in training
+            n = data.x.shape[0]
+            clean = MaskedFeatures(self._sparse_features(data.x), torch.arange(n, device=data.x.device), self.mask_token,
+                                   torch.empty(0, dtype=torch.long, device=data.x.device))
+            target = self.target_projector(self.target_encoder(data, clean)[keep])
         pred = self.predictor(self.projector(codes[keep]))
         loss = scaled_cosine_error(pred, target, 1.0)
         if self.training:

@@ -74,3 +74,13 @@ def test_plain_graphmae_has_no_graphmae2_parts():
     names = dict(m.named_parameters())
     assert not any(k.startswith(("target_", "projector", "predictor", "decoder_mask_token")) for k in names)
     assert set(m(_batch())) == {"loss", "sce"}
+
+
+def test_the_target_reads_the_clean_features_through_the_sparse_path_unchanged():
+    from geossl.graph.encoders import CSRRows, MaskedFeatures
+
+    batch = _batch()
+    enc = GIN(in_dim=5, hidden=16, layers=2, dropout=0.0).eval()
+    n = batch.x.shape[0]
+    clean = MaskedFeatures(CSRRows.from_dense(batch.x), torch.arange(n), torch.zeros(1, 5), torch.empty(0, dtype=torch.long))
+    assert torch.allclose(enc(batch, clean), enc(batch), atol=1e-6)
