@@ -110,3 +110,13 @@ def test_bf16_mixed_precision_runs_the_sparse_paths(tmp_path):
     method, result = _train(tmp_path, _cfg(epochs=2, precision="bf16-mixed"))
     assert result.epochs == 2 and all(torch.isfinite(p).all() for p in method.parameters())
     assert result.last_losses["loss"] > 0
+
+
+def test_torchrun_environment_fills_in_devices_nodes_and_ddp(monkeypatch):
+    from geossl.engine.engine import torchrun_layout
+
+    assert torchrun_layout(1, 1, "auto") == (1, 1, "auto")  # not under torchrun
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert torchrun_layout(1, 1, "auto") == (4, 2, "ddp")
+    assert torchrun_layout(4, 2, "ddp_find_unused_parameters_true") == (4, 2, "ddp_find_unused_parameters_true")  # explicit wins
