@@ -22,6 +22,7 @@ from geossl.engine import Engine, TrainerConfig
 from geossl.errors import ConfigError
 from geossl.eval import linear_probe, rankme, svc_cross_validation
 from geossl.graph.datasets import GraphDataset
+from geossl.graph.finetune import finetune
 from geossl.graph.pooling import POOLINGS, embed_graphs
 from geossl.io import write_json
 from geossl.registry import DATASETS, ENCODERS, METHODS
@@ -60,6 +61,14 @@ def load_graph_dataset(cfg: DictConfig) -> GraphDataset:
 EVALS = {
     "linear_probe": ("node", linear_probe, ("embeddings", "labels", "train_mask", "val_mask", "test_mask", "seed")),
     "svc": ("graph", svc_cross_validation, ("embeddings", "labels")),
+    "finetune": ("node", finetune, ("encoder", "data", "seed")),
+}
+
+#: Arguments a method may take that the run supplies (not the config): name -> value from (dataset, cfg).
+RUN_SUPPLIED = {
+    "data": lambda dataset, cfg: dataset.data,
+    "num_classes": lambda dataset, cfg: dataset.num_classes,
+    "seed": lambda dataset, cfg: int(cfg.seed),
 }
 
 
@@ -102,9 +111,15 @@ def graph_loader(dataset: GraphDataset, batch_size: int, shuffle: bool, world_si
     return DataLoader(dataset.data, batch_size=batch_size, sampler=sampler)
 
 
-def _evaluate_embeddings(cfg: DictConfig, dataset: GraphDataset, embed_nodes, device) -> Dict[str, Any]:
-    """RankMe and the configured protocol's accuracy for an embedding function on ``dataset``."""
+def _evaluate_embeddings(cfg: DictConfig, dataset: GraphDataset, embed_nodes, device, encoder=None) -> Dict[str, Any]:
+    """RankMe and the configured protocol's accuracy for an embedding function on ``dataset``
+    (``encoder`` is what fine-tuning trains further; it defaults to ``embed_nodes``)."""
     kwargs = eval_kwargs(cfg)
+    if cfg.eval.name == "finetune":
+        data = dataset.data.to(device)
+        r = finetune(encoder if encoder is not None else embed_nodes, data, seed=int(cfg.seed), **kwargs)
+        return {"rankme": rankme(embed_nodes(data)), "test_acc": r.test_acc, "val_acc": r.val_acc, "best_epoch": r.best_epoch,
+                "final_test_acc": r.final_test_acc}
     if dataset.task == "node":
         data = dataset.data.to(device)
         z = embed_nodes(data)
@@ -126,7 +141,7 @@ def pretrain(cfg: DictConfig, run_dir: Path) -> Dict[str, Any]:
     """Pretrain ``cfg.graph.name`` on ``cfg.dataset.name``; write the run folder; return the summary."""
     method_cls = METHODS.get(cfg.graph.name)
     encoder_cls = ENCODERS.get(cfg.encoder.name)
-    method_kwargs = _section(cfg, "graph", method_cls, exclude=("encoder", "in_dim"))
+    method_kwargs = _section(cfg, "graph", method_cls, exclude=("encoder", "in_dim", *RUN_SUPPLIED))
     encoder_kwargs = _section(cfg, "encoder", encoder_cls, exclude=("in_dim",))
     trainer_cfg = TrainerConfig(**validate(cfg.trainer, TrainerConfig, "trainer"))
     dataset = load_graph_dataset(cfg)
@@ -139,14 +154,25 @@ def pretrain(cfg: DictConfig, run_dir: Path) -> Dict[str, Any]:
     if fabric.is_global_zero:
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     encoder = encoder_cls(in_dim=dataset.num_features, **encoder_kwargs)
-    method = method_cls(encoder=encoder, in_dim=dataset.num_features, **method_kwargs)
+    accepted = inspect.signature(method_cls.__init__).parameters
+    supplied = {k: f(dataset, cfg) for k, f in RUN_SUPPLIED.items() if k in accepted}
+    method = method_cls(encoder=encoder, in_dim=dataset.num_features, **supplied, **method_kwargs)
+    best: Dict[str, Any] = {}
 
     if dataset.task == "node":
         data = dataset.data.to(engine.device)
         batches = [data]
+        epoch = iter(range(1, 1 << 62))
 
         def monitor(m) -> Dict[str, float]:
-            return {"rankme": rankme(m.embed(data))}
+            out = {"rankme": rankme(m.embed(data))}
+            if getattr(m, "supervised", False):  # joint training: track its classifier, select by validation
+                acc = m.accuracies(data)
+                out.update(acc)
+                at = next(epoch) * trainer_cfg.monitor_every
+                if acc["val_acc"] >= best.get("val_acc", -1.0):
+                    best.update(val_acc=acc["val_acc"], test_acc=acc["test_acc"], best_epoch=at)
+            return out
     else:
         batch_size = int(cfg.dataset.get("batch_size") or 32)
         batches = graph_loader(dataset, batch_size, True, fabric.world_size, fabric.global_rank, int(cfg.seed))
@@ -166,7 +192,11 @@ def pretrain(cfg: DictConfig, run_dir: Path) -> Dict[str, Any]:
     }
     if not fabric.is_global_zero:
         return summary
-    summary.update(_evaluate_embeddings(cfg, dataset, method.embed, engine.device))
+    if getattr(method, "supervised", False):
+        # Joint training is its own evaluation: the test accuracy at the best validation epoch.
+        summary.update(rankme=rankme(method.embed(dataset.data.to(engine.device))), selection="best validation epoch", **best)
+    else:
+        summary.update(_evaluate_embeddings(cfg, dataset, method.embed, engine.device, encoder=method.encoder))
     summary.update({
         "encoder": str(run_dir / "encoder.safetensors"), "run_dir": str(run_dir), "torch_threads": torch.get_num_threads(),
         "device": str(engine.device), "torch": torch.__version__, "geossl": geossl.__version__, "machine": platform.machine(),

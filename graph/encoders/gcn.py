@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Optional
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import GCNConv
 
 from geossl.encoder import Encoder
-from geossl.graph.encoders.common import dense_node_features, make_activation, make_norm
-from geossl.graph.encoders.inputs import MaskedFeatures
+from geossl.graph.encoders.common import make_activation, make_norm
+from geossl.graph.encoders.inputs import CSRRows, MaskedFeatures, project_features
 from geossl.registry import ENCODERS
 
 
@@ -46,9 +47,42 @@ class GCN(Encoder):
             conv.reset_parameters()
 
     def forward(self, data, x: Optional[Tensor | MaskedFeatures] = None, output_nodes: Optional[Tensor] = None) -> Tensor:
-        """Node embeddings of ``data``; ``x`` overrides ``data.x``; ``output_nodes`` selects rows."""
-        h = dense_node_features(data, x)
-        for conv, norm, act in zip(self.convs, self.norms, self.acts):
-            h = F.dropout(h, self.dropout, training=self.training)
-            h = act(norm(conv(h, data.edge_index)))
+        """Node embeddings of ``data``; ``x`` overrides ``data.x``; ``output_nodes`` selects rows.
+
+        Sparse inputs (bag-of-words features, or GraphMAE's masked features) enter the first
+        layer as CSR rows: its dropout and linear map then cost per non-zero instead of per
+        entry (the same values in distribution and result; tests/graph/test_fast_paths.py).
+        """
+        h = data.x if x is None else x
+        for i, (conv, norm, act) in enumerate(zip(self.convs, self.norms, self.acts)):
+            sparse = isinstance(h, MaskedFeatures) or (i == 0 and not h.requires_grad and is_sparse_enough(h))
+            if sparse:
+                h = act(norm(self._sparse_input_layer(conv, h, data.edge_index)))
+            else:
+                h = F.dropout(h, self.dropout, training=self.training)
+                h = act(norm(conv(h, data.edge_index)))
         return h if output_nodes is None else h[output_nodes]
+
+    def _sparse_input_layer(self, conv: GCNConv, x: Tensor | MaskedFeatures, edge_index: Tensor) -> Tensor:
+        """``conv(dropout(x), edge_index)`` with ``x`` taken as CSR rows (PyG's GCNConv steps:
+        linear map, symmetric normalisation with self-loops, propagation, bias)."""
+        from torch_geometric.nn.conv.gcn_conv import gcn_norm
+
+        feats = x if isinstance(x, MaskedFeatures) else self._rows_cache(x)
+        h = project_features(feats, conv.lin.weight, self.dropout, self.training)
+        ei, w = gcn_norm(edge_index, None, h.shape[0], conv.improved, conv.add_self_loops, conv.flow, h.dtype)
+        out = conv.propagate(ei, x=h, edge_weight=w)
+        return out if conv.bias is None else out + conv.bias
+
+    def _rows_cache(self, x: Tensor) -> MaskedFeatures:
+        key = (x.data_ptr(), x._version, tuple(x.shape), x.device)
+        if getattr(self, "_rows", (None,))[0] != key:
+            n = x.shape[0]
+            self._rows = (key, MaskedFeatures(CSRRows.from_dense(x), torch.arange(n, device=x.device),
+                                              x.new_zeros(1, x.shape[1]), torch.empty(0, dtype=torch.long, device=x.device)))
+        return self._rows[1]
+
+
+def is_sparse_enough(x: Tensor, density: float = 0.1) -> bool:
+    """Whether a dense float matrix has at most ``density`` non-zeros (then CSR products win)."""
+    return x.dim() == 2 and x.is_floating_point() and x.numel() > 0 and float((x != 0).float().mean()) <= density

@@ -181,3 +181,20 @@ def test_a_broken_tu_folder_is_refused_with_the_file_named(tmp_path):
     (raw / "BROKEN_graph_indicator.txt").write_text("1\n1\n")
     res = geossl("pretrain", "dataset=tu", "dataset.name=BROKEN", f"dataset.root={tmp_path}", *TINY_GRAPH, cwd=tmp_path)
     _assert_clean_error(res, "BROKEN_graph_labels.txt is missing")
+
+
+@requires_cora
+def test_selftask_joint_and_two_stage_from_the_cli(tmp_path):
+    res = geossl("pretrain", "graph=selftask", "dataset=cora", "graph.task=edge_mask+node_property", "trainer.epochs=3",
+                 "trainer.progress=false", f"run_dir={tmp_path / 'joint'}", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    joint = json.loads((tmp_path / "joint" / "summary.json").read_text())
+    assert joint["selection"] == "best validation epoch" and 1 <= joint["best_epoch"] <= 3 and 0.0 <= joint["test_acc"] <= 1.0
+    assert {"ce", "ssl", "edge_mask", "node_property"} <= set(joint["final_losses"])
+    res = geossl("pretrain", "graph=selftask", "dataset=cora", "graph.strategy=two_stage", "eval=finetune", "eval.epochs=3",
+                 "trainer.epochs=2", "trainer.progress=false", f"run_dir={tmp_path / 'two'}", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    two = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert "ce" not in two["final_losses"] and 0.0 <= two["test_acc"] <= 1.0
+    res = geossl("pretrain", "graph=selftask", "dataset=cora", "graph.task=pairwise_distanse", "trainer.epochs=1", cwd=tmp_path)
+    _assert_clean_error(res, "Unknown pretext task 'pairwise_distanse'", "Valid pretext tasks")

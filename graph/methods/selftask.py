@@ -1,0 +1,111 @@
+"""SelfTask: graph pretext tasks as auxiliary losses (joint) or as pretraining (two-stage).
+
+Jin, Derr, Liu, Wang, Wang, Liu, Tang. "Self-supervised Learning on Graphs: Deep Insights and
+New Direction", arXiv 2006.10141, 2020. Reference code: ChandlerBang/SelfTask-GNN.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.nn import GCNConv
+
+from geossl.encoder import Encoder
+from geossl.errors import ConfigError
+from geossl.graph.selftask import PRETEXT_TASKS
+from geossl.method import Method
+from geossl.registry import METHODS
+
+STRATEGIES = ("joint", "two_stage")
+
+
+@METHODS.register("selftask")
+class SelfTask(Method):
+    """The paper's GCN with pretext heads on its first-layer embedding.
+
+    The encoder is the first layer (``h = relu(GCN(x))``, 128 units by default) and a second
+    ``GCNConv`` maps ``dropout(h)`` to class scores, so together they are the reference's
+    2-layer GCN. Each pretext task reads ``h``.
+
+    * ``strategy="joint"``: ``L = CE(train labels) + lam * sum_t w_t L_t``; the run reports the
+      test accuracy of the epoch with the best validation accuracy (its own classifier).
+    * ``strategy="two_stage"``: ``L = sum_t w_t L_t`` only; the encoder is then evaluated like
+      every other pretrained encoder (linear probe or fine-tuning, ``eval=``).
+
+    Args:
+        encoder: the encoder producing ``h`` (``encoder=gcn`` with one layer in the presets).
+        in_dim: node feature width (unused beyond the encoder; kept for the common interface).
+        data: the graph the task targets are built from (given by the run, not the config).
+        num_classes: classes of the node labels (given by the run).
+        task: a pretext task name, or several joined by "+" (e.g. ``edge_mask+pairwise_distance``);
+            "none" trains the supervised GCN alone (the baseline; joint strategy only).
+        weights: one weight per task (default 1 each).
+        lam: weight of the pretext losses against the supervised loss in joint training.
+        strategy: "joint" or "two_stage".
+        dropout: dropout before the classifier layer.
+        seed: seed of the targets' random choices (given by the run: the run seed).
+    """
+
+    def __init__(self, encoder: Encoder, in_dim: int, data=None, num_classes: int = 0, task: str = "pairwise_distance",
+                 weights: Optional[List[float]] = None, lam: float = 1.0, strategy: str = "joint", dropout: float = 0.5,
+                 seed: int = 0):
+        super().__init__()
+        if strategy not in STRATEGIES:
+            raise ConfigError(f"Unknown strategy {strategy!r}. Valid choices: {', '.join(STRATEGIES)}.")
+        if task == "none" and strategy != "joint":
+            raise ConfigError("graph.task=none has nothing to pretrain: it is the supervised baseline (graph.strategy=joint).")
+        if data is None:
+            raise ConfigError("SelfTask builds its targets from a graph: it needs the dataset's graph.")
+        names = [] if task == "none" else [t.strip() for t in task.split("+") if t.strip()]
+        for name in names:
+            PRETEXT_TASKS.get(name)  # unknown names list the valid tasks
+        weights = list(weights) if weights else [1.0] * len(names)
+        if len(weights) != len(names):
+            raise ConfigError(f"graph.weights has {len(weights)} values for {len(names)} tasks ({'+'.join(names)}).")
+        self.encoder, self.strategy, self.lam, self.dropout = encoder, strategy, lam, dropout
+        self.task_names, self.weights = names, weights
+        self.tasks = nn.ModuleList(PRETEXT_TASKS.get(n)(data, encoder.out_dim, seed=seed) for n in names)
+        self.classifier = GCNConv(encoder.out_dim, num_classes) if strategy == "joint" else None
+
+    @property
+    def supervised(self) -> bool:
+        """Whether training uses the training labels (joint training)."""
+        return self.strategy == "joint"
+
+    def forward(self, data) -> Dict[str, Tensor]:
+        """Losses for one step: the weighted pretext losses, and in joint training the
+        cross-entropy on the training nodes (``{"loss", "ssl", <task>..., ["ce"]}``)."""
+        seen = data
+        for task in self.tasks:
+            seen = task.corrupt(seen)
+        h = self.encoder(seen)
+        losses: Dict[str, Tensor] = {}
+        ssl = h.new_zeros(())
+        for name, w, task in zip(self.task_names, self.weights, self.tasks):
+            value = task.loss(h, seen)
+            losses[name] = value.detach()
+            ssl = ssl + w * value
+        losses["ssl"] = ssl.detach()
+        if self.supervised:
+            logits = self.classifier(F.dropout(h, self.dropout, training=self.training), seen.edge_index)
+            ce = F.cross_entropy(logits[data.train_mask], data.y[data.train_mask])
+            losses["ce"] = ce.detach()
+            losses["loss"] = ce + self.lam * ssl
+        else:
+            losses["loss"] = ssl
+        return losses
+
+    @torch.no_grad()
+    def accuracies(self, data) -> Dict[str, float]:
+        """Train/validation/test accuracy of the joint model's classifier on the clean graph."""
+        was = self.training
+        self.eval()
+        try:
+            pred = self.classifier(self.encoder(data), data.edge_index).argmax(1)
+        finally:
+            self.train(was)
+        return {f"{split}_acc": float((pred[m] == data.y[m]).float().mean()) for split, m in
+                (("train", data.train_mask), ("val", data.val_mask), ("test", data.test_mask))}

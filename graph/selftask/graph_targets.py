@@ -1,0 +1,95 @@
+"""Graph quantities the SelfTask pretext tasks regress or classify, computed once per run.
+
+Every function states what it computes; none builds an all-pairs matrix: shortest paths come
+from breadth-first searches started at a bounded set of sources (scipy's ``csgraph``), and
+feature similarities are taken chunk by chunk.
+"""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def adjacency(edge_index: Tensor, num_nodes: int):
+    """The symmetric, loop-free 0/1 adjacency as a scipy CSR matrix."""
+    import scipy.sparse as sp
+
+    ei = edge_index.cpu().numpy()
+    keep = ei[0] != ei[1]
+    a = sp.coo_matrix((np.ones(int(keep.sum())), (ei[0][keep], ei[1][keep])), shape=(num_nodes, num_nodes)).tocsr()
+    a = ((a + a.T) > 0).astype(np.float32)
+    return a
+
+
+def hop_distances(adj, sources: np.ndarray, limit: float = np.inf) -> np.ndarray:
+    """Shortest-path hop counts from each of ``sources`` to every node: ``[len(sources), N]``,
+    ``inf`` where unreachable or farther than ``limit`` (breadth-first, one row per source)."""
+    from scipy.sparse.csgraph import dijkstra
+
+    return dijkstra(adj, directed=False, indices=sources, unweighted=True, limit=limit)
+
+
+def nearest_source_distance(adj, sources: np.ndarray) -> np.ndarray:
+    """Hop count from every node to the nearest of ``sources``: ``[N]`` (``inf`` if none is reachable)."""
+    from scipy.sparse.csgraph import dijkstra
+
+    if len(sources) == 0:
+        return np.full(adj.shape[0], np.inf)
+    return dijkstra(adj, directed=False, indices=sources, unweighted=True, min_only=True)
+
+
+def degree_classes(adj, bins: int = 3) -> Tensor:
+    """Node degree binned into ``bins`` classes at its quantiles (class 0 = lowest degrees)."""
+    deg = np.asarray(adj.sum(1)).ravel()
+    edges = np.unique(np.quantile(deg, np.linspace(0, 1, bins + 1)[1:-1]))
+    return torch.from_numpy(np.digitize(deg, edges)).long()
+
+
+def metis_clusters(adj, parts: int, seed: int = 0) -> Tensor:
+    """A METIS partition (pymetis) of the graph into ``parts`` clusters: ``[N]`` cluster ids."""
+    import pymetis
+
+    opts = pymetis.Options(seed=seed)
+    csr = pymetis.CSRAdjacency(adj.indptr.astype(np.int64), adj.indices.astype(np.int64))
+    _, membership = pymetis.part_graph(parts, adjacency=csr, options=opts)
+    return torch.as_tensor(np.asarray(membership), dtype=torch.long)
+
+
+def cluster_centres(adj, clusters: Tensor) -> np.ndarray:
+    """Per cluster, its highest-degree node (ties: the lowest id)."""
+    deg = np.asarray(adj.sum(1)).ravel()
+    c = clusters.numpy()
+    return np.array([int(np.flatnonzero(c == k)[np.argmax(deg[c == k])]) for k in np.unique(c)])
+
+
+def pca_features(x: Tensor, dims: int, seed: int = 0) -> Tensor:
+    """The first ``dims`` principal components of the node features (scikit-learn PCA)."""
+    from sklearn.decomposition import PCA
+
+    dims = min(dims, x.shape[0], x.shape[1])
+    pca = PCA(n_components=dims, svd_solver="randomized", random_state=seed)
+    return torch.from_numpy(pca.fit_transform(x.cpu().numpy())).float()
+
+
+def similarity_partners(x: Tensor, k: int, chunk: int = 2048) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per node, its ``k`` most and ``k`` least cosine-similar other nodes, with the similarities.
+
+    Returns ``(top_idx [N,k], top_sim [N,k], bottom_idx [N,k], bottom_sim [N,k])``, computed
+    ``chunk`` rows at a time so memory stays ``chunk x N``.
+    """
+    z = torch.nn.functional.normalize(x.float(), dim=1)
+    n = z.shape[0]
+    out = [[], [], [], []]
+    for s in range(0, n, chunk):
+        sim = z[s:s + chunk] @ z.t()
+        rows = torch.arange(s, min(s + chunk, n))
+        sim[rows - s, rows] = float("nan")
+        hi = torch.nan_to_num(sim, nan=-2.0).topk(k, dim=1)
+        lo = torch.nan_to_num(sim, nan=2.0).topk(k, dim=1, largest=False)
+        for lst, t in zip(out, (hi.indices, hi.values, lo.indices, lo.values)):
+            lst.append(t)
+    return tuple(torch.cat(t) for t in out)  # type: ignore[return-value]

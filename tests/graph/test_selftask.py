@@ -1,0 +1,135 @@
+"""SelfTask: each task's targets on hand-made graphs, no label leakage, both strategies."""
+
+import numpy as np
+import pytest
+import torch
+from torch_geometric.data import Data
+
+from geossl.errors import ConfigError, UnknownNameError
+from geossl.graph.encoders import GCN
+from geossl.graph.methods import SelfTask
+from geossl.graph.selftask import PRETEXT_TASKS
+
+
+def _undirected(pairs, n, x=None, y=None):
+    e = torch.tensor(pairs).T
+    ei = torch.cat([e, e.flip(0)], 1)
+    ei = torch.cat([ei, torch.arange(n).repeat(2, 1)], 1)  # self-loops, as the Planetoid loader adds them
+    train = torch.zeros(n, dtype=torch.bool)
+    train[:2] = True
+    val, test = torch.zeros(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool)
+    val[2:4], test[4:] = True, True
+    return Data(x=x if x is not None else torch.eye(n), edge_index=ei, y=y if y is not None else torch.arange(n) % 2,
+                train_mask=train, val_mask=val, test_mask=test)
+
+
+PATH6 = _undirected([(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)], 6)
+# two triangles joined by the bridge 2-3
+BARBELL = _undirected([(0, 1), (1, 2), (0, 2), (2, 3), (3, 4), (4, 5), (3, 5)], 6)
+
+
+def test_node_property_bins_degrees():
+    t = PRETEXT_TASKS.get("node_property")(PATH6, 4, bins=2)
+    # path degrees 1 2 2 2 2 1: ends in the low class, the inside in the high class
+    assert t.target.tolist() == [0, 1, 1, 1, 1, 0]
+
+
+def test_pairwise_distance_classes_are_hop_counts():
+    t = PRETEXT_TASKS.get("pairwise_distance")(PATH6, 4, anchors=6, pairs_per_class=50)
+    n = 6
+    for c, flat in enumerate(t.by_class):
+        for f in flat.tolist():
+            i, j = int(t.anchors[f // n]), f % n
+            assert min(abs(i - j), 4) - 1 == c  # on a path the hop distance is |i - j|
+    assert len(t.by_class[0]) == 10 and len(t.by_class[3]) == 6  # 5 edges both ways; pairs 4-5 apart
+    assert t.loss(torch.randn(6, 4), PATH6).isfinite()
+
+
+def test_distance2clusters_regresses_hops_to_each_cluster_centre():
+    t = PRETEXT_TASKS.get("distance2clusters")(BARBELL, 4, clusters=2)
+    parts = t.clusters.tolist()
+    assert len(set(parts[:3])) == 1 and len(set(parts[3:])) == 1 and parts[0] != parts[3]  # METIS cuts the bridge
+    # centres are the highest-degree nodes 2 and 3; hop distances by hand
+    to2, to3 = [1, 1, 0, 1, 2, 2], [2, 2, 1, 0, 1, 1]
+    cols = sorted(t.target.T.tolist(), key=lambda c: c[2])
+    assert cols == [to2, to3]
+
+
+def test_edge_mask_hides_its_edges_and_samples_true_non_edges():
+    t = PRETEXT_TASKS.get("edge_mask")(BARBELL, 4, rate=0.3)
+    pos = t.pairs[:, t.target == 1]
+    neg = t.pairs[:, t.target == 0]
+    edges = {(int(a), int(b)) for a, b in BARBELL.edge_index.T}
+    visible = {(int(a), int(b)) for a, b in t.corrupt(BARBELL).edge_index.T}
+    assert pos.shape[1] == neg.shape[1] == 2  # 30% of 7 undirected edges, and as many non-edges
+    for a, b in pos.T.tolist():
+        assert (a, b) in edges and (a, b) not in visible and (b, a) not in visible
+    for a, b in neg.T.tolist():
+        assert (a, b) not in edges and a != b
+    assert len(visible) == len(edges) - 4
+
+
+def test_attribute_mask_zeroes_unlabelled_nodes_and_regresses_their_pca():
+    x = torch.rand(6, 5, generator=torch.Generator().manual_seed(0))
+    data = _undirected([(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)], 6, x=x)
+    t = PRETEXT_TASKS.get("attribute_mask")(data, 4, rate=0.5, pca_dims=3)
+    masked = t.masked.tolist()
+    assert len(masked) == 2 and not any(data.train_mask[m] for m in masked)
+    seen = t.corrupt(data).x
+    assert torch.all(seen[masked] == 0) and torch.equal(seen[[i for i in range(6) if i not in masked]], x[[i for i in range(6) if i not in masked]])
+    from sklearn.decomposition import PCA
+
+    ref = PCA(n_components=3, svd_solver="full").fit_transform(x.numpy())[masked]
+    assert np.allclose(np.abs(t.target.numpy()), np.abs(ref), atol=1e-4)  # components up to sign
+
+
+def test_pairwise_attr_sim_partners():
+    x = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    data = _undirected([(0, 1), (1, 2), (2, 3)], 4, x=x)
+    t = PRETEXT_TASKS.get("pairwise_attr_sim")(data, 4, k=1)
+    assert t.partners[0, 0, 0] == 1 and torch.isclose(t.partner_sim[0, 0, 0], torch.tensor(1.0))  # node 0's twin
+    assert t.partners[1, 0, 0] == 2 and torch.isclose(t.partner_sim[1, 0, 0], torch.tensor(0.0))  # orthogonal
+    assert t.loss(torch.randn(4, 4), data).isfinite()
+
+
+def _method(data, task, strategy="joint", seed=0):
+    torch.manual_seed(seed)
+    enc = GCN(in_dim=data.x.shape[1], hidden=8, layers=1, dropout=0.5)
+    return SelfTask(enc, data.x.shape[1], data=data, num_classes=2, task=task, strategy=strategy, seed=seed)
+
+
+@pytest.mark.parametrize("task", ["edge_mask+pairwise_distance+node_property", "attribute_mask+distance2clusters+pairwise_attr_sim"])
+def test_joint_training_never_reads_validation_or_test_labels(task):
+    x = torch.rand(6, 5, generator=torch.Generator().manual_seed(1))
+    a = _undirected([(0, 1), (1, 2), (0, 2), (2, 3), (3, 4), (4, 5), (3, 5)], 6, x=x, y=torch.tensor([0, 1, 0, 1, 0, 1]))
+    b = a.clone()
+    b.y = torch.tensor([0, 1, 1, 0, 1, 0])  # same training labels, other validation/test labels
+    grads = []
+    for data in (a, b):
+        m = _method(data, task)
+        torch.manual_seed(5)
+        out = m(data)
+        out["loss"].backward()
+        grads.append([p.grad.clone() for p in m.parameters() if p.grad is not None])
+    assert len(grads[0]) == len(grads[1]) and all(torch.equal(g, h) for g, h in zip(*grads))
+
+
+def test_two_stage_has_no_classifier_and_no_label_loss():
+    m = _method(BARBELL, "pairwise_distance", strategy="two_stage")
+    out = m(BARBELL)
+    assert m.classifier is None and "ce" not in out and torch.equal(out["loss"], out["ssl"] if out["ssl"].dim() == 0 else out["loss"])
+
+
+def test_bad_task_names_and_weights():
+    with pytest.raises(UnknownNameError, match="Valid pretext tasks: .*pairwise_distance"):
+        _method(BARBELL, "pairwise_distanse")
+    with pytest.raises(ConfigError, match="2 values for 1 tasks"):
+        SelfTask(GCN(in_dim=6, hidden=4, layers=1), 6, data=BARBELL, num_classes=2, task="node_property", weights=[1.0, 2.0])
+    with pytest.raises(ConfigError, match="supervised baseline"):
+        _method(BARBELL, "none", strategy="two_stage")
+
+
+def test_targets_are_deterministic_per_seed():
+    a = PRETEXT_TASKS.get("edge_mask")(BARBELL, 4, seed=3)
+    b = PRETEXT_TASKS.get("edge_mask")(BARBELL, 4, seed=3)
+    assert torch.equal(a.pairs, b.pairs)
