@@ -165,14 +165,14 @@ def pretrain(cfg: DictConfig, run_dir: Path) -> Dict[str, Any]:
         epoch = iter(range(1, 1 << 62))
 
         def monitor(m) -> Dict[str, float]:
-            out = {"rankme": rankme(m.embed(data))}
-            if getattr(m, "supervised", False):  # joint training: track its classifier, select by validation
-                acc = m.accuracies(data)
-                out.update(acc)
-                at = next(epoch) * trainer_cfg.monitor_every
-                if acc["val_acc"] >= best.get("val_acc", -1.0):
-                    best.update(val_acc=acc["val_acc"], test_acc=acc["test_acc"], best_epoch=at)
-            return out
+            if not getattr(m, "supervised", False):
+                return {"rankme": rankme(m.embed(data))}
+            # joint training: track its classifier every epoch and select by validation accuracy
+            acc = m.accuracies(data)
+            at = next(epoch) * trainer_cfg.monitor_every
+            if acc["val_acc"] >= best.get("val_acc", -1.0):
+                best.update(val_acc=acc["val_acc"], test_acc=acc["test_acc"], best_epoch=at)
+            return acc
     else:
         batch_size = int(cfg.dataset.get("batch_size") or 32)
         batches = graph_loader(dataset, batch_size, True, fabric.world_size, fabric.global_rank, int(cfg.seed))

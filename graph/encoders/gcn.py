@@ -55,9 +55,9 @@ class GCN(Encoder):
         """
         h = data.x if x is None else x
         for i, (conv, norm, act) in enumerate(zip(self.convs, self.norms, self.acts)):
-            sparse = isinstance(h, MaskedFeatures) or (i == 0 and not h.requires_grad and is_sparse_enough(h))
-            if sparse:
-                h = act(norm(self._sparse_input_layer(conv, h, data.edge_index)))
+            rows = h if isinstance(h, MaskedFeatures) else self._rows_cache(h) if i == 0 and not h.requires_grad else None
+            if rows is not None:
+                h = act(norm(self._sparse_input_layer(conv, rows, data.edge_index)))
             else:
                 h = F.dropout(h, self.dropout, training=self.training)
                 h = act(norm(conv(h, data.edge_index)))
@@ -68,21 +68,26 @@ class GCN(Encoder):
         linear map, symmetric normalisation with self-loops, propagation, bias)."""
         from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
-        feats = x if isinstance(x, MaskedFeatures) else self._rows_cache(x)
+        feats = x if isinstance(x, MaskedFeatures) else self._rows_cache(x, density=1.0)
         h = project_features(feats, conv.lin.weight, self.dropout, self.training)
         ei, w = gcn_norm(edge_index, None, h.shape[0], conv.improved, conv.add_self_loops, conv.flow, h.dtype)
         out = conv.propagate(ei, x=h, edge_weight=w)
         return out if conv.bias is None else out + conv.bias
 
-    def _rows_cache(self, x: Tensor) -> MaskedFeatures:
-        key = (x.data_ptr(), x._version, tuple(x.shape), x.device)
+    def _rows_cache(self, x: Tensor, density: float = 0.1) -> Optional[MaskedFeatures]:
+        """``x`` as CSR rows if at most ``density`` of it is non-zero, else None; the answer is
+        kept while ``x`` is unchanged (same storage and version)."""
+        key = (x.data_ptr(), x._version, tuple(x.shape), x.device, density)
         if getattr(self, "_rows", (None,))[0] != key:
-            n = x.shape[0]
-            self._rows = (key, MaskedFeatures(CSRRows.from_dense(x), torch.arange(n, device=x.device),
-                                              x.new_zeros(1, x.shape[1]), torch.empty(0, dtype=torch.long, device=x.device)))
+            rows = None
+            if is_sparse_enough(x, density):
+                n = x.shape[0]
+                rows = MaskedFeatures(CSRRows.from_dense(x), torch.arange(n, device=x.device), x.new_zeros(1, x.shape[1]),
+                                      torch.empty(0, dtype=torch.long, device=x.device))
+            self._rows = (key, rows)
         return self._rows[1]
 
 
 def is_sparse_enough(x: Tensor, density: float = 0.1) -> bool:
     """Whether a dense float matrix has at most ``density`` non-zeros (then CSR products win)."""
-    return x.dim() == 2 and x.is_floating_point() and x.numel() > 0 and float((x != 0).float().mean()) <= density
+    return x.dim() == 2 and x.is_floating_point() and x.numel() > 0 and int(torch.count_nonzero(x)) <= density * x.numel()
