@@ -33,8 +33,13 @@ BASIC = ["node_property", "edge_mask", "pairwise_distance", "distance2clusters",
 LABEL_INFORMED = ["distance2labeled", "context_label", "ensemble_label", "corrected_label"]
 
 
-def run(out: Path, name: str, args: list[str], threads: int) -> dict:
+RENDER_ONLY = False
+
+
+def run(out: Path, name: str, args: list[str], threads: int) -> dict | None:
     run_dir = out / name
+    if RENDER_ONLY and not (run_dir / "summary.json").is_file():
+        return None
     if not (run_dir / "summary.json").is_file():
         full = ["pretrain", "graph=selftask", f"run_dir={run_dir}", "trainer.progress=false", f"trainer.threads={threads}", *args]
         if geossl(full) != 0:
@@ -52,31 +57,37 @@ def main() -> None:
     ap.add_argument("--no-two-stage", action="store_true")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", default=None, help="folder for run folders (default: temporary); finished runs are reused")
+    ap.add_argument("--render", action="store_true", help="train nothing: build the table from the finished runs in --out")
     args = ap.parse_args()
+    global RENDER_ONLY
+    RENDER_ONLY = args.render
     out = Path(args.out or tempfile.mkdtemp(prefix="geossl-bench-selftask-"))
     t0 = time.time()
     results: dict = {}
     for ds in args.datasets:
-        base = [run(out, f"{ds}-none-seed{s}", [f"dataset={ds}", "graph.task=none", f"seed={s}"], args.threads) for s in args.seeds]
+        base = [r for s in args.seeds if (r := run(out, f"{ds}-none-seed{s}", [f"dataset={ds}", "graph.task=none", f"seed={s}"], args.threads))]
         results[ds] = {"baseline": {"joint": base}}
         for task in args.tasks:
             lam = args.lams[0]
             if len(args.lams) > 1 and args.select_seeds:
                 val = {}
                 for lam_c in args.lams:
-                    rows = [run(out, f"{ds}-{task}-lam{lam_c}-seed{s}", [f"dataset={ds}", f"graph.task={task}", f"graph.lam={lam_c}", f"seed={s}"],
-                                args.threads) for s in args.select_seeds]
-                    val[lam_c] = mean_std([r["val_acc"] for r in rows])[0]
+                    rows = [r for s in args.select_seeds if (r := run(out, f"{ds}-{task}-lam{lam_c}-seed{s}", [
+                        f"dataset={ds}", f"graph.task={task}", f"graph.lam={lam_c}", f"seed={s}"], args.threads))]
+                    if rows:
+                        val[lam_c] = mean_std([r["val_acc"] for r in rows])[0]
+                if not val:
+                    continue
                 lam = max(val, key=lambda k: (val[k], -k))
-            joint = [run(out, f"{ds}-{task}-lam{lam}-seed{s}", [f"dataset={ds}", f"graph.task={task}", f"graph.lam={lam}", f"seed={s}"],
-                         args.threads) for s in args.seeds]
+            joint = [r for s in args.seeds if (r := run(out, f"{ds}-{task}-lam{lam}-seed{s}", [
+                f"dataset={ds}", f"graph.task={task}", f"graph.lam={lam}", f"seed={s}"], args.threads))]
             results[ds][task] = {"lam": lam, "joint": joint}
             if not args.no_two_stage:
-                results[ds][task]["two_stage"] = [run(out, f"{ds}-{task}-two-seed{s}", [
-                    f"dataset={ds}", f"graph.task={task}", "graph.strategy=two_stage", "eval=finetune", f"seed={s}"], args.threads)
-                    for s in args.seeds]
-            acc = mean_std([100 * r["test_acc"] for r in joint])
-            print(f"{ds} {task} (lam {lam}): {acc[0]:.2f} ± {acc[1]:.2f}", flush=True)
+                results[ds][task]["two_stage"] = [r for s in args.seeds if (r := run(out, f"{ds}-{task}-two-seed{s}", [
+                    f"dataset={ds}", f"graph.task={task}", "graph.strategy=two_stage", "eval=finetune", f"seed={s}"], args.threads))]
+            if joint:
+                acc = mean_std([100 * r["test_acc"] for r in joint])
+                print(f"{ds} {task} (lam {lam}): {acc[0]:.2f} ± {acc[1]:.2f} over {len(joint)} seeds", flush=True)
     minutes = (time.time() - t0) / 60
 
     lines = ["## SelfTask on Cora and CiteSeer (joint and two-stage)", "",
@@ -85,18 +96,19 @@ def main() -> None:
              f"λ per task chosen from {args.lams} by mean validation accuracy over seeds {args.select_seeds} (not the reported "
              "seeds). Two-stage: 200 epochs of the pretext loss alone, then fine-tuning of the encoder with a GCN classifier "
              f"(best validation epoch). Mean ± population std over seeds {args.seeds[0]}–{args.seeds[-1]} "
-             f"({len(args.seeds)} seeds); everything in one run of the script ({minutes:.0f} min).", "",
+             f"(n = seeds that finished); all rows from the same code and the same run folder "
+             f"({'rendered from finished runs' if args.render else f'{minutes:.0f} min'}).", "",
              machine_line(), "", "| task | " + " | ".join(f"{d} joint (%) | {d} λ | {d} two-stage (%)" for d in args.datasets) + " |",
              "|---|" + "---|---|---|" * len(args.datasets)]
     for task in ["baseline", *args.tasks]:
         cells = []
         for ds in args.datasets:
-            r = results[ds].get(task, {})
+            r = results.get(ds, {}).get(task, {})
             j = mean_std([100 * x["test_acc"] for x in r["joint"]]) if r.get("joint") else None
             t = mean_std([100 * x["test_acc"] for x in r["two_stage"]]) if r.get("two_stage") else None
-            cells.append(f"{j[0]:.2f} ± {j[1]:.2f}" if j else "-")
+            cells.append(f"{j[0]:.2f} ± {j[1]:.2f} (n={len(r['joint'])})" if j else "not run")
             cells.append(str(r.get("lam", "-")))
-            cells.append(f"{t[0]:.2f} ± {t[1]:.2f}" if t else "-")
+            cells.append(f"{t[0]:.2f} ± {t[1]:.2f} (n={len(r['two_stage'])})" if t else ("-" if task == "baseline" else "not run"))
         lines.append(f"| {task if task != 'baseline' else 'GCN (no pretext task)'} | " + " | ".join(cells) + " |")
     for task in LABEL_INFORMED:
         lines.append(f"| {task} | " + " | ".join(["not built", "-", "-"] * len(args.datasets)) + " |")
