@@ -223,5 +223,5 @@ def evaluate(cfg: DictConfig) -> Dict[str, Any]:
         )
     encoder.eval()
     out = {"encoder": str(cfg.encoder_file), "dataset": dataset.name, "seed": int(cfg.seed)}
-    out.update(_evaluate_embeddings(cfg, dataset, torch.no_grad()(encoder), torch.device("cpu")))
+    out.update(_evaluate_embeddings(cfg, dataset, torch.no_grad()(encoder), torch.device("cpu"), encoder=encoder))
     return out
