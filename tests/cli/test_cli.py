@@ -196,5 +196,8 @@ def test_selftask_joint_and_two_stage_from_the_cli(tmp_path):
     assert res.returncode == 0, res.stderr
     two = json.loads((tmp_path / "two" / "summary.json").read_text())
     assert "ce" not in two["final_losses"] and 0.0 <= two["test_acc"] <= 1.0
+    res = geossl("evaluate", f"encoder={tmp_path / 'two' / 'encoder.safetensors'}", "dataset=cora", "eval=finetune", "eval.epochs=3")
+    assert res.returncode == 0, res.stderr
+    assert 0.0 <= json.loads(res.stdout)["test_acc"] <= 1.0
     res = geossl("pretrain", "graph=selftask", "dataset=cora", "graph.task=pairwise_distanse", "trainer.epochs=1", cwd=tmp_path)
     _assert_clean_error(res, "Unknown pretext task 'pairwise_distanse'", "Valid pretext tasks")
