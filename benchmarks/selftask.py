@@ -82,12 +82,13 @@ def main() -> None:
             joint = [r for s in args.seeds if (r := run(out, f"{ds}-{task}-lam{lam}-seed{s}", [
                 f"dataset={ds}", f"graph.task={task}", f"graph.lam={lam}", f"seed={s}"], args.threads))]
             results[ds][task] = {"lam": lam, "joint": joint}
-            if not args.no_two_stage:
-                results[ds][task]["two_stage"] = [r for s in args.seeds if (r := run(out, f"{ds}-{task}-two-seed{s}", [
-                    f"dataset={ds}", f"graph.task={task}", "graph.strategy=two_stage", "eval=finetune", f"seed={s}"], args.threads))]
             if joint:
                 acc = mean_std([100 * r["test_acc"] for r in joint])
                 print(f"{ds} {task} (lam {lam}): {acc[0]:.2f} ± {acc[1]:.2f} over {len(joint)} seeds", flush=True)
+        # the two-stage column after every joint row, so that an interrupted run still has the joint table
+        for task in args.tasks if not args.no_two_stage else []:
+            results[ds].setdefault(task, {})["two_stage"] = [r for s in args.seeds if (r := run(out, f"{ds}-{task}-two-seed{s}", [
+                f"dataset={ds}", f"graph.task={task}", "graph.strategy=two_stage", "eval=finetune", f"seed={s}"], args.threads))]
     minutes = (time.time() - t0) / 60
 
     lines = ["## SelfTask on Cora and CiteSeer (joint and two-stage)", "",
