@@ -2,7 +2,7 @@
 
 Commands:
     pretrain graph=<method> dataset=<name> [key=value ...]   pretrain and evaluate an encoder
-    evaluate encoder=<file.safetensors> dataset=<name>       linear probe of a saved encoder
+    evaluate encoder=<file.safetensors> dataset=<name>       evaluate a saved encoder (eval=linear_probe|svc|finetune)
     datasets                                                 list datasets and where they were found
     config graph=<method> dataset=<name> [key=value ...]     print the composed config
 
