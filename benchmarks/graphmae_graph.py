@@ -49,13 +49,13 @@ def finished(folder: Path, dataset: str, seeds: list[int]) -> list[dict]:
     return [json.loads(f.read_text()) for f in files if f.is_file()]
 
 
-def table(results: dict, quick: bool) -> str:
+def table(results: dict, quick: bool, note: str = "") -> str:
     lines = ["## GraphMAE graph classification (SVC, 10-fold CV)", "",
              "`python benchmarks/graphmae_graph.py` — each seed pretrains from scratch with the dataset's preset, "
              "then pooled embeddings of the frozen encoder are classified by an SVC (C by inner grid search) under "
              "10-fold stratified CV with fixed folds. Mean ± population std over seeds of the 10-fold mean accuracy; "
              "the mean within-seed fold std is given too. Times are these runs' wall times on this shared 2-core CPU.", "",
-             machine_line(), "",
+             machine_line(), *([note, ""] if note else [""]),
              "| dataset | epochs | seeds | accuracy (%) | paper (%) | target | fold std | RankMe | s/epoch | pretrain s/seed |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for dataset, rows in results.items():
@@ -91,6 +91,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads per run (0: torch's default)")
     ap.add_argument("--out", default=None, help="folder for the run folders (default: a temporary one); finished runs are reused")
     ap.add_argument("--render", default=None, metavar="RUNS_DIR", help="do not train: rebuild the table from finished runs")
+    ap.add_argument("--note", default="", help="a sentence printed under the machine line (e.g. which commits made the runs)")
     args = ap.parse_args()
     if args.render:
         results = {d: finished(Path(args.render), d, args.seeds) for d in args.datasets}
@@ -102,7 +103,7 @@ def main() -> None:
             acc = mean_std([r["cv_acc"] for r in results[dataset]])
             print(f"{dataset}: {acc[0]:.2f} ± {acc[1]:.2f} over seeds {args.seeds}", flush=True)
     quick = bool(args.set)
-    body = table(results, quick)
+    body = table(results, quick, args.note)
     name = "graphmae_graph" if not quick else "graphmae_graph_quick"
     write_section(name, body)
     write_json(name, results)
