@@ -9,6 +9,7 @@ Label-informed tasks are given the training labels only.
 
 from __future__ import annotations
 
+import abc
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -30,7 +31,7 @@ def _pair_features(h: Tensor, pairs: Tensor) -> Tensor:
     return (h[pairs[0]] - h[pairs[1]]).abs()
 
 
-class PretextTask(nn.Module):
+class PretextTask(nn.Module, abc.ABC):
     """Base class: ``corrupt(data)`` gives the graph the encoder sees, ``loss(h, data)`` the error.
 
     Args:
@@ -47,8 +48,9 @@ class PretextTask(nn.Module):
     def corrupt(self, data):
         return data
 
-    def loss(self, h: Tensor, data) -> Tensor:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def loss(self, h: Tensor, data) -> Tensor:
+        """The task's error for embeddings ``h`` of the graph ``data`` the encoder saw."""
 
 
 @PRETEXT_TASKS.register("node_property")
