@@ -41,7 +41,9 @@ class SelfTask(Method):
         data: the graph the task targets are built from (given by the run, not the config).
         num_classes: classes of the node labels (given by the run).
         task: a pretext task name, or several joined by "+" (e.g. ``edge_mask+pairwise_distance``);
-            "none" trains the supervised GCN alone (the baseline; joint strategy only).
+            "none" trains the supervised GCN alone (the baseline; joint strategy only). The
+            label-informed tasks (distance2labeled, context_label, ensemble_label,
+            corrected_label) build their targets from the training labels only.
         weights: one weight per task (default 1 each).
         lam: weight of the pretext losses against the supervised loss in joint training.
         strategy: "joint" or "two_stage".
@@ -67,8 +69,15 @@ class SelfTask(Method):
             raise ConfigError(f"graph.weights has {len(weights)} values for {len(names)} tasks ({'+'.join(names)}).")
         self.encoder, self.strategy, self.lam, self.dropout = encoder, strategy, lam, dropout
         self.task_names, self.weights = names, weights
-        self.tasks = nn.ModuleList(PRETEXT_TASKS.get(n)(data, encoder.out_dim, seed=seed) for n in names)
+        self.tasks = nn.ModuleList(self._build_task(n, data, encoder.out_dim, num_classes, seed) for n in names)
         self.classifier = GCNConv(encoder.out_dim, num_classes) if strategy == "joint" else None
+
+    @staticmethod
+    def _build_task(name: str, data, embed_dim: int, num_classes: int, seed: int):
+        cls = PRETEXT_TASKS.get(name)
+        if getattr(cls, "uses_labels", False):  # label-informed: built from the training labels only
+            return cls(data, embed_dim, seed=seed, num_classes=num_classes)
+        return cls(data, embed_dim, seed=seed)
 
     @property
     def supervised(self) -> bool:

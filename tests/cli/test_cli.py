@@ -185,12 +185,12 @@ def test_a_broken_tu_folder_is_refused_with_the_file_named(tmp_path):
 
 @requires_cora
 def test_selftask_joint_and_two_stage_from_the_cli(tmp_path):
-    res = geossl("pretrain", "graph=selftask", "dataset=cora", "graph.task=edge_mask+node_property", "trainer.epochs=3",
-                 "trainer.progress=false", f"run_dir={tmp_path / 'joint'}", cwd=tmp_path)
+    res = geossl("pretrain", "graph=selftask", "dataset=cora", "graph.task=edge_mask+node_property+corrected_label",
+                 "graph.weights=[1,1,10]", "trainer.epochs=3", "trainer.progress=false", f"run_dir={tmp_path / 'joint'}", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     joint = json.loads((tmp_path / "joint" / "summary.json").read_text())
     assert joint["selection"] == "best validation epoch" and 1 <= joint["best_epoch"] <= 3 and 0.0 <= joint["test_acc"] <= 1.0
-    assert {"ce", "ssl", "edge_mask", "node_property"} <= set(joint["final_losses"])
+    assert {"ce", "ssl", "edge_mask", "node_property", "corrected_label"} <= set(joint["final_losses"])
     res = geossl("pretrain", "graph=selftask", "dataset=cora", "graph.strategy=two_stage", "eval=finetune", "eval.epochs=3",
                  "trainer.epochs=2", "trainer.progress=false", f"run_dir={tmp_path / 'two'}", cwd=tmp_path)
     assert res.returncode == 0, res.stderr

@@ -9,6 +9,7 @@ from geossl.errors import ConfigError, UnknownNameError
 from geossl.graph.encoders import GCN
 from geossl.graph.methods import SelfTask
 from geossl.graph.selftask import PRETEXT_TASKS
+from geossl.graph.selftask import pseudo_labels as pl
 
 
 def _undirected(pairs, n, x=None, y=None):
@@ -98,7 +99,8 @@ def _method(data, task, strategy="joint", seed=0):
     return SelfTask(enc, data.x.shape[1], data=data, num_classes=2, task=task, strategy=strategy, seed=seed)
 
 
-@pytest.mark.parametrize("task", ["edge_mask+pairwise_distance+node_property", "attribute_mask+distance2clusters+pairwise_attr_sim"])
+@pytest.mark.parametrize("task", ["edge_mask+pairwise_distance+node_property", "attribute_mask+distance2clusters+pairwise_attr_sim",
+                                  "distance2labeled+context_label+ensemble_label+corrected_label"])
 def test_joint_training_never_reads_validation_or_test_labels(task):
     x = torch.rand(6, 5, generator=torch.Generator().manual_seed(1))
     a = _undirected([(0, 1), (1, 2), (0, 2), (2, 3), (3, 4), (4, 5), (3, 5)], 6, x=x, y=torch.tensor([0, 1, 0, 1, 0, 1]))
@@ -133,3 +135,86 @@ def test_targets_are_deterministic_per_seed():
     a = PRETEXT_TASKS.get("edge_mask")(BARBELL, 4, seed=3)
     b = PRETEXT_TASKS.get("edge_mask")(BARBELL, 4, seed=3)
     assert torch.equal(a.pairs, b.pairs)
+
+
+def test_label_informed_tasks_read_labels_only_through_the_training_mask():
+    a = _undirected([(0, 1), (1, 2), (0, 2), (2, 3), (3, 4), (4, 5), (3, 5)], 6, y=torch.tensor([0, 1, 0, 1, 0, 1]))
+    b = a.clone()
+    b.y = torch.tensor([0, 1, 7, 9, 8, 6])  # other (even impossible) labels outside the training nodes
+    for name in ["distance2labeled", "context_label", "ensemble_label", "corrected_label"]:
+        ta, tb = (PRETEXT_TASKS.get(name)(d, 4, seed=0, num_classes=2) for d in (a, b))
+        assert torch.equal(ta.target, tb.target), name
+        assert ta.unlabeled.tolist() == [2, 3, 4, 5]
+
+
+def test_distance2labeled_is_mean_inverse_hops_to_each_class():
+    # PATH6 trains on node 0 (class 0) and node 1 (class 1)
+    t = PRETEXT_TASKS.get("distance2labeled")(PATH6, 4, num_classes=2)
+    expected = torch.tensor([[0, 1], [1, 0], [1 / 2, 1], [1 / 3, 1 / 2], [1 / 4, 1 / 3], [1 / 5, 1 / 4]])
+    assert torch.allclose(t.target, expected.float())
+    two = _undirected([(0, 2), (1, 2), (2, 3)], 4)
+    two.train_mask = torch.tensor([True, True, False, False])
+    two.y = torch.tensor([0, 0, 1, 1])  # both training nodes in class 0: the class-0 column averages them
+    t = PRETEXT_TASKS.get("distance2labeled")(two, 4, num_classes=2)
+    assert torch.allclose(t.target[:, 0], torch.tensor([(0 + 1 / 2) / 2, (1 / 2 + 0) / 2, 1.0, 1 / 2]))
+    assert torch.equal(t.target[:, 1], torch.zeros(4))  # no training node of class 1
+
+
+def test_context_distribution_counts_one_and_two_hop_neighbours():
+    a, a2 = pl.two_hop_pattern(PRETEXT_TASKS.get("node_property")(BARBELL, 4).adj)
+    dist = pl.context_distribution(a, a2, torch.tensor([0, 1, 1, 0, 0, 0]), 2)
+    # node 0: 1-hop {1, 2}; 2-hop {1, 2, 3} -> labels 1, 1, 1, 1, 0
+    assert torch.allclose(dist[0], torch.tensor([1 / 5, 4 / 5]))
+    # node 3: 1-hop {2, 4, 5} -> 1, 0, 0; 2-hop {0, 1} (via 2) and {4, 5} (via each other) -> 0, 1, 0, 0
+    assert torch.allclose(dist[3], torch.tensor([5 / 7, 2 / 7]))
+
+
+def test_context_label_regresses_the_neighbourhood_distribution_of_pseudo_labels():
+    t = PRETEXT_TASKS.get("context_label")(BARBELL, 4, num_classes=2)
+    assert t.pseudo[:2].tolist() == [0, 1]  # training nodes keep their labels
+    expected = pl.context_distribution(t.a, t.a2, t.pseudo, 2)
+    assert torch.equal(t.target, expected) and torch.allclose(t.target.sum(1), torch.ones(6))
+    t.eval()
+    h = torch.randn(6, 4)
+    assert torch.allclose(t.loss(h, BARBELL), ((torch.softmax(t.head(h), 1) - expected)[2:] ** 2).mean())
+    with pytest.raises(ConfigError, match="Valid choices: lp, ica"):
+        PRETEXT_TASKS.get("context_label")(BARBELL, 4, num_classes=2, source="gcn")
+
+
+def test_label_propagation_spreads_training_labels_along_edges():
+    # two triangles; one training node in each with different classes
+    train_idx, y = torch.tensor([0, 5]), torch.tensor([0, 1])
+    probs = pl.label_propagation(BARBELL.edge_index, 6, train_idx, y, 2)
+    assert probs[0].tolist() == [1, 0] and probs[5].tolist() == [0, 1]
+    assert probs.argmax(1).tolist() == [0, 0, 0, 1, 1, 1] and torch.allclose(probs.sum(1), torch.ones(6))
+
+
+def test_iterative_classification_uses_features_and_neighbour_labels():
+    g = torch.Generator().manual_seed(0)
+    y = torch.tensor([0, 0, 0, 1, 1, 1])
+    x = (torch.rand(6, 20, generator=g) < 0.2).float()
+    x[:, 0], x[:, 1] = (y == 0).float(), (y == 1).float()  # one feature per class
+    adj = PRETEXT_TASKS.get("node_property")(BARBELL, 4).adj
+    probs = pl.iterative_classification(x, adj, torch.tensor([0, 5]), torch.tensor([0, 1]), 2)
+    assert probs.argmax(1).tolist() == [0, 0, 0, 1, 1, 1]
+    assert probs[0].tolist() == [1, 0] and torch.allclose(probs.sum(1), torch.ones(6, dtype=probs.dtype))
+
+
+def test_density_prototypes_correct_wrong_pseudo_labels():
+    g = torch.Generator().manual_seed(0)
+    centre = torch.tensor([[5.0, 0, 0], [0, 5.0, 0]])
+    h = torch.cat([centre[0] + 0.3 * torch.randn(20, 3, generator=g), centre[1] + 0.3 * torch.randn(20, 3, generator=g)])
+    labels = torch.tensor([0] * 20 + [1] * 20)
+    labels[[3, 25]] = labels[[25, 3]]  # two wrong pseudo-labels
+    fixed = pl.density_prototype_labels(h, labels, torch.tensor([3, 25]), 2, per_class=20, prototypes=4, generator=g)
+    assert fixed.tolist() == [0, 1]
+
+
+def test_corrected_label_adds_the_corrected_target_loss():
+    torch.manual_seed(0)
+    t = PRETEXT_TASKS.get("corrected_label")(BARBELL, 4, num_classes=2, samples=3, alpha=0.0)
+    t.eval()
+    h = torch.randn(6, 4)
+    assert torch.allclose(t.loss(h, BARBELL), ((torch.softmax(t.head(h), 1) - t.target)[2:] ** 2).mean())
+    t.alpha = 2.0
+    assert t.loss(h, BARBELL) >= ((torch.softmax(t.head(h), 1) - t.target)[2:] ** 2).mean()
