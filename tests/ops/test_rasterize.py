@@ -1,0 +1,189 @@
+"""The CPU Gaussian rasterizer against known answers, the naive dense evaluation, and gsplat's own
+pure-torch projection and SH functions."""
+
+import math
+
+import pytest
+import torch
+
+from geossl.ops.camera import CameraError
+from geossl.ops.rasterize import (RasterizeError, composite_dense, eval_sh, project_gaussians, quat_scale_to_covariance,
+                                  rasterize_gaussians)
+
+W = H = 48
+F = 80.0
+
+
+def _cam(n=1, dtype=torch.float32):
+    K = torch.tensor([[F, 0, W / 2], [0, F, H / 2], [0, 0, 1]], dtype=dtype).repeat(n, 1, 1)
+    return torch.eye(4, dtype=dtype).repeat(n, 1, 1), K
+
+
+def _one(mean=(0.0, 0.0, 2.0), scale=0.05, opacity=0.8, colour=(1.0, 0.5, 0.25), dtype=torch.float32):
+    return (torch.tensor([mean], dtype=dtype), torch.tensor([[1.0, 0, 0, 0]], dtype=dtype),
+            torch.full((1, 3), scale, dtype=dtype), torch.tensor([opacity], dtype=dtype), torch.tensor([colour], dtype=dtype))
+
+
+def _random(n, seed=0, dtype=torch.float32, spread=0.6):
+    g = torch.Generator().manual_seed(seed)
+    means = torch.cat([(torch.rand(n, 2, generator=g) - 0.5) * 2 * spread, 1.5 + 2 * torch.rand(n, 1, generator=g)], 1)
+    quats = torch.randn(n, 4, generator=g)
+    scales = 0.02 + 0.1 * torch.rand(n, 3, generator=g)
+    opac = 0.2 + 0.75 * torch.rand(n, generator=g)
+    cols = torch.rand(n, 3, generator=g)
+    return [t.to(dtype) for t in (means, quats, scales, opac, cols)]
+
+
+def test_single_isotropic_gaussian_is_the_analytic_2d_gaussian():
+    means, quats, scales, opac, cols = _one()
+    V, K = _cam()
+    img, alpha, meta = rasterize_gaussians(means, quats, scales, opac, cols, V, K, W, H)
+    assert img.shape == (1, H, W, 3) and alpha.shape == (1, H, W, 1)
+    var = (F * 0.05 / 2.0) ** 2 + 0.3  # EWA: f * sigma / z, plus the 0.3 px^2 low-pass filter
+    v, u = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
+    expected = 0.8 * torch.exp(-0.5 * ((u - W / 2) ** 2 + (v - H / 2) ** 2) / var)
+    expected = torch.where(expected >= 1 / 255, expected, torch.zeros_like(expected))  # gsplat skips alpha < 1/255
+    assert torch.allclose(alpha[0, ..., 0], expected, atol=1e-6)
+    # peak at the projected centre (the four pixels around it), footprint of the expected radius
+    assert math.isclose(float(alpha.max()), 0.8 * math.exp(-0.5 * 0.5 / var), rel_tol=1e-5)
+    assert meta["radii"][0, 0].tolist() == [math.ceil(3.33 * math.sqrt(var))] * 2
+    assert torch.allclose(img[0], alpha[0] * torch.tensor([1.0, 0.5, 0.25]), atol=1e-6)
+    on = (alpha[0, ..., 0] > 0).nonzero()
+    assert (on[:, 1].float() + 0.5 - W / 2).abs().max() <= math.sqrt(-2 * var * math.log(1 / (255 * 0.8)))
+
+
+def test_two_overlapping_gaussians_composite_front_to_back():
+    red, blue = (1.0, 0.0, 0.0), (0.0, 0.0, 1.0)
+    V, K = _cam()
+
+    def render(z_red, z_blue, flip=False):
+        a, b = _one((0, 0, z_red), 0.1, 0.9, red), _one((0, 0, z_blue), 0.1, 0.9, blue)
+        parts = [torch.cat([x, y]) for x, y in (zip(b, a) if flip else zip(a, b))]
+        return rasterize_gaussians(*parts, V, K, W, H)[0][0, H // 2, W // 2]
+
+    # the same footprint size at the centre pixel: compare the red front / blue front orders
+    near_red = render(2.0, 2.5)
+    near_blue = render(2.5, 2.0)
+    assert near_red[0] > near_red[2] and near_blue[2] > near_blue[0]
+    # front alpha a1, back alpha a2: colour = a1 c1 + (1 - a1) a2 c2
+    a1 = float(render(2.0, 50.0)[0])  # the far one is too small to reach the centre pixel's 1/255
+    pix = near_red
+    assert 0.85 < a1 < 0.9 and pix[2] < (1 - a1) * 0.9 + 1e-6
+    assert torch.allclose(render(2.0, 2.5), render(2.0, 2.5, flip=True))  # input order does not matter
+
+
+def test_tiled_rendering_equals_the_dense_evaluation_and_chunking_changes_nothing():
+    means, quats, scales, opac, cols = _random(60)
+    V, K = _cam()
+    img, alpha, _ = rasterize_gaussians(means, quats, scales, opac, cols, V, K, W, H)
+    p = project_gaussians(means, quat_scale_to_covariance(quats, scales), V[0], K[0], W, H)
+    dense, dense_a = composite_dense(p["means2d"], p["conics"], p["depths"], p["radii"], opac, cols, W, H)
+    assert torch.allclose(img[0], dense, atol=1e-5) and torch.allclose(alpha[0], dense_a, atol=1e-5)
+    from geossl.ops.rasterize import rasterize_gaussians_torch
+
+    small, small_a, _ = rasterize_gaussians_torch(means, quats, scales, opac, cols, V, K, W, H, tile_size=8, max_pairs=1)
+    assert torch.allclose(img, small, atol=1e-6) and torch.allclose(alpha, small_a, atol=1e-6)
+
+
+def test_gradcheck_tiny_float64():
+    means, quats, scales, opac, cols = _random(3, seed=1, dtype=torch.float64, spread=0.2)
+    scales = scales + 0.05
+    V, K = _cam(dtype=torch.float64)
+    V = V.clone()
+    V[0, :3, 3] = torch.tensor([0.01, -0.02, 0.1], dtype=torch.float64)
+    inputs = [t.clone().requires_grad_() for t in (means, quats, scales, opac, cols, V)]
+
+    def f(m, q, s, o, c, v):
+        img, alpha, _ = rasterize_gaussians(m, q, s, o, c, v, K, 12, 12, render_mode="RGB+ED")
+        return img, alpha
+
+    K = K.clone()
+    K[0, :2, :] *= 12 / W  # a 12 x 12 image of the same field of view
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-5, rtol=1e-4)
+
+
+def test_gaussians_behind_the_camera_or_outside_the_image_contribute_nothing():
+    V, K = _cam()
+    for mean in [(0.0, 0.0, -2.0), (0.0, 0.0, 0.005), (5.0, 0.0, 2.0), (0.0, -6.0, 2.0)]:
+        img, alpha, meta = rasterize_gaussians(*_one(mean), V, K, W, H)
+        assert alpha.abs().max() == 0 and img.abs().max() == 0 and meta["radii"].abs().max() == 0, mean
+    means, quats, scales, opac, cols = [torch.cat([a, b]) for a, b in zip(_one((0, 0, 2.0)), _one((0, 0, -2.0), 0.5, 1.0))]
+    both = rasterize_gaussians(means, quats, scales, opac, cols, V, K, W, H)[0]
+    assert torch.equal(both, rasterize_gaussians(*_one((0, 0, 2.0)), V, K, W, H)[0])
+
+
+def test_projection_agrees_with_gsplats_pure_torch_projection():
+    torch_impl = pytest.importorskip("gsplat.cuda._torch_impl")
+    means, quats, scales, _, _ = _random(200, seed=3, spread=2.0)
+    means[:10, 2] = -1.0  # some behind the camera
+    V, K = _cam(2)
+    V[1, :3, :3] = torch.tensor([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]])
+    V[1, :3, 3] = torch.tensor([0.3, -0.1, 0.5])
+    covars = quat_scale_to_covariance(quats, scales)
+    ref_covars, _ = torch_impl._quat_scale_to_covar_preci(quats, scales, compute_preci=False)
+    assert torch.allclose(covars, ref_covars, atol=1e-6)
+    radii, means2d, depths, conics, _ = torch_impl._fully_fused_projection(means, covars, V, K, W, H)
+    for cam in range(2):
+        ours = project_gaussians(means, covars, V[cam], K[cam], W, H)
+        seen = (radii[cam] > 0).all(-1)
+        assert torch.equal(ours["radii"], radii[cam].int())
+        assert torch.allclose(ours["means2d"][seen], means2d[cam][seen], atol=1e-4)
+        assert torch.allclose(ours["conics"][seen], conics[cam][seen], rtol=1e-4, atol=1e-5)
+        assert torch.allclose(ours["depths"], depths[cam])
+
+
+def test_spherical_harmonics_agree_with_gsplat():
+    torch_impl = pytest.importorskip("gsplat.cuda._torch_impl")
+    g = torch.Generator().manual_seed(0)
+    dirs, coeffs = torch.randn(50, 3, generator=g), torch.randn(50, 16, 3, generator=g)
+    for degree in range(4):
+        assert torch.allclose(eval_sh(degree, dirs, coeffs), torch_impl._spherical_harmonics(degree, dirs, coeffs), atol=1e-5)
+
+
+def test_render_modes_depths_and_backgrounds():
+    V, K = _cam()
+    means, quats, scales, opac, cols = _one((0.1, 0.0, 3.0), 0.2, 0.99)
+    img, alpha, _ = rasterize_gaussians(means, quats, scales, opac, cols, V, K, W, H, render_mode="RGB+ED",
+                                        backgrounds=torch.tensor([[0.0, 1.0, 0.0]]))
+    assert img.shape[-1] == 4
+    hit = alpha[0, ..., 0] > 0.01
+    assert torch.allclose(img[0, ..., 3][hit], torch.full_like(img[0, ..., 3][hit], 3.0), atol=1e-5)  # expected depth = z
+    assert torch.allclose(img[0, ..., 1], 0.5 * alpha[0, ..., 0] + (1 - alpha[0, ..., 0]), atol=1e-6)  # green background
+    d, a2, _ = rasterize_gaussians(means, quats, scales, opac, cols, V, K, W, H, render_mode="D")
+    assert d.shape[-1] == 1 and torch.allclose(d[0, ..., 0], 3.0 * a2[0, ..., 0], atol=1e-5)  # accumulated depth
+    sh = torch.zeros(1, 4, 3)
+    sh[0, 0] = (torch.tensor([1.0, 0.5, 0.25]) - 0.5) / 0.28209479177387814  # degree-0 SH of the same colour
+    rgb_sh = rasterize_gaussians(means, quats, scales, opac, sh, V, K, W, H, sh_degree=1)[0]
+    assert torch.allclose(rgb_sh, rasterize_gaussians(means, quats, scales, opac, cols, V, K, W, H)[0], atol=1e-5)
+
+
+def test_an_empty_set_renders_the_background():
+    V, K = _cam(2)
+    e = torch.zeros(0, 3)
+    img, alpha, _ = rasterize_gaussians(e, torch.zeros(0, 4), e, torch.zeros(0), e, V, K, W, H,
+                                        backgrounds=torch.tensor([[0.1, 0.2, 0.3], [1.0, 1.0, 1.0]]))
+    assert img.shape == (2, H, W, 3) and alpha.abs().max() == 0
+    assert torch.allclose(img[0], torch.tensor([0.1, 0.2, 0.3]).expand(H, W, 3)) and torch.equal(img[1], torch.ones(H, W, 3))
+
+
+def test_bad_inputs_are_refused_with_the_reason():
+    V, K = _cam()
+    means, quats, scales, opac, cols = _one()
+    with pytest.raises(RasterizeError, match="means has NaN or inf"):
+        rasterize_gaussians(means * float("nan"), quats, scales, opac, cols, V, K, W, H)
+    with pytest.raises(RasterizeError, match="opacities has NaN or inf"):
+        rasterize_gaussians(means, quats, scales, opac * float("inf"), cols, V, K, W, H)
+    with pytest.raises(CameraError, match="not invertible"):
+        rasterize_gaussians(means, quats, scales, opac, cols, torch.zeros(1, 4, 4), K, W, H)
+    bad_k = K.clone()
+    bad_k[0, 0, 0] = 0.0
+    with pytest.raises(CameraError, match="non-positive focal length"):
+        rasterize_gaussians(means, quats, scales, opac, cols, V, bad_k, W, H)
+    with pytest.raises(RasterizeError, match="Valid choices: RGB, D, ED"):
+        rasterize_gaussians(means, quats, scales, opac, cols, V, K, W, H, render_mode="depth")
+    with pytest.raises(RasterizeError, match="scales must have shape"):
+        rasterize_gaussians(means, quats, scales[:, :2], opac, cols, V, K, W, H)
+    with pytest.raises(RasterizeError, match="needs CUDA tensors"):
+        rasterize_gaussians(means, quats, scales, opac, cols, V, K, W, H, backend="gsplat")
+    with pytest.raises(RasterizeError, match="all-zero quaternions"):
+        rasterize_gaussians(means, quats * 0, scales, opac, cols, V, K, W, H)
