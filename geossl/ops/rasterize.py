@@ -27,6 +27,7 @@ from geossl.ops.camera import CameraError, check_intrinsics, check_pose
 
 RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
 BACKENDS = ("auto", "torch", "gsplat")
+COMPOSITORS = ("auto", "cpp", "torch")
 ALPHA_MAX = 0.999
 ALPHA_MIN = 1.0 / 255.0
 T_MIN = 1e-4
@@ -166,13 +167,19 @@ def _composite_chunk(pix: Tensor, gid: Tensor, valid: Tensor, means2d: Tensor, c
 
 
 def _render_camera_torch(means2d: Tensor, conics: Tensor, depths: Tensor, radii: Tensor, opacities: Tensor, feats: Tensor,
-                         width: int, height: int, tile: int, max_pairs: int) -> Tuple[Tensor, Tensor]:
+                         width: int, height: int, tile: int, max_pairs: int, compositor: str = "auto") -> Tuple[Tensor, Tensor]:
     tiles_x, tiles_y = math.ceil(width / tile), math.ceil(height / tile)
     out_f = feats.new_zeros(height * width, feats.shape[1])
     out_a = feats.new_zeros(height * width)
     tile_of, gauss_of, per_tile = _tile_intersections(means2d, radii, depths, tiles_x, tiles_y, tile)
     if len(gauss_of) == 0:
         return out_f.reshape(height, width, -1), out_a.reshape(height, width, 1)
+    if _use_compiled(compositor, feats):
+        from geossl.ops.composite_cpu import CompositeCPU
+
+        offsets = torch.cat([per_tile.new_zeros(1), torch.cumsum(per_tile, 0)])
+        return CompositeCPU.apply(means2d.float(), conics.float(), opacities.float(), feats.float(), offsets, gauss_of,
+                                  width, height, tile)
     offsets = torch.cumsum(per_tile, 0) - per_tile
     busy = per_tile.nonzero().view(-1)
     busy = busy[per_tile[busy].argsort()]  # similar lengths together: little padding
@@ -220,6 +227,23 @@ def composite_dense(means2d: Tensor, conics: Tensor, depths: Tensor, radii: Tens
     return f[0].reshape(height, width, -1), a[0].reshape(height, width, 1)
 
 
+def _use_compiled(compositor: str, feats: Tensor) -> bool:
+    """Whether to composite with the C++ kernel: ``cpp`` always, ``torch`` never, ``auto`` for
+    float32 CPU tensors when the kernel builds (float64, e.g. for gradcheck, stays in PyTorch)."""
+    if compositor not in COMPOSITORS:
+        raise RasterizeError(f"Unknown compositor {compositor!r}. Valid choices: {', '.join(COMPOSITORS)}.")
+    if compositor == "torch" or feats.is_cuda:
+        return False
+    if compositor == "auto" and feats.dtype != torch.float32:
+        return False
+    from geossl.ops.composite_cpu import load_extension
+
+    ext = load_extension()
+    if ext is None and compositor == "cpp":
+        raise RasterizeError("compositor='cpp': the compiled CPU compositor could not be built (see the warning above).")
+    return ext is not None
+
+
 def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, render_mode, backgrounds):
     if render_mode not in RENDER_MODES:
         raise RasterizeError(f"Unknown render_mode {render_mode!r}. Valid choices: {', '.join(RENDER_MODES)}.")
@@ -261,9 +285,11 @@ def _colour_features(means, colors, viewmats, sh_degree):
 
 def rasterize_gaussians_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane=0.01,
                               far_plane=1e10, sh_degree=None, render_mode="RGB", backgrounds=None, eps2d=0.3,
-                              tile_size=16, max_pairs=1 << 22):
-    """The CPU (any-device) PyTorch reference of ``rasterize_gaussians``; same arguments and
-    returns, plus ``tile_size`` and ``max_pairs`` (pixel x Gaussian evaluations per chunk)."""
+                              tile_size=16, max_pairs=1 << 22, compositor="auto"):
+    """The CPU (any-device) reference of ``rasterize_gaussians``; same arguments and returns, plus
+    ``tile_size``, ``max_pairs`` (pixel x Gaussian evaluations per chunk of the PyTorch
+    compositor) and ``compositor``: ``torch`` (vectorised PyTorch, the oracle), ``cpp`` (the
+    compiled C++/OpenMP kernel, float32) or ``auto`` (cpp for float32 when it builds)."""
     covars = quat_scale_to_covariance(quats, scales)
     rgb = _colour_features(means, colors, viewmats, sh_degree)
     imgs, alphas, meta = [], [], {"means2d": [], "conics": [], "depths": [], "radii": []}
@@ -278,7 +304,7 @@ def rasterize_gaussians_torch(means, quats, scales, opacities, colors, viewmats,
             parts.append(p["depths"][:, None])
         feats = torch.cat(parts, -1)
         img, alpha = _render_camera_torch(p["means2d"], p["conics"], p["depths"], p["radii"], opacities, feats,
-                                          width, height, tile_size, max_pairs)
+                                          width, height, tile_size, max_pairs, compositor)
         imgs.append(img)
         alphas.append(alpha)
     img, alpha = torch.stack(imgs), torch.stack(alphas)
