@@ -1,6 +1,5 @@
-"""Scene-level point-cloud pretraining (installed as ``geossl.pointcloud``).
+"""Scene-level point clouds and RGB-D sequences (installed as ``geossl.pointcloud``).
 
-Nothing is built here yet: scene datasets, point batches, scene encoders and Gaussian2Scene
-are tracked as their own issues. The package exists so that the installed layout
-(``geossl.graph``, ``geossl.pointcloud``, ``geossl.gaussians``) is fixed from the start.
+Built: posed RGB-D sequence readers (``rgbd``: 7-Scenes, Redwood, ScanNet export). Not built yet:
+point batches, scene encoders, scene datasets for pretraining, Gaussian2Scene.
 """

@@ -1,6 +1,6 @@
 // Front-to-back alpha compositing of projected 2D Gaussians on the CPU, with its backward pass.
 //
-// The same rule as gsplat's CUDA kernel and geossl.ops.rasterize._composite_chunk (the PyTorch
+// Each tile's Gaussians are first gathered into contiguous arrays. The same rule as gsplat's CUDA kernel and geossl.ops.rasterize._composite_chunk (the PyTorch
 // oracle these are tested against): per pixel, the tile's Gaussians in depth order;
 // sigma = 0.5 (a dx^2 + c dy^2) + b dx dy, alpha = min(0.999, opacity exp(-sigma)); skip when
 // sigma < 0 or alpha < 1/255; stop before the transmittance would fall to 1e-4.
@@ -69,6 +69,21 @@ std::vector<torch::Tensor> composite_forward(torch::Tensor means2d, torch::Tenso
     const int64_t start = off[t], end = off[t + 1];
     if (start == end) continue;
     const int64_t x0 = (t % tiles_x) * tile, y0 = (t / tiles_x) * tile;
+    const int64_t K = end - start;
+    // the tile's Gaussians, gathered once into contiguous memory: mx, my, a, b, c, opacity
+    std::vector<float> loc(7 * K), lf(D * K);
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t g = gid[start + k];
+      loc[7 * k] = m[2 * g];
+      loc[7 * k + 1] = m[2 * g + 1];
+      loc[7 * k + 2] = cn[3 * g];
+      loc[7 * k + 3] = cn[3 * g + 1];
+      loc[7 * k + 4] = cn[3 * g + 2];
+      loc[7 * k + 5] = op[g];
+      // beyond this sigma, opacity * exp(-sigma) < 1/255 for certain: skip without an exp
+      loc[7 * k + 6] = op[g] > 0.0f ? std::log(op[g] * 255.0f) + 1e-3f : -1.0f;
+      for (int64_t d = 0; d < D; ++d) lf[k * D + d] = f[g * D + d];
+    }
     std::vector<float> acc(D);
     for (int64_t py = y0; py < std::min(y0 + tile, height); ++py) {
       for (int64_t px = x0; px < std::min(x0 + tile, width); ++px) {
@@ -76,19 +91,19 @@ std::vector<torch::Tensor> composite_forward(torch::Tensor means2d, torch::Tenso
         std::fill(acc.begin(), acc.end(), 0.0f);
         float T = 1.0f;
         int32_t walked = 0;
-        for (int64_t k = start; k < end; ++k) {
-          const int64_t g = gid[k];
-          const float dx = u - m[2 * g], dy = v - m[2 * g + 1];
-          const float sigma = 0.5f * (cn[3 * g] * dx * dx + cn[3 * g + 2] * dy * dy) + cn[3 * g + 1] * dx * dy;
-          if (sigma < 0.0f) continue;
-          const float alpha = std::min(kAlphaMax, op[g] * std::exp(-sigma));
+        for (int64_t k = 0; k < K; ++k) {
+          const float* q = &loc[7 * k];
+          const float dx = u - q[0], dy = v - q[1];
+          const float sigma = 0.5f * (q[2] * dx * dx + q[4] * dy * dy) + q[3] * dx * dy;
+          if (sigma < 0.0f || sigma > q[6]) continue;
+          const float alpha = std::min(kAlphaMax, q[5] * std::exp(-sigma));
           if (alpha < kAlphaMin) continue;
           const float next_t = T * (1.0f - alpha);
           if (next_t <= kTMin) break;
           const float w = alpha * T;
-          for (int64_t d = 0; d < D; ++d) acc[d] += w * f[g * D + d];
+          for (int64_t d = 0; d < D; ++d) acc[d] += w * lf[k * D + d];
           T = next_t;
-          walked = static_cast<int32_t>(k - start + 1);
+          walked = static_cast<int32_t>(k + 1);
         }
         const int64_t p = py * width + px;
         for (int64_t d = 0; d < D; ++d) o[p * D + d] = acc[d];
@@ -129,6 +144,20 @@ std::vector<torch::Tensor> composite_backward(torch::Tensor means2d, torch::Tens
     if (start == off[t + 1]) continue;
     float* buf = buffers.data() + static_cast<size_t>(thread_id()) * N * stride;
     const int64_t x0 = (t % tiles_x) * tile, y0 = (t / tiles_x) * tile;
+    const int64_t K = off[t + 1] - start;
+    std::vector<float> loc(7 * K), lf(D * K), lg(stride * K, 0.0f);  // gathered inputs; the tile's gradients
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t g = gid[start + k];
+      loc[7 * k] = m[2 * g];
+      loc[7 * k + 1] = m[2 * g + 1];
+      loc[7 * k + 2] = cn[3 * g];
+      loc[7 * k + 3] = cn[3 * g + 1];
+      loc[7 * k + 4] = cn[3 * g + 2];
+      loc[7 * k + 5] = op[g];
+      // beyond this sigma, opacity * exp(-sigma) < 1/255 for certain: skip without an exp
+      loc[7 * k + 6] = op[g] > 0.0f ? std::log(op[g] * 255.0f) + 1e-3f : -1.0f;
+      for (int64_t d = 0; d < D; ++d) lf[k * D + d] = f[g * D + d];
+    }
     std::vector<float> behind(D);
     for (int64_t py = y0; py < std::min(y0 + tile, height); ++py) {
       for (int64_t px = x0; px < std::min(x0 + tile, width); ++px) {
@@ -139,23 +168,23 @@ std::vector<torch::Tensor> composite_backward(torch::Tensor means2d, torch::Tens
         const float da = ga[p];
         std::fill(behind.begin(), behind.end(), 0.0f);  // sum over later Gaussians of w_j c_j
         float T = t_final;                                // transmittance after the current Gaussian
-        for (int64_t k = start + cnt[p] - 1; k >= start; --k) {
-          const int64_t g = gid[k];
-          const float dx = u - m[2 * g], dy = v - m[2 * g + 1];
-          const float a = cn[3 * g], b = cn[3 * g + 1], c = cn[3 * g + 2];
+        for (int64_t k = cnt[p] - 1; k >= 0; --k) {
+          const float* q = &loc[7 * k];
+          const float dx = u - q[0], dy = v - q[1];
+          const float a = q[2], b = q[3], c = q[4];
           const float sigma = 0.5f * (a * dx * dx + c * dy * dy) + b * dx * dy;
-          if (sigma < 0.0f) continue;
+          if (sigma < 0.0f || sigma > q[6]) continue;
           const float vis = std::exp(-sigma);
-          const float raw = op[g] * vis;
+          const float raw = q[5] * vis;
           const float alpha = std::min(kAlphaMax, raw);
           if (alpha < kAlphaMin) continue;
           const float one_minus = 1.0f - alpha;
           const float T_before = T / one_minus;
           const float w = alpha * T_before;
-          float* gb = buf + g * stride;
+          float* gb = &lg[k * stride];
           float d_alpha = 0.0f;
           for (int64_t d = 0; d < D; ++d) {
-            const float c_d = f[g * D + d];
+            const float c_d = lf[k * D + d];
             gb[6 + d] += w * dc[d];
             d_alpha += dc[d] * (c_d * T_before - behind[d] / one_minus);
             behind[d] += w * c_d;
@@ -172,6 +201,10 @@ std::vector<torch::Tensor> composite_backward(torch::Tensor means2d, torch::Tens
           gb[1] += -(b * dx + c * dy) * d_sigma;  // mean y
         }
       }
+    }
+    for (int64_t k = 0; k < K; ++k) {  // the tile's gradients into this thread's buffer
+      float* gb = buf + gid[start + k] * stride;
+      for (int64_t j = 0; j < stride; ++j) gb[j] += lg[k * stride + j];
     }
   }
   auto g_means = torch::zeros({N, 2}, feats.options());

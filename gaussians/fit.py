@@ -1,0 +1,208 @@
+"""Fitting 3D Gaussians to posed RGB-D frames (3D Gaussian Splatting, Kerbl et al., SIGGRAPH 2023),
+initialised from the frames' back-projected depth.
+
+Loss per step (one training view): ``(1 - lambda_dssim) L1 + lambda_dssim (1 - SSIM)`` on colour,
+plus ``depth_weight`` times the L1 of the expected depth where the frame's depth is valid. Adam
+(eps 1e-15) with one learning rate per parameter kind; the position rate decays exponentially by
+``means_lr_decay`` over the run, scaled by the scene extent. Densification (3DGS's clone of small
+and split of large Gaussians whose mean screen-space gradient exceeds ``densify_grad``) and
+pruning (opacity below ``prune_opacity``) run every ``densify_every`` steps inside
+``[densify_from, densify_until)``. Works on any frame objects with ``color [H, W, 3]``,
+``depth [H, W]`` (metres, 0 = invalid), ``K [3, 3]`` and ``cam_to_world [4, 4]``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from geossl.gaussians.metrics import psnr, ssim
+from geossl.gaussians.model import GaussianSet, GaussianSetError
+from geossl.ops.camera import backproject_depth, invert_pose
+
+
+@dataclass
+class FitConfig:
+    """Scene-fitting settings (see the module docstring). ``max_seconds`` stops the run early."""
+
+    iterations: int = 8000
+    max_seconds: float = 0.0
+    voxel: float = 0.04
+    init_opacity: float = 0.7
+    sh_degree: int = 0
+    lr_means: float = 3.2e-4
+    means_lr_decay: float = 0.01
+    lr_scales: float = 1e-2
+    lr_quats: float = 1e-3
+    lr_opacity: float = 5e-2
+    lr_sh: float = 5e-3
+    lambda_dssim: float = 0.2
+    depth_weight: float = 0.0
+    densify_from: int = 500
+    densify_until: int = 0
+    densify_every: int = 100
+    densify_grad: float = 2e-4
+    prune_opacity: float = 0.005
+    eval_every: int = 500
+    seed: int = 0
+
+
+@dataclass
+class FitResult:
+    gaussians: GaussianSet
+    history: List[Dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    iterations: int = 0
+
+
+def voxel_downsample(points: Tensor, colors: Tensor, voxel: float):
+    """Mean position and colour of the points in each occupied ``voxel``-sized cell."""
+    keys = torch.floor(points / voxel).long()
+    _, inv = torch.unique(keys, dim=0, return_inverse=True)
+    n = int(inv.max()) + 1 if len(inv) else 0
+    count = torch.zeros(n).index_add_(0, inv, torch.ones(len(inv)))[:, None]
+    p = torch.zeros(n, 3).index_add_(0, inv, points) / count
+    c = torch.zeros(n, 3).index_add_(0, inv, colors) / count
+    return p, c
+
+
+def points_from_frames(frames: Sequence, voxel: float):
+    """Coloured world points of every valid depth pixel of ``frames``, voxel-averaged."""
+    pts, cols = [], []
+    for f in frames:
+        p, idx = backproject_depth(f.depth, f.K, f.cam_to_world)
+        pts.append(p)
+        cols.append(f.color.reshape(-1, 3)[idx])
+    points, colors = torch.cat(pts), torch.cat(cols)
+    if len(points) < 2:
+        raise GaussianSetError(f"The {len(frames)} training frames have {len(points)} valid depth pixels: "
+                               "nothing to initialise Gaussians from (is every depth pixel 0?).")
+    return voxel_downsample(points, colors, voxel)
+
+
+def evaluate_views(gaussians: GaussianSet, frames: Sequence) -> Dict[str, float]:
+    """Mean PSNR (all pixels and depth-valid pixels) and SSIM of renders of ``frames``."""
+    out = {"psnr": 0.0, "psnr_valid_depth": 0.0, "ssim": 0.0}
+    with torch.no_grad():
+        for f in frames:
+            w, h = f.color.shape[1], f.color.shape[0]
+            img = gaussians.render(invert_pose(f.cam_to_world)[None], f.K[None], w, h)[0][0].clamp(0, 1)
+            out["psnr"] += psnr(img, f.color) / len(frames)
+            out["psnr_valid_depth"] += psnr(img, f.color, f.depth > 0) / len(frames)
+            out["ssim"] += float(ssim(img, f.color)) / len(frames)
+    return out
+
+
+def _optimizer(g: GaussianSet, cfg: FitConfig, extent: float) -> torch.optim.Adam:
+    groups = [("means", cfg.lr_means * extent), ("log_scales", cfg.lr_scales), ("quats", cfg.lr_quats),
+              ("opacity_logits", cfg.lr_opacity), ("sh_dc", cfg.lr_sh), ("sh_rest", cfg.lr_sh / 20)]
+    return torch.optim.Adam([{"params": [getattr(g, n)], "lr": lr, "name": n} for n, lr in groups], eps=1e-15)
+
+
+def _rebuild(g: GaussianSet, opt: torch.optim.Adam, keep: Tensor, new: Dict[str, Tensor]) -> None:
+    """Keep rows ``keep`` of every parameter, append ``new`` rows, and carry Adam's moments over
+    (zeros for the new rows)."""
+    for group in opt.param_groups:
+        name, old = group["name"], group["params"][0]
+        state = opt.state.pop(old, {})
+        value = torch.cat([old.detach()[keep], new[name]]) if name in new else old.detach()[keep]
+        g.replace(**{name: value})
+        param = getattr(g, name)
+        group["params"] = [param]
+        if state:
+            pad = len(value) - int(keep.sum())
+            opt.state[param] = {k: (torch.cat([v[keep], v.new_zeros((pad,) + v.shape[1:])]) if torch.is_tensor(v) and v.dim() > 0 else v)
+                                for k, v in state.items()}
+
+
+def densify_and_prune(g: GaussianSet, opt: torch.optim.Adam, grad_mean: Tensor, cfg: FitConfig, extent: float) -> Dict[str, int]:
+    """3DGS's adaptive density control: clone small and split large Gaussians whose mean
+    screen-space gradient exceeds ``cfg.densify_grad``; drop those with opacity below
+    ``cfg.prune_opacity`` (the split originals go too)."""
+    with torch.no_grad():
+        big = g.scales.max(1).values > 0.01 * extent
+        hot = grad_mean > cfg.densify_grad
+        clone, split = hot & ~big, hot & big
+        new = {n: getattr(g, n).detach()[clone] for n in ("means", "log_scales", "quats", "opacity_logits", "sh_dc", "sh_rest")}
+        if split.any():
+            s = g.scales[split]
+            from geossl.ops.rasterize import quat_scale_to_covariance
+
+            L = torch.linalg.cholesky(quat_scale_to_covariance(g.quats[split], s) + 1e-12 * torch.eye(3))
+            for _ in range(2):
+                sample = (L @ torch.randn(len(s), 3, 1))[..., 0] + g.means[split]
+                new["means"] = torch.cat([new["means"], sample])
+                new["log_scales"] = torch.cat([new["log_scales"], (s / 1.6).log()])
+                for n in ("quats", "opacity_logits", "sh_dc", "sh_rest"):
+                    new[n] = torch.cat([new[n], getattr(g, n).detach()[split]])
+        keep = ~split & (g.opacities >= cfg.prune_opacity)
+        _rebuild(g, opt, keep, new)
+    return {"cloned": int(clone.sum()), "split": int(split.sum()), "pruned": int((~keep).sum() - split.sum())}
+
+
+def fit_gaussians(train: Sequence, test: Sequence, cfg: FitConfig = FitConfig(),
+                  progress: Optional[Callable[[int, Dict[str, float]], None]] = None) -> FitResult:
+    """Fit Gaussians to ``train`` frames, evaluating on ``test`` every ``cfg.eval_every`` steps and
+    at the end. ``progress(step, stats)`` is called after every step (for a progress bar)."""
+    if not train:
+        raise GaussianSetError("No training frames to fit.")
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    points, colors = points_from_frames(train, cfg.voxel)
+    g = GaussianSet.from_points(points, colors, cfg.sh_degree, cfg.init_opacity)
+    centres = torch.stack([f.cam_to_world[:3, 3] for f in train])
+    extent = float(max((centres - centres.mean(0)).norm(dim=1).max() * 1.1, 1e-3)) if len(train) > 1 else 1.0
+    opt = _optimizer(g, cfg, extent)
+    views = [(invert_pose(f.cam_to_world)[None], f.K[None], f) for f in train]
+    result = FitResult(g)
+    grad_sum, grad_count = torch.zeros(len(g)), torch.zeros(len(g))
+    start, step = time.time(), 0
+
+    def record(at: int) -> None:
+        result.history.append({"iteration": at, "seconds": round(time.time() - start, 1), **evaluate_views(g, test)})
+
+    record(0)
+    for step in range(1, cfg.iterations + 1):
+        frac = (step - 1) / max(cfg.iterations - 1, 1)
+        opt.param_groups[0]["lr"] = cfg.lr_means * extent * math.exp(frac * math.log(cfg.means_lr_decay))
+        viewmat, K, f = views[rng.randrange(len(views))]
+        w, h = f.color.shape[1], f.color.shape[0]
+        mode = "RGB+ED" if cfg.depth_weight > 0 else "RGB"
+        img, _, meta = g.render(viewmat, K, w, h, render_mode=mode)
+        meta["means2d"].retain_grad()
+        rgb = img[0, ..., :3]
+        loss = (1 - cfg.lambda_dssim) * (rgb - f.color).abs().mean() + cfg.lambda_dssim * (1 - ssim(rgb, f.color))
+        if cfg.depth_weight > 0:
+            valid = f.depth > 0
+            loss = loss + cfg.depth_weight * (img[0, ..., 3][valid] - f.depth[valid]).abs().mean()
+        if not torch.isfinite(loss):
+            raise GaussianSetError(f"The fitting loss became {float(loss)} at step {step}; stopped.")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        densifying = cfg.densify_from <= step < cfg.densify_until
+        if densifying and meta["means2d"].grad is not None:
+            gr = meta["means2d"].grad[0] * torch.tensor([w / 2.0, h / 2.0])  # to 3DGS's NDC units
+            seen = (meta["radii"][0] > 0).all(-1)
+            grad_sum[seen] += gr[seen].norm(dim=-1)
+            grad_count[seen] += 1
+            if step % cfg.densify_every == 0:
+                densify_and_prune(g, opt, grad_sum / grad_count.clamp_min(1), cfg, extent)
+                grad_sum, grad_count = torch.zeros(len(g)), torch.zeros(len(g))
+        out_of_time = cfg.max_seconds and time.time() - start > cfg.max_seconds
+        if progress:
+            progress(step, {"loss": float(loss.detach()), "gaussians": len(g)})
+        if step % cfg.eval_every == 0 and step != cfg.iterations and not out_of_time:
+            record(step)
+        if out_of_time:
+            break
+    result.seconds = time.time() - start
+    result.iterations = step
+    record(step)
+    return result
