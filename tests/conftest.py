@@ -38,3 +38,12 @@ def cora():
     from geossl.graph.datasets import load_dataset
 
     return load_dataset("cora")
+
+
+def _scene_present(folder: str) -> bool:
+    root = os.environ.get("GEOSSL_DATA")
+    return bool(root) and (Path(root) / "3d" / folder).is_dir()
+
+
+requires_sevenscenes = pytest.mark.skipif(not _scene_present("7scenes_tsdf_fusion_every5th"), reason="7-Scenes frames not under $GEOSSL_DATA/3d")
+requires_redwood = pytest.mark.skipif(not _scene_present("redwood_livingroom1_open3d"), reason="Redwood sample not under $GEOSSL_DATA/3d")

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from tests.conftest import requires_cora
+from tests.conftest import requires_cora, requires_redwood
 
 TINY = ["trainer.epochs=3", "trainer.monitor_every=2", "eval.epochs=5", "trainer.progress=false"]
 
@@ -201,3 +201,21 @@ def test_selftask_joint_and_two_stage_from_the_cli(tmp_path):
     assert 0.0 <= json.loads(res.stdout)["test_acc"] <= 1.0
     res = geossl("pretrain", "graph=selftask", "dataset=cora", "graph.task=pairwise_distanse", "trainer.epochs=1", cwd=tmp_path)
     _assert_clean_error(res, "Unknown pretext task 'pairwise_distanse'", "Valid pretext tasks")
+
+
+@requires_redwood
+def test_fit_gaussians_end_to_end_on_redwood(tmp_path):
+    res = geossl("fit-gaussians", "dataset=redwood", "dataset.width=64", "dataset.height=48", "fit.iterations=20",
+                 "fit.eval_every=10", "progress=false", f"run_dir={tmp_path / 'fit'}", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "fit"
+    assert {"scene.ply", "views.png", "history.csv", "summary.json"} <= {p.name for p in out.iterdir()}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["train_frames"] == 4 and summary["test_frames"] == 1 and summary["iterations"] == 20
+    assert [h["iteration"] for h in summary["history"]] == [0, 10, 20] and summary["psnr"] > summary["history"][0]["psnr"]
+    from geossl.gaussians.ply import load_ply
+
+    assert len(load_ply(out / "scene.ply")) == summary["gaussians"] > 100
+    _assert_clean_error(geossl("fit-gaussians", "dataset=cora", cwd=tmp_path), "needs an RGB-D sequence", "sevenscenes, redwood")
+    _assert_clean_error(geossl("fit-gaussians", "dataset=redwood", f"dataset.root={tmp_path / 'missing'}", cwd=tmp_path),
+                        "Redwood RGB-D sequence not found", "missing")
