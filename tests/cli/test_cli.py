@@ -107,7 +107,7 @@ def test_encoder_file_of_another_kind(tmp_path):
 
 def test_unknown_command_and_help():
     res = geossl("pretrian")
-    assert res.returncode == 2 and "Valid commands: pretrain, evaluate, datasets, config" in res.stderr
+    assert res.returncode == 2 and "Valid commands: pretrain, evaluate, fit-gaussians, datasets, config" in res.stderr
     res = geossl("--help")
     assert res.returncode == 0 and "pretrain graph=<method>" in res.stdout
 

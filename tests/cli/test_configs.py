@@ -19,7 +19,10 @@ def _options(group):
     return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
 
 
-@pytest.mark.parametrize("dataset", _options("dataset"))
+RGBD = {"sevenscenes", "redwood", "scannet_export"}  # dataset configs of `geossl fit-gaussians`
+
+
+@pytest.mark.parametrize("dataset", [d for d in _options("dataset") if d not in RGBD])
 @pytest.mark.parametrize("method", _options("graph"))
 @pytest.mark.parametrize("encoder", _options("encoder"))
 def test_every_graph_combination_composes_and_validates(method, dataset, encoder):
@@ -86,3 +89,23 @@ def test_numbers_parse_as_floats_and_wrong_types_are_errors():
     assert out["lr"] == 2e-4 and isinstance(out["lr"], float)
     with pytest.raises(ConfigError):
         validate(OmegaConf.create({"epochs": "many"}), TrainerConfig, "trainer")
+
+
+@pytest.mark.parametrize("dataset", sorted(RGBD))
+def test_fit_gaussians_configs_compose_into_the_fit_settings(dataset):
+    from dataclasses import fields
+
+    from geossl.gaussians.fit import FitConfig
+    from geossl.pointcloud.rgbd import RGBD_DATASETS
+
+    cfg = _compose("fit_gaussians", [f"dataset={dataset}"])
+    assert cfg.dataset.name in RGBD_DATASETS
+    assert set(cfg.fit) == {f.name for f in fields(FitConfig)} - {"seed"}
+    FitConfig(**OmegaConf.to_container(cfg.fit))
+    assert isinstance(cfg.fit.lr_scales, float) and isinstance(cfg.fit.densify_grad, float)
+
+
+def test_rgbd_datasets_are_refused_by_graph_pretraining():
+    cfg = _compose("pretrain_graph", ["graph=graphmae", "dataset=sevenscenes"])
+    with pytest.raises(Exception, match="Valid"):
+        run.dataset_builder(cfg)
