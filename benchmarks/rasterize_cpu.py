@@ -63,6 +63,7 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="+", type=int, default=[10_000, 100_000, 300_000])
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--case-timeout", type=int, default=600, help="seconds before a case is stopped and reported as such")
     ap.add_argument("--case", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.case:
@@ -77,9 +78,12 @@ def main() -> None:
                 repeats = 1 if path == "dense" else args.repeats  # the dense baseline is minutes per step
                 cmd = [sys.executable, __file__, "--threads", str(args.threads), "--repeats", str(repeats),
                        "--case", str(n), str(w), str(h), path]
-                res = subprocess.run(cmd, capture_output=True, text=True)
-                row = json.loads(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 else {
-                    "gaussians": n, "size": f"{w}x{h}", "path": path, "error": (res.stderr.strip().splitlines() or ["?"])[-1]}
+                try:
+                    res = subprocess.run(cmd, capture_output=True, text=True, timeout=args.case_timeout)
+                    row = json.loads(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 else {
+                        "gaussians": n, "size": f"{w}x{h}", "path": path, "error": (res.stderr.strip().splitlines() or ["?"])[-1]}
+                except subprocess.TimeoutExpired:
+                    row = {"gaussians": n, "size": f"{w}x{h}", "path": path, "error": f"stopped after {args.case_timeout} s"}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     lines = ["## CPU Gaussian rasterization: forward + backward", "",
