@@ -59,6 +59,7 @@ class FitResult:
     history: List[Dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
     iterations: int = 0
+    stopped: str = ""  # why the fit stopped before its iterations ("" = it did not)
 
 
 def voxel_downsample(points: Tensor, colors: Tensor, voxel: float):
@@ -149,7 +150,9 @@ def densify_and_prune(g: GaussianSet, opt: torch.optim.Adam, grad_mean: Tensor, 
 def fit_gaussians(train: Sequence, test: Sequence, cfg: FitConfig = FitConfig(),
                   progress: Optional[Callable[[int, Dict[str, float]], None]] = None) -> FitResult:
     """Fit Gaussians to ``train`` frames, evaluating on ``test`` every ``cfg.eval_every`` steps and
-    at the end. ``progress(step, stats)`` is called after every step (for a progress bar)."""
+    at the end. ``progress(step, stats)`` is called after every step (for a progress bar). A
+    non-finite loss or gradient stops the fit before that step's update; the result keeps the last
+    good Gaussians and says why in ``stopped``."""
     if not train:
         raise GaussianSetError("No training frames to fit.")
     torch.manual_seed(cfg.seed)
@@ -162,12 +165,14 @@ def fit_gaussians(train: Sequence, test: Sequence, cfg: FitConfig = FitConfig(),
     views = [(invert_pose(f.cam_to_world)[None], f.K[None], f) for f in train]
     result = FitResult(g)
     grad_sum, grad_count = torch.zeros(len(g)), torch.zeros(len(g))
-    start, step = time.time(), 0
+    start, step = 0.0, 0
 
     def record(at: int) -> None:
-        result.history.append({"iteration": at, "seconds": round(time.time() - start, 1), **evaluate_views(g, test)})
+        result.history.append({"iteration": at, "seconds": round(time.time() - start, 1) if at else 0.0,
+                               **evaluate_views(g, test)})
 
-    record(0)
+    record(0)  # also builds the compiled compositor on first use, before the clock starts
+    start = time.time()
     for step in range(1, cfg.iterations + 1):
         frac = (step - 1) / max(cfg.iterations - 1, 1)
         opt.param_groups[0]["lr"] = cfg.lr_means * extent * math.exp(frac * math.log(cfg.means_lr_decay))
@@ -181,10 +186,16 @@ def fit_gaussians(train: Sequence, test: Sequence, cfg: FitConfig = FitConfig(),
         if cfg.depth_weight > 0:
             valid = f.depth > 0
             loss = loss + cfg.depth_weight * (img[0, ..., 3][valid] - f.depth[valid]).abs().mean()
-        if not torch.isfinite(loss):
-            raise GaussianSetError(f"The fitting loss became {float(loss)} at step {step}; stopped.")
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if torch.isfinite(loss):
+            loss.backward()
+        bad = [n for n, p in g.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+        if not torch.isfinite(loss) or bad:
+            # stop before the step: the Gaussians are still the last good ones, and are kept
+            result.stopped = (f"non-finite loss {float(loss.detach())}" if not torch.isfinite(loss) else
+                              f"non-finite gradients of {', '.join(bad)}") + f" at step {step}"
+            step -= 1
+            break
         opt.step()
         densifying = cfg.densify_from <= step < cfg.densify_until
         if densifying and meta["means2d"].grad is not None:

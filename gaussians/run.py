@@ -68,7 +68,8 @@ def fit_scene(cfg, run_dir: Path, sequence) -> dict:
         "dataset": cfg.dataset.name, "train_frames": len(train), "test_frames": len(test),
         "width": train[0].color.shape[1], "height": train[0].color.shape[0],
         "psnr": final["psnr"], "psnr_valid_depth": final["psnr_valid_depth"], "ssim": final["ssim"],
-        "gaussians": len(result.gaussians), "iterations": result.iterations, "fit_seconds": round(result.seconds, 1),
+        "gaussians": len(result.gaussians), "iterations": result.iterations, "stopped_early": result.stopped or None,
+        "fit_seconds": round(result.seconds, 1),
         "total_seconds": round(time.time() - t0, 1), "torch_threads": torch.get_num_threads(),
         "history": result.history, "config": OmegaConf.to_container(cfg, resolve=True), "run_dir": str(run_dir),
     }

@@ -152,6 +152,9 @@ def cmd_fit_gaussians(overrides: List[str]) -> int:
     s = fit_scene(cfg, run_dir, sequence)
     print(f"fit-gaussians on {ds.name}: held-out PSNR {s['psnr']:.2f} dB (depth-valid pixels {s['psnr_valid_depth']:.2f}), "
           f"SSIM {s['ssim']:.3f}, {s['gaussians']} Gaussians, {s['iterations']} iterations in {s['fit_seconds']:.0f} s -> {run_dir}")
+    if s["stopped_early"]:
+        print(f"geossl: error: the fit stopped early ({s['stopped_early']}); the last good Gaussians were written.", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -82,7 +82,10 @@ def project_gaussians(means: Tensor, covars: Tensor, viewmat: Tensor, K: Tensor,
     tx, ty, tz = mc.unbind(-1)
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     tan_x, tan_y = 0.5 * width / fx, 0.5 * height / fy
-    safe_z = torch.where(tz.abs() > 1e-12, tz, torch.full_like(tz, 1e-12))
+    # Gaussians at or behind the near plane are culled below; give them a harmless depth so that
+    # no inf/NaN appears in their (unused) projections, whose zero gradients would become NaN.
+    in_front = tz > near_plane
+    safe_z = torch.where(in_front, tz, torch.ones_like(tz))
     lim_xp, lim_xn = (width - cx) / fx + 0.3 * tan_x, cx / fx + 0.3 * tan_x
     lim_yp, lim_yn = (height - cy) / fy + 0.3 * tan_y, cy / fy + 0.3 * tan_y
     jx = safe_z * torch.clamp(tx / safe_z, min=-lim_xn, max=lim_xp)
@@ -96,7 +99,7 @@ def project_gaussians(means: Tensor, covars: Tensor, viewmat: Tensor, K: Tensor,
     with torch.no_grad():
         radius = torch.stack([torch.ceil(3.33 * cov2d[:, 0, 0].clamp_min(0).sqrt()),
                               torch.ceil(3.33 * cov2d[:, 1, 1].clamp_min(0).sqrt())], -1)
-        valid = (det > 0) & (tz > near_plane) & (tz < far_plane)
+        valid = (det > 0) & in_front & (tz < far_plane) & torch.isfinite(conics).all(-1)
         inside = ((means2d[:, 0] + radius[:, 0] > 0) & (means2d[:, 0] - radius[:, 0] < width)
                   & (means2d[:, 1] + radius[:, 1] > 0) & (means2d[:, 1] - radius[:, 1] < height))
         radius[~(valid & inside)] = 0

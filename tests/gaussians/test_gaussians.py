@@ -128,3 +128,13 @@ def test_densify_clones_small_splits_large_prunes_transparent_and_keeps_adam_sta
     assert ((g.means[3:].detach() - torch.tensor([1.0, 0, 2])).norm(dim=1) < 3).all()
     state = opt.state[g.means]["exp_avg"]
     assert opt.param_groups[0]["params"][0] is g.means and torch.equal(state[:2], before[[0, 3]]) and (state[2:] == 0).all()
+
+
+def test_a_non_finite_loss_stops_the_fit_and_keeps_the_last_good_gaussians():
+    frames = _synthetic_frames(3)
+    frames[2].depth[:4] = 0.0  # no Gaussians start from these pixels...
+    frames[2].color[:4] = float("nan")  # ...whose colour makes the loss of this view NaN
+    res = fit_gaussians(frames[:3], frames[:1], FitConfig(iterations=50, eval_every=100))
+    assert "non-finite loss" in res.stopped and res.iterations < 50
+    assert all(torch.isfinite(p).all() for p in res.gaussians.parameters())
+    assert res.history[-1]["iteration"] == res.iterations

@@ -214,3 +214,15 @@ def test_compiled_compositor_equals_the_pytorch_oracle_in_values_and_gradients(m
         assert (x - y).abs().max() <= 1e-4 * x.abs().max() + 1e-6, name
     with pytest.raises(RasterizeError, match="Valid choices: auto, cpp, torch"):
         rasterize_gaussians_torch(means, quats, scales, opac, cols, V, K, W, H, compositor="numba")
+
+
+def test_gaussians_on_the_camera_plane_get_finite_zero_gradients():
+    # a Gaussian at z ~ 0 used to give inf projections whose zero gradients turned into NaN
+    means = torch.tensor([[0.0, 0, 2.0], [0.1, 0, 1e-13], [0.0, 0.0, -1.0], [0.2, 0.1, 0.0]], requires_grad=True)
+    rest = [torch.tensor([[1.0, 0, 0, 0]] * 4), torch.full((4, 3), 0.1), torch.full((4,), 0.5), torch.rand(4, 3)]
+    rest = [t.requires_grad_() for t in rest]
+    V, K = _cam()
+    img, _, _ = rasterize_gaussians(means, *rest, V, K, W, H)
+    img.sum().backward()
+    assert all(torch.isfinite(t.grad).all() for t in [means, *rest])
+    assert means.grad[1:].abs().max() == 0 and rest[1].grad[1:].abs().max() == 0

@@ -39,6 +39,26 @@ int thread_id() {
 #endif
 }
 
+// Gathers the K Gaussians ids[0..K) of one tile into contiguous arrays: per Gaussian
+// (mx, my, a, b, c, opacity, sigma_max) in loc and its D features in lf. Beyond sigma_max,
+// opacity * exp(-sigma) < 1/255 for certain, so a pixel can skip it without an exp.
+void gather_tile(const int64_t* ids, int64_t K, const float* m, const float* cn, const float* op, const float* f,
+                 int64_t D, std::vector<float>& loc, std::vector<float>& lf) {
+  loc.resize(7 * K);
+  lf.resize(D * K);
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t g = ids[k];
+    loc[7 * k] = m[2 * g];
+    loc[7 * k + 1] = m[2 * g + 1];
+    loc[7 * k + 2] = cn[3 * g];
+    loc[7 * k + 3] = cn[3 * g + 1];
+    loc[7 * k + 4] = cn[3 * g + 2];
+    loc[7 * k + 5] = op[g];
+    loc[7 * k + 6] = op[g] > 0.0f ? std::log(op[g] * 255.0f) + 1e-3f : -1.0f;
+    for (int64_t d = 0; d < D; ++d) lf[k * D + d] = f[g * D + d];
+  }
+}
+
 }  // namespace
 
 // Returns (features [H, W, D], alpha [H, W], final transmittance [H, W], contributors [H, W] int32:
@@ -70,20 +90,8 @@ std::vector<torch::Tensor> composite_forward(torch::Tensor means2d, torch::Tenso
     if (start == end) continue;
     const int64_t x0 = (t % tiles_x) * tile, y0 = (t / tiles_x) * tile;
     const int64_t K = end - start;
-    // the tile's Gaussians, gathered once into contiguous memory: mx, my, a, b, c, opacity
-    std::vector<float> loc(7 * K), lf(D * K);
-    for (int64_t k = 0; k < K; ++k) {
-      const int64_t g = gid[start + k];
-      loc[7 * k] = m[2 * g];
-      loc[7 * k + 1] = m[2 * g + 1];
-      loc[7 * k + 2] = cn[3 * g];
-      loc[7 * k + 3] = cn[3 * g + 1];
-      loc[7 * k + 4] = cn[3 * g + 2];
-      loc[7 * k + 5] = op[g];
-      // beyond this sigma, opacity * exp(-sigma) < 1/255 for certain: skip without an exp
-      loc[7 * k + 6] = op[g] > 0.0f ? std::log(op[g] * 255.0f) + 1e-3f : -1.0f;
-      for (int64_t d = 0; d < D; ++d) lf[k * D + d] = f[g * D + d];
-    }
+    std::vector<float> loc, lf;
+    gather_tile(gid + start, K, m, cn, op, f, D, loc, lf);
     std::vector<float> acc(D);
     for (int64_t py = y0; py < std::min(y0 + tile, height); ++py) {
       for (int64_t px = x0; px < std::min(x0 + tile, width); ++px) {
@@ -145,19 +153,8 @@ std::vector<torch::Tensor> composite_backward(torch::Tensor means2d, torch::Tens
     float* buf = buffers.data() + static_cast<size_t>(thread_id()) * N * stride;
     const int64_t x0 = (t % tiles_x) * tile, y0 = (t / tiles_x) * tile;
     const int64_t K = off[t + 1] - start;
-    std::vector<float> loc(7 * K), lf(D * K), lg(stride * K, 0.0f);  // gathered inputs; the tile's gradients
-    for (int64_t k = 0; k < K; ++k) {
-      const int64_t g = gid[start + k];
-      loc[7 * k] = m[2 * g];
-      loc[7 * k + 1] = m[2 * g + 1];
-      loc[7 * k + 2] = cn[3 * g];
-      loc[7 * k + 3] = cn[3 * g + 1];
-      loc[7 * k + 4] = cn[3 * g + 2];
-      loc[7 * k + 5] = op[g];
-      // beyond this sigma, opacity * exp(-sigma) < 1/255 for certain: skip without an exp
-      loc[7 * k + 6] = op[g] > 0.0f ? std::log(op[g] * 255.0f) + 1e-3f : -1.0f;
-      for (int64_t d = 0; d < D; ++d) lf[k * D + d] = f[g * D + d];
-    }
+    std::vector<float> loc, lf, lg(stride * K, 0.0f);  // gathered inputs; the tile's gradients
+    gather_tile(gid + start, K, m, cn, op, f, D, loc, lf);
     std::vector<float> behind(D);
     for (int64_t py = y0; py < std::min(y0 + tile, height); ++py) {
       for (int64_t px = x0; px < std::min(x0 + tile, width); ++px) {
