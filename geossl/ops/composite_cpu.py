@@ -9,6 +9,9 @@ cached by torch under ``TORCH_EXTENSIONS_DIR``) and needs a C++ compiler with Op
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -27,6 +30,9 @@ def load_extension():
         return _EXT
     try:
         from torch.utils.cpp_extension import load
+
+        if shutil.which("ninja") is None:  # pip's ninja sits beside this interpreter, maybe not on PATH
+            os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
         src = Path(__file__).with_name("csrc") / "composite.cpp"
         _EXT = load(name="geossl_composite_cpu", sources=[str(src)], extra_cflags=["-O3", "-fopenmp"],
