@@ -1,5 +1,7 @@
 """The prepared GPU check: our CPU reference rasterizer against gsplat's CUDA rasterizer on the same
-inputs (images, alphas, expected depths and the gradients of every input), and timings of both.
+inputs (images, alphas, expected depths and the gradients of every input), and spconv's CUDA
+algorithm against its CPU Native path (features and gradients of a submanifold and a strided
+sparse convolution), with timings of each.
 
     python benchmarks/gpu_check.py --out docs/results/gpu_check.json     # needs a CUDA GPU and gsplat
 
@@ -61,6 +63,42 @@ def timed(fn, repeats=3):
     return (time.perf_counter() - t0) / repeats
 
 
+def sparse_case(voxels: int, channels: int = 32, grid: int = 128, seed: int = 0) -> dict:
+    """One submanifold + one strided sparse conv on CPU (Native) and CUDA (MaskImplicitGemm)."""
+    from geossl.ops.sparse import SparseConv3d, sparse_tensor
+
+    g = torch.Generator().manual_seed(seed)
+    flat = torch.randperm(grid ** 3, generator=g)[:voxels]
+    idx = torch.stack([torch.zeros_like(flat), flat // grid ** 2, flat // grid % grid, flat % grid], 1)
+    feats = torch.randn(voxels, channels, generator=g)
+    torch.manual_seed(seed)
+    layers = torch.nn.ModuleList([SparseConv3d(channels, channels, 3, padding=1, subm=True, indice_key="s"),
+                                  SparseConv3d(channels, channels, 3, stride=2, padding=1)])
+    out = {}
+    for device in ("cpu", "cuda"):
+        net = layers.to(device)
+        f = feats.to(device).requires_grad_()
+
+        def step():
+            y = net[1](net[0](sparse_tensor(f, idx.to(device), [grid] * 3, 1)))
+            return y
+
+        y = step()
+        order = torch.argsort((y.indices.long() * torch.tensor([grid ** 3, grid ** 2, grid, 1], device=device)).sum(1))
+        (y.features[order] * torch.arange(y.features.numel(), device=device).view_as(y.features).float().sin()).sum().backward()
+        out[device] = (y.features[order].detach().cpu(), f.grad.cpu(), [p.grad.detach().cpu().clone() for p in net.parameters()])
+        for p in net.parameters():
+            p.grad = None
+        out[device + "_s"] = timed(lambda: step().features.sum().backward(), 3)
+    rel = lambda a, b: float((a - b).norm() / b.norm().clamp_min(1e-12))  # noqa: E731
+    case = {"sparse_voxels": voxels, "channels": channels, "rel_features": rel(out["cuda"][0], out["cpu"][0]),
+            "rel_grad_input": rel(out["cuda"][1], out["cpu"][1]),
+            "rel_grad_weights": max(rel(a, b) for a, b in zip(out["cuda"][2], out["cpu"][2])),
+            "cpu_native_fwd_bwd_s": out["cpu_s"], "cuda_fwd_bwd_s": out["cuda_s"]}
+    case["pass"] = max(case["rel_features"], case["rel_grad_input"], case["rel_grad_weights"]) <= 1e-3
+    return case
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="docs/results/gpu_check.json")
@@ -94,6 +132,11 @@ def main() -> int:
             ok &= case["pass"]
             report["cases"].append(case)
             print(json.dumps(case), flush=True)
+    for voxels in (50_000, 200_000):
+        case = sparse_case(voxels)
+        ok &= case["pass"]
+        report["cases"].append(case)
+        print(json.dumps(case), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))
     print(f"gpu_check: {'PASS' if ok else 'FAIL'} -> {args.out}")
