@@ -63,8 +63,9 @@ def timed(fn, repeats=3):
     return (time.perf_counter() - t0) / repeats
 
 
-def sparse_case(voxels: int, channels: int = 32, grid: int = 128, seed: int = 0) -> dict:
-    """One submanifold + one strided sparse conv on CPU (Native) and CUDA (MaskImplicitGemm)."""
+def sparse_case(voxels: int, channels: int = 32, grid: int = 128, seed: int = 0, devices=("cpu", "cuda")) -> dict:
+    """One submanifold + one strided sparse conv on CPU (Native) and CUDA (MaskImplicitGemm);
+    ``devices`` names the reference and the checked device."""
     from geossl.ops.sparse import SparseConv3d, sparse_tensor
 
     g = torch.Generator().manual_seed(seed)
@@ -75,7 +76,8 @@ def sparse_case(voxels: int, channels: int = 32, grid: int = 128, seed: int = 0)
     layers = torch.nn.ModuleList([SparseConv3d(channels, channels, 3, padding=1, subm=True, indice_key="s"),
                                   SparseConv3d(channels, channels, 3, stride=2, padding=1)])
     out = {}
-    for device in ("cpu", "cuda"):
+    ref_dev, dev = devices
+    for device, key in ((ref_dev, "cpu"), (dev, "cuda")):
         net = layers.to(device)
         f = feats.to(device).requires_grad_()
 
@@ -86,10 +88,12 @@ def sparse_case(voxels: int, channels: int = 32, grid: int = 128, seed: int = 0)
         y = step()
         order = torch.argsort((y.indices.long() * torch.tensor([grid ** 3, grid ** 2, grid, 1], device=device)).sum(1))
         (y.features[order] * torch.arange(y.features.numel(), device=device).view_as(y.features).float().sin()).sum().backward()
-        out[device] = (y.features[order].detach().cpu(), f.grad.cpu(), [p.grad.detach().cpu().clone() for p in net.parameters()])
+        out[key] = (y.features[order].detach().cpu(), f.grad.cpu(), [p.grad.detach().cpu().clone() for p in net.parameters()])
         for p in net.parameters():
             p.grad = None
-        out[device + "_s"] = timed(lambda: step().features.sum().backward(), 3)
+        out[key + "_s"] = timed(lambda: step().features.sum().backward(), 3)
+        for p in net.parameters():  # the timing runs accumulated gradients
+            p.grad = None
     rel = lambda a, b: float((a - b).norm() / b.norm().clamp_min(1e-12))  # noqa: E731
     case = {"sparse_voxels": voxels, "channels": channels, "rel_features": rel(out["cuda"][0], out["cpu"][0]),
             "rel_grad_input": rel(out["cuda"][1], out["cpu"][1]),
