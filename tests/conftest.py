@@ -47,3 +47,4 @@ def _scene_present(folder: str) -> bool:
 
 requires_sevenscenes = pytest.mark.skipif(not _scene_present("7scenes_tsdf_fusion_every5th"), reason="7-Scenes frames not under $GEOSSL_DATA/3d")
 requires_redwood = pytest.mark.skipif(not _scene_present("redwood_livingroom1_open3d"), reason="Redwood sample not under $GEOSSL_DATA/3d")
+requires_scannet = pytest.mark.skipif(not _scene_present("scannet_scene0000_mmdet3d"), reason="ScanNet samples not under $GEOSSL_DATA/3d")
