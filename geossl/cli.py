@@ -4,6 +4,7 @@ Commands:
     pretrain graph=<method> dataset=<name> [key=value ...]   pretrain and evaluate an encoder
     evaluate encoder=<file.safetensors> dataset=<name>       evaluate a saved encoder (eval=linear_probe|svc|finetune)
     fit-gaussians dataset=<sevenscenes|redwood|scannet_export> fit 3D Gaussians to posed RGB-D frames
+    show dataset=scannet [dataset.scene=<scene>]             PNG views of a scene (points coloured, boxes drawn)
     datasets                                                 list datasets and where they were found
     config graph=<method> dataset=<name> [key=value ...]     print the composed config
 
@@ -158,6 +159,21 @@ def cmd_fit_gaussians(overrides: List[str]) -> int:
     return 0
 
 
+def cmd_show(overrides: List[str]) -> int:
+    from geossl.errors import UnknownNameError
+    from geossl.pointcloud.scannet import load_scannet_scene
+    from geossl.pointcloud.show import save_scene_views
+
+    cfg = _compose("show", overrides)
+    if cfg.dataset.name != "scannet":
+        raise UnknownNameError(f"show draws point-cloud scenes, not {cfg.dataset.name!r}. Valid datasets: scannet.")
+    scene = load_scannet_scene(cfg.dataset.scene, cfg.dataset.root)
+    out = Path(cfg.run_dir) if cfg.get("run_dir") else Path(cfg.out_dir) / "show-scannet"
+    for path in save_scene_views(scene, out, cfg.dataset.scene, int(cfg.size)):
+        print(path)
+    return 0
+
+
 def cmd_datasets(overrides: List[str]) -> int:
     from geossl.data import DATA_ENV, data_root
     from geossl.graph.datasets import dataset_status
@@ -179,6 +195,11 @@ def cmd_datasets(overrides: List[str]) -> int:
         path = data_root(root) / folder
         print(f"  {name:14s} {'found' if path.is_dir() else 'missing':8s} {path}")
     print(f"  {'scannet_export':14s} {'':8s} an exported ScanNet scene: dataset.root=<folder with color/ depth/ pose/ intrinsic/>")
+    from geossl.pointcloud.scannet import DEFAULT, scannet_scenes
+
+    print("Point-cloud scenes (geossl show dataset=<name>):")
+    scenes = scannet_scenes(root and str(data_root(root) / DEFAULT))
+    print(f"  {'scannet':14s} {'found' if scenes else 'missing':8s} {data_root(root) / DEFAULT} ({', '.join(scenes) or 'no scenes'})")
     return 0
 
 
@@ -189,7 +210,7 @@ def cmd_config(overrides: List[str]) -> int:
     return 0
 
 
-COMMANDS = {"pretrain": cmd_pretrain, "evaluate": cmd_evaluate, "fit-gaussians": cmd_fit_gaussians,
+COMMANDS = {"pretrain": cmd_pretrain, "evaluate": cmd_evaluate, "fit-gaussians": cmd_fit_gaussians, "show": cmd_show,
             "datasets": cmd_datasets, "config": cmd_config}
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from tests.conftest import requires_cora, requires_redwood
+from tests.conftest import requires_cora, requires_redwood, requires_scannet
 
 TINY = ["trainer.epochs=3", "trainer.monitor_every=2", "eval.epochs=5", "trainer.progress=false"]
 
@@ -107,7 +107,7 @@ def test_encoder_file_of_another_kind(tmp_path):
 
 def test_unknown_command_and_help():
     res = geossl("pretrian")
-    assert res.returncode == 2 and "Valid commands: pretrain, evaluate, fit-gaussians, datasets, config" in res.stderr
+    assert res.returncode == 2 and "Valid commands: pretrain, evaluate, fit-gaussians, show, datasets, config" in res.stderr
     res = geossl("--help")
     assert res.returncode == 0 and "pretrain graph=<method>" in res.stdout
 
@@ -219,3 +219,17 @@ def test_fit_gaussians_end_to_end_on_redwood(tmp_path):
     _assert_clean_error(geossl("fit-gaussians", "dataset=cora", cwd=tmp_path), "needs an RGB-D sequence", "sevenscenes, redwood")
     _assert_clean_error(geossl("fit-gaussians", "dataset=redwood", f"dataset.root={tmp_path / 'missing'}", cwd=tmp_path),
                         "Redwood RGB-D sequence not found", "missing")
+
+
+@requires_scannet
+def test_show_writes_views_of_a_scannet_scene(tmp_path):
+    from PIL import Image
+
+    res = geossl("show", "dataset=scannet", "size=300", f"run_dir={tmp_path}", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    top = Image.open(tmp_path / "scene0000_00_top.png")
+    assert max(top.size) == 300 and (tmp_path / "scene0000_00_front.png").is_file()
+    pixels = torch.tensor(list(top.convert("RGB").getdata()))
+    assert ((pixels == torch.tensor([220, 0, 0])).all(1)).sum() > 100  # box outlines drawn
+    assert ((pixels != 255).any(1)).float().mean() > 0.2  # the points cover the view
+    _assert_clean_error(geossl("show", "dataset=scannet", "dataset.scene=scene9999_00", cwd=tmp_path), "scene9999_00_vert_all.npy")

@@ -20,9 +20,10 @@ def _options(group):
 
 
 RGBD = {"sevenscenes", "redwood", "scannet_export"}  # dataset configs of `geossl fit-gaussians`
+SCENES = {"scannet"}  # dataset configs of `geossl show`
 
 
-@pytest.mark.parametrize("dataset", [d for d in _options("dataset") if d not in RGBD])
+@pytest.mark.parametrize("dataset", [d for d in _options("dataset") if d not in RGBD | SCENES])
 @pytest.mark.parametrize("method", _options("graph"))
 @pytest.mark.parametrize("encoder", _options("encoder"))
 def test_every_graph_combination_composes_and_validates(method, dataset, encoder):

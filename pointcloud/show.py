@@ -1,0 +1,45 @@
+"""PNG views of a point-cloud scene so a user can look at what was loaded: a top view (x right,
+y up) and a front view (x right, z up), points in their colours drawn far to near, boxes as
+rectangles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+from torch import Tensor
+
+
+def _view(coord: np.ndarray, rgb: np.ndarray, boxes: np.ndarray, axes: tuple, depth_axis: int, size: int):
+    from PIL import Image, ImageDraw
+
+    lo, hi = coord[:, axes].min(0), coord[:, axes].max(0)
+    scale = (size - 20) / max(float((hi - lo).max()), 1e-6)
+    w, h = (np.ceil((hi - lo) * scale).astype(int) + 20).tolist()
+    px = ((coord[:, axes] - lo) * scale + 10).astype(int)
+    px[:, 1] = h - 1 - px[:, 1]  # image rows grow downwards
+    order = np.argsort(coord[:, depth_axis] * (1 if depth_axis == 2 else -1))  # far first, near last
+    img = np.full((h, w, 3), 255, np.uint8)
+    img[px[order, 1].clip(0, h - 1), px[order, 0].clip(0, w - 1)] = (rgb[order] * 255).clip(0, 255).astype(np.uint8)
+    pil = Image.fromarray(img)
+    draw = ImageDraw.Draw(pil)
+    for b in boxes:
+        c, s = b[:3][list(axes)], b[3:6][list(axes)]
+        x0, y0 = (c - s / 2 - lo) * scale + 10
+        x1, y1 = (c + s / 2 - lo) * scale + 10
+        draw.rectangle([x0, h - 1 - y1, x1, h - 1 - y0], outline=(220, 0, 0), width=2)
+    return pil
+
+
+def save_scene_views(scene: Dict[str, Tensor], out_dir: Path, name: str, size: int = 800) -> List[Path]:
+    """Write ``<name>_top.png`` and ``<name>_front.png`` into ``out_dir``; return their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    coord, rgb = scene["coord"].numpy(), scene["feat"][:, :3].numpy()
+    boxes = scene["boxes"].numpy() if "boxes" in scene else np.zeros((0, 7))
+    paths = []
+    for view, axes, depth in (("top", (0, 1), 2), ("front", (0, 2), 1)):
+        path = out_dir / f"{name}_{view}.png"
+        _view(coord, rgb, boxes, axes, depth, size).save(path)
+        paths.append(path)
+    return paths
