@@ -231,7 +231,7 @@ def test_show_writes_views_of_a_scannet_scene(tmp_path):
     assert max(top.size) == 300 and (tmp_path / "scene0000_00_front.png").is_file()
     import numpy as np
 
-    pixels = torch.from_numpy(np.asarray(top.convert("RGB"))).reshape(-1, 3)
+    pixels = torch.from_numpy(np.array(top.convert("RGB"))).reshape(-1, 3)
     assert ((pixels == torch.tensor([220, 0, 0])).all(1)).sum() > 100  # box outlines drawn
     assert ((pixels != 255).any(1)).float().mean() > 0.2  # the points cover the view
     _assert_clean_error(geossl("show", "dataset=scannet", "dataset.scene=scene9999_00", cwd=tmp_path), "scene9999_00_vert_all.npy")
