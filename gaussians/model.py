@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from geossl.errors import GeosslError
+from geossl.ops.geometry import knn as nearest
 from geossl.ops.rasterize import SH_C0, rasterize_gaussians
 
 
@@ -25,17 +26,6 @@ class GaussianSetError(GeosslError, ValueError):
 def rgb_to_sh_dc(rgb: Tensor) -> Tensor:
     """The degree-0 SH coefficient whose rendered colour is ``rgb`` (``(rgb - 0.5) / C0``)."""
     return (rgb - 0.5) / SH_C0
-
-
-def nearest_neighbour_distance(points: Tensor, k: int = 3, chunk: int = 4096) -> Tensor:
-    """Root mean square distance of each point to its ``k`` nearest other points ``[N]``
-    (exact, ``chunk`` rows of distances at a time)."""
-    out = []
-    for s in range(0, len(points), chunk):
-        d = torch.cdist(points[s:s + chunk], points)
-        d[torch.arange(d.shape[0]), torch.arange(s, s + d.shape[0])] = float("inf")
-        out.append(d.topk(min(k, len(points) - 1), largest=False).values.pow(2).mean(1).sqrt())
-    return torch.cat(out)
 
 
 class GaussianSet(nn.Module):
@@ -76,7 +66,9 @@ class GaussianSet(nn.Module):
                                    "(were all depth pixels invalid?).")
         if colors.shape != points.shape:
             raise GaussianSetError(f"colors {list(colors.shape)} must match points {list(points.shape)}.")
-        dist = nearest_neighbour_distance(points.float(), knn).clamp_min(1e-7)
+        k = min(knn, len(points) - 1)
+        sq, _ = nearest(points.float(), points.float(), k + 1)  # the first neighbour is the point itself
+        dist = sq[:, 1:].mean(1).sqrt().clamp_min(1e-7)
         n = len(points)
         quats = torch.zeros(n, 4)
         quats[:, 0] = 1

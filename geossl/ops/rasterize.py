@@ -9,9 +9,11 @@ behind the near plane, beyond the far plane or outside the image, 8x8 tiles (sho
 lists than gsplat's 16x16 GPU tiles, which is faster on a CPU), and front-to-back
 alpha compositing with gsplat's rule (``alpha = min(0.999, opacity * exp(-sigma))``, skipped when
 ``alpha < 1/255`` or ``sigma < 0``, stop before the transmittance would fall to ``1e-4``). The
-reference works through the tiles in chunks whose pixel x Gaussian work is bounded
-(``max_pairs``) and recomputes each chunk in the backward pass (activation checkpointing), so it
-never holds Gaussians x pixels; autograd gives gradients to every input gsplat differentiates.
+compositing runs in the compiled C++/OpenMP kernel (``composite_cpu``, float32, the default) or in
+vectorised PyTorch (the test oracle, float64), which works through the tiles in chunks whose
+pixel x Gaussian work is bounded (``max_pairs``) and recomputes each chunk in the backward pass
+(activation checkpointing). Neither holds Gaussians x pixels; gradients reach every input gsplat
+differentiates.
 """
 
 from __future__ import annotations
