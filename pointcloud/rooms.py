@@ -1,0 +1,301 @@
+"""Procedural indoor scenes (``dataset=rooms``): an unlimited, deterministic, labelled scene set.
+
+A room is a floor and four walls (no ceiling, as in ScanNet reconstructions) holding furniture-like
+objects of six classes (:data:`CLASSES`), each assembled from cuboids with random dimensions and
+colours. Objects that stand against a wall (cabinet, bed, sofa, bookshelf) are placed flush to a
+random wall, facing into the room; tables and chairs anywhere free. Yaws are multiples of 90
+degrees, so the axis-aligned ground-truth boxes are tight, as ScanNet's are after its axis-align
+matrix. Everything is drawn from ``numpy.random.default_rng(seed)``: the same seed gives the same
+scene, bit for bit.
+
+Each scene carries:
+
+* a surface point cloud sampled uniformly by area (``coord``, ``feat`` = rgb in [0, 1], ``normal``,
+  per-point ``semantic`` id into :data:`SEMANTIC` and ``instance`` id, 0 for floor and walls);
+* ``boxes`` ``[K, 7]`` (centre xyz, size xyz, class id into :data:`CLASSES`) and ``box_instance`` ``[K]``,
+  the layout of :func:`geossl.pointcloud.scannet.load_scannet_scene`;
+* ``frames``: posed RGB-D views rendered by ray casting the same triangles with open3d's
+  ``RaycastingScene`` (:class:`~geossl.pointcloud.rgbd.RGBDSequence`, OpenCV cameras, depth in metres
+  along the optical axis, 0 where a ray leaves the room through the open top).
+
+Colours are albedo times a fixed Lambertian term (the same for points and views), so the views are
+consistent with the point colours from every direction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Tuple
+
+import numpy as np
+import torch
+
+from geossl.errors import GeosslError
+
+from .rgbd import RGBDFrame, RGBDSequence
+
+#: Object classes; a box's class id indexes this tuple.
+CLASSES = ("table", "chair", "cabinet", "bed", "sofa", "bookshelf")
+#: Point semantic ids: 0 floor, 1 wall, 2 + class id for object points.
+SEMANTIC = ("floor", "wall") + CLASSES
+_AGAINST_WALL = {"cabinet", "bed", "sofa", "bookshelf"}
+_LIGHT = np.array([0.3, 0.5, 1.0]) / np.linalg.norm([0.3, 0.5, 1.0])
+
+
+class RoomsError(GeosslError, ValueError):
+    """Settings the room generator cannot satisfy."""
+
+
+@dataclass
+class _Part:
+    lo: np.ndarray  # [3] min corner in the object's frame (z up, footprint centred on the origin)
+    hi: np.ndarray
+    color: np.ndarray  # [3] albedo
+
+
+def _box(lo, hi, color) -> _Part:
+    return _Part(np.asarray(lo, float), np.asarray(hi, float), np.asarray(color, float))
+
+
+def _legs(w: float, d: float, h: float, t: float, color) -> List[_Part]:
+    xs, ys = (-w / 2, w / 2 - t), (-d / 2, d / 2 - t)
+    return [_box((x, y, 0), (x + t, y + t, h), color) for x in xs for y in ys]
+
+
+def _hsv(rng: np.random.Generator, hue: Tuple[float, float], sat: Tuple[float, float], val: Tuple[float, float]) -> np.ndarray:
+    import colorsys
+
+    return np.array(colorsys.hsv_to_rgb(rng.uniform(*hue) % 1.0, rng.uniform(*sat), rng.uniform(*val)))
+
+
+def _object_parts(cls: str, rng: np.random.Generator) -> List[_Part]:
+    """The cuboids of one object in its own frame: footprint centred on the origin, standing on
+    z = 0, its back (if any) towards +y."""
+    wood = _hsv(rng, (0.05, 0.11), (0.35, 0.7), (0.3, 0.75))
+    if cls == "table":
+        w, d, h = rng.uniform(0.8, 1.8), rng.uniform(0.6, 1.0), rng.uniform(0.7, 0.78)
+        return [_box((-w / 2, -d / 2, h - 0.04), (w / 2, d / 2, h), wood)] + _legs(w - 0.1, d - 0.1, h - 0.04, 0.05, wood)
+    if cls == "chair":
+        c = _hsv(rng, (0.0, 1.0), (0.2, 0.8), (0.25, 0.9))
+        w, d, s, b = rng.uniform(0.4, 0.5), rng.uniform(0.4, 0.5), rng.uniform(0.42, 0.48), rng.uniform(0.4, 0.5)
+        return ([_box((-w / 2, -d / 2, s - 0.04), (w / 2, d / 2, s), c), _box((-w / 2, d / 2 - 0.04, s), (w / 2, d / 2, s + b), c)]
+                + _legs(w, d, s - 0.04, 0.04, wood))
+    if cls == "cabinet":
+        c = wood if rng.random() < 0.5 else _hsv(rng, (0.0, 1.0), (0.0, 0.15), (0.6, 0.95))
+        w, d, h = rng.uniform(0.5, 1.2), rng.uniform(0.4, 0.6), rng.uniform(0.8, 2.0)
+        return [_box((-w / 2, -d / 2, 0), (w / 2, d / 2, h), c)]
+    if cls == "bed":
+        sheet = _hsv(rng, (0.0, 1.0), (0.0, 0.3), (0.75, 0.98))
+        w, d, hb = rng.uniform(1.4, 1.8), rng.uniform(1.9, 2.1), rng.uniform(0.9, 1.1)
+        return [_box((-w / 2, -d / 2, 0), (w / 2, d / 2 - 0.06, 0.3), wood),
+                _box((-w / 2 + 0.03, -d / 2 + 0.03, 0.3), (w / 2 - 0.03, d / 2 - 0.06, 0.5), sheet),
+                _box((-w / 2, d / 2 - 0.06, 0), (w / 2, d / 2, hb), wood)]
+    if cls == "sofa":
+        c = _hsv(rng, (0.0, 1.0), (0.3, 0.8), (0.25, 0.8))
+        w, d = rng.uniform(1.6, 2.4), rng.uniform(0.8, 1.0)
+        return [_box((-w / 2 + 0.15, -d / 2, 0), (w / 2 - 0.15, d / 2 - 0.2, 0.42), c),
+                _box((-w / 2, d / 2 - 0.2, 0), (w / 2, d / 2, 0.85), c),
+                _box((-w / 2, -d / 2, 0), (-w / 2 + 0.15, d / 2 - 0.2, 0.6), c),
+                _box((w / 2 - 0.15, -d / 2, 0), (w / 2, d / 2 - 0.2, 0.6), c)]
+    if cls == "bookshelf":
+        w, d, h = rng.uniform(0.6, 1.2), rng.uniform(0.28, 0.4), rng.uniform(1.6, 2.2)
+        t = 0.03
+        parts = [_box((-w / 2, -d / 2, 0), (-w / 2 + t, d / 2, h), wood), _box((w / 2 - t, -d / 2, 0), (w / 2, d / 2, h), wood),
+                 _box((-w / 2 + t, d / 2 - t, 0), (w / 2 - t, d / 2, h), wood)]
+        shelves = int(h // 0.35)
+        for z in np.linspace(0, h - t, shelves + 1):
+            parts.append(_box((-w / 2 + t, -d / 2, z), (w / 2 - t, d / 2 - t, z + t), wood))
+        return parts
+    raise RoomsError(f"Unknown object class {cls!r}. Valid classes: {', '.join(CLASSES)}.")
+
+
+def _rotate_z(points: np.ndarray, quarter_turns: int) -> np.ndarray:
+    c, s = [(1, 0), (0, 1), (-1, 0), (0, -1)][quarter_turns % 4]
+    return np.stack([c * points[..., 0] - s * points[..., 1], s * points[..., 0] + c * points[..., 1], points[..., 2]], -1)
+
+
+# A cuboid's 6 faces as corner indices into itertools.product((lo, hi) per axis) order, wound outwards,
+# with the face's outward normal.
+_FACES = [((0, 1, 3, 2), (-1, 0, 0)), ((4, 6, 7, 5), (1, 0, 0)), ((0, 4, 5, 1), (0, -1, 0)),
+          ((2, 3, 7, 6), (0, 1, 0)), ((0, 2, 6, 4), (0, 0, -1)), ((1, 5, 7, 3), (0, 0, 1))]
+
+
+def _cuboid_triangles(lo: np.ndarray, hi: np.ndarray, skip_bottom: bool) -> Tuple[np.ndarray, np.ndarray]:
+    """Triangles ``[T, 3, 3]`` and outward normals ``[T, 3]`` of an axis-aligned cuboid."""
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    tris, normals = [], []
+    for (a, b, c, d), n in _FACES:
+        if skip_bottom and n[2] == -1:
+            continue  # a face resting on the floor is never seen (a scan would not have it)
+        tris += [corners[[a, b, c]], corners[[a, c, d]]]
+        normals += [n, n]
+    return np.array(tris), np.array(normals, float)
+
+
+def _quad(p0, p1, p2, p3, normal) -> Tuple[np.ndarray, np.ndarray]:
+    p = np.array([p0, p1, p2, p3], float)
+    return np.array([p[[0, 1, 2]], p[[0, 2, 3]]]), np.array([normal, normal], float)
+
+
+def _place_objects(rng: np.random.Generator, size: np.ndarray, count: int, max_tries: int = 200):
+    """Non-overlapping objects as ``(class id, quarter turns, translation, parts)``."""
+    placed, footprints = [], []
+    for _ in range(count):
+        cls = int(rng.integers(len(CLASSES)))
+        parts = _object_parts(CLASSES[cls], rng)
+        lo = np.min([p.lo for p in parts], 0)
+        hi = np.max([p.hi for p in parts], 0)
+        for _ in range(max_tries):
+            if CLASSES[cls] in _AGAINST_WALL:
+                wall = int(rng.integers(4))  # 0: +y wall, 1: -x wall, 2: -y wall, 3: +x wall (back towards it)
+                corners = _rotate_z(np.array([[lo[0], lo[1], 0], [hi[0], hi[1], 0]]), wall)
+                flo, fhi = corners.min(0)[:2], corners.max(0)[:2]
+                t = np.zeros(2)
+                free = 0 if wall in (0, 2) else 1  # the axis along the wall
+                t[free] = rng.uniform(0.05 - flo[free], size[free] - 0.05 - fhi[free])
+                t[1 - free] = (size[1 - free] - 0.02 - fhi[1 - free]) if wall in (0, 3) else (0.02 - flo[1 - free])
+                turns = wall
+            else:
+                turns = int(rng.integers(4))
+                corners = _rotate_z(np.array([[lo[0], lo[1], 0], [hi[0], hi[1], 0]]), turns)
+                flo, fhi = corners.min(0)[:2], corners.max(0)[:2]
+                t = np.array([rng.uniform(0.1 - flo[i], size[i] - 0.1 - fhi[i]) for i in range(2)])
+            a, b = flo + t, fhi + t
+            if (a < 0).any() or (b > size[:2]).any():
+                continue
+            if all((a >= fb + 0.1).any() or (b <= fa - 0.1).any() for fa, fb in footprints):
+                footprints.append((a, b))
+                placed.append((cls, turns, np.array([t[0], t[1], 0.0]), parts))
+                break
+    return placed
+
+
+def _look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """OpenCV camera-to-world pose (x right, y down, z forward) at ``eye`` looking at ``target``."""
+    f = target - eye
+    f = f / np.linalg.norm(f)
+    r = np.cross(f, [0.0, 0.0, 1.0])
+    r = r / np.linalg.norm(r)
+    pose = np.eye(4)
+    pose[:3, :3] = np.stack([r, np.cross(f, r), f], 1)
+    pose[:3, 3] = eye
+    return pose
+
+
+def make_room(seed: int, num_points: int = 50_000, num_views: int = 4, min_objects: int = 4, max_objects: int = 10,
+              width: int = 320, height: int = 240, fov_deg: float = 60.0, color_noise: float = 0.02) -> Dict[str, object]:
+    """One procedural room (see the module docstring for what it carries).
+
+    Args:
+        seed: the scene's seed; equal seeds give identical scenes.
+        num_points: surface points sampled uniformly by area over floor, walls and objects.
+        num_views: posed RGB-D views rendered by ray casting (0 for none; needs open3d).
+        min_objects, max_objects: the number of objects requested is drawn from this range; an object
+            that finds no free place after 200 tries is left out, so a small room may hold fewer.
+        width, height: view size in pixels.
+        fov_deg: horizontal field of view of the views' pinhole camera (square pixels, centred).
+        color_noise: standard deviation of per-point colour noise (texture), 0 for flat colours.
+
+    Returns:
+        a dict with ``coord``, ``feat``, ``normal`` ``[N, 3]`` float32, ``semantic``, ``instance`` ``[N]``
+        int64, ``boxes`` ``[K, 7]`` float32, ``box_instance`` ``[K]``, ``room_size`` ``[3]``, ``frames``
+        (an :class:`RGBDSequence`) and ``name``.
+    """
+    if num_points < 1:
+        raise RoomsError(f"num_points must be >= 1, got {num_points}.")
+    if not 0 <= min_objects <= max_objects:
+        raise RoomsError(f"Need 0 <= min_objects <= max_objects, got {min_objects} and {max_objects}.")
+    if num_views < 0 or width < 1 or height < 1 or not 0 < fov_deg < 180:
+        raise RoomsError(f"Bad view settings: num_views={num_views}, {width}x{height}, fov {fov_deg} degrees.")
+    rng = np.random.default_rng(seed)
+    size = np.array([rng.uniform(4.0, 8.0), rng.uniform(4.0, 8.0), rng.uniform(2.6, 3.0)])
+    floor_c = _hsv(rng, (0.05, 0.12), (0.2, 0.6), (0.35, 0.8))
+    wall_c = _hsv(rng, (0.0, 1.0), (0.0, 0.25), (0.7, 0.95))
+    L, W, H = size
+    tris, normals, colors, semantic, instance = [], [], [], [], []
+
+    def add(t, n, color, sem, inst):
+        tris.append(t)
+        normals.append(n)
+        colors.append(np.repeat(color[None], len(t), 0))
+        semantic.append(np.full(len(t), sem))
+        instance.append(np.full(len(t), inst))
+
+    add(*_quad((0, 0, 0), (L, 0, 0), (L, W, 0), (0, W, 0), (0, 0, 1)), floor_c, 0, 0)
+    add(*_quad((0, 0, 0), (0, 0, H), (L, 0, H), (L, 0, 0), (0, 1, 0)), wall_c, 1, 0)  # y = 0 wall, facing +y
+    add(*_quad((0, W, 0), (L, W, 0), (L, W, H), (0, W, H), (0, -1, 0)), wall_c, 1, 0)
+    add(*_quad((0, 0, 0), (0, W, 0), (0, W, H), (0, 0, H), (1, 0, 0)), wall_c, 1, 0)
+    add(*_quad((L, 0, 0), (L, 0, H), (L, W, H), (L, W, 0), (-1, 0, 0)), wall_c, 1, 0)
+
+    objects = _place_objects(rng, size, int(rng.integers(min_objects, max_objects + 1)))
+    boxes = []
+    for k, (cls, turns, t, parts) in enumerate(objects, start=1):
+        obj_tris = []
+        for p in parts:
+            pt, pn = _cuboid_triangles(p.lo, p.hi, skip_bottom=p.lo[2] < 1e-9)
+            pt, pn = _rotate_z(pt, turns) + t, _rotate_z(pn, turns)
+            add(pt, pn, p.color, 2 + cls, k)
+            obj_tris.append(pt.reshape(-1, 3))
+        v = np.concatenate(obj_tris)
+        lo, hi = v.min(0), v.max(0)
+        boxes.append(np.concatenate([(lo + hi) / 2, hi - lo, [cls]]))
+    tris, normals = np.concatenate(tris), np.concatenate(normals)
+    shade = 0.35 + 0.65 * np.abs(normals @ _LIGHT)
+    colors = np.concatenate(colors) * shade[:, None]
+    semantic, instance = np.concatenate(semantic), np.concatenate(instance)
+
+    # Area-weighted triangle choice, uniform barycentric point in each.
+    e1, e2 = tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0]
+    area = 0.5 * np.linalg.norm(np.cross(e1, e2), axis=1)
+    tri = rng.choice(len(tris), size=num_points, p=area / area.sum())
+    u, v = rng.random(num_points), rng.random(num_points)
+    flip = u + v > 1
+    u[flip], v[flip] = 1 - u[flip], 1 - v[flip]
+    coord = tris[tri, 0] + u[:, None] * e1[tri] + v[:, None] * e2[tri]
+    rgb = np.clip(colors[tri] + color_noise * rng.standard_normal((num_points, 3)), 0, 1)
+
+    box_arr = np.array(boxes, np.float32).reshape(-1, 7)
+    frames = _render_views(rng, tris, colors, size, box_arr, num_views, width, height, fov_deg) if num_views else []
+    t32 = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+    return {"coord": t32(coord), "feat": t32(rgb), "normal": t32(normals[tri]),
+            "semantic": torch.from_numpy(semantic[tri].astype(np.int64)), "instance": torch.from_numpy(instance[tri].astype(np.int64)),
+            "boxes": torch.from_numpy(box_arr), "box_instance": torch.arange(1, len(box_arr) + 1),
+            "room_size": t32(size), "frames": RGBDSequence(frames, f"rooms-seed{seed}"), "name": f"rooms-seed{seed}"}
+
+
+def _render_views(rng, tris, colors, size, boxes, num_views, width, height, fov_deg) -> List[RGBDFrame]:
+    """Ray-cast RGB-D views from random eye points inside the room, each looking at an object."""
+    from .open3d_loader import import_open3d
+
+    o3d = import_open3d()
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.core.Tensor(tris.reshape(-1, 3).astype(np.float32)),
+                        o3d.core.Tensor(np.arange(len(tris) * 3, dtype=np.uint32).reshape(-1, 3)))
+    fx = width / 2 / np.tan(np.radians(fov_deg) / 2)
+    K = np.array([[fx, 0, width / 2], [0, fx, height / 2], [0, 0, 1]])
+    v, u = np.meshgrid(np.arange(height) + 0.5, np.arange(width) + 0.5, indexing="ij")
+    rays_cam = np.stack([(u - K[0, 2]) / fx, (v - K[1, 2]) / fx, np.ones_like(u)], -1).reshape(-1, 3)
+    frames = []
+    for i in range(num_views):
+        for _ in range(100):  # an eye point outside every object's box (grown by 0.3 m)
+            eye = np.array([rng.uniform(0.6, size[0] - 0.6), rng.uniform(0.6, size[1] - 0.6), rng.uniform(1.2, 1.7)])
+            if not any((np.abs(eye - b[:3]) <= b[3:6] / 2 + 0.3).all() for b in boxes):
+                break
+        target = boxes[rng.integers(len(boxes)), :3].astype(float) if len(boxes) else size * np.array([0.5, 0.5, 0.3])
+        target = target + rng.normal(0, 0.1, 3)
+        if np.linalg.norm((target - eye)[:2]) < 0.3:  # nearly straight down: look across the room instead
+            target = np.array([size[0] - eye[0], size[1] - eye[1], 0.8])
+        pose = _look_at(eye, target)
+        dirs = rays_cam @ pose[:3, :3].T
+        rays = np.concatenate([np.broadcast_to(eye, dirs.shape), dirs], 1).astype(np.float32)
+        hit = scene.cast_rays(o3d.core.Tensor(rays))
+        t_hit = hit["t_hit"].numpy()  # in units of the direction's length: the z depth, as dirs have z = 1
+        prim = hit["primitive_ids"].numpy()
+        ok = np.isfinite(t_hit)
+        depth = np.where(ok, t_hit, 0.0).reshape(height, width)
+        rgb = np.zeros((len(rays), 3))
+        rgb[ok] = colors[prim[ok]]
+        frames.append(RGBDFrame(torch.from_numpy(rgb.reshape(height, width, 3).astype(np.float32)),
+                                torch.from_numpy(depth.astype(np.float32)), torch.from_numpy(K.astype(np.float32)),
+                                torch.from_numpy(pose.astype(np.float32)), f"view{i:03d}"))
+    return frames
