@@ -2,13 +2,20 @@
 (``<scene>_vert_all.npy`` ``[N, 6]`` axis-aligned xyz in metres + rgb, ``<scene>_sem_label_all.npy``
 nyu40 ids, ``<scene>_ins_label_all.npy`` instance ids (0 = none), ``<scene>_bbox.npy`` ``[K, 7]``
 axis-aligned boxes (centre, size, nyu40 class), ``<scene>_bbox_idx.npy`` the instance of each box).
-Read with ``allow_pickle=False``; the ``.pkl`` info files beside them are never unpickled.
+Read with ``allow_pickle=False``.
+
+The info file beside them (``scannet_infos_*.pkl``: the axis-align matrix, the posed colour frames'
+intrinsics and camera-to-world extrinsics) is a pickle of dicts, lists and numpy arrays.
+:func:`read_info_pickle` reads it with an unpickler that admits only numpy's array reconstruction
+(the role ``torch.load(weights_only=True)`` plays for checkpoints): a pickle that names any other
+callable is refused before anything runs.
 """
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -17,6 +24,10 @@ from torch import Tensor
 from geossl.errors import DatasetNotFoundError, GeosslError
 
 DEFAULT = "3d/scannet_scene0000_mmdet3d/instance_data"
+#: The callables a ScanNet info pickle may name: numpy array reconstruction, and the latin-1
+#: encoding numpy's protocol-2 pickles use for raw bytes.
+_INFO_PICKLE_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
 
 
 class SceneFileError(GeosslError, ValueError):
@@ -64,3 +75,70 @@ def load_scannet_scene(scene: str, root: Optional[str] = None) -> Dict[str, Tens
             "semantic": torch.from_numpy(arr["sem_label_all"].astype(np.int64)),
             "instance": torch.from_numpy(arr["ins_label_all"].astype(np.int64)),
             "boxes": torch.from_numpy(boxes.astype(np.float32)), "box_instance": torch.from_numpy(box_idx.astype(np.int64))}
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _INFO_PICKLE_GLOBALS:
+            raise SceneFileError(f"refused: it names {module}.{name}, and only numpy arrays, dicts, lists and "
+                                 "scalars are read from info files")
+        if name == "_reconstruct":  # numpy 2 moved numpy.core to numpy._core; old pickles name the former
+            import importlib
+
+            core = "numpy._core.multiarray" if int(np.__version__.split(".")[0]) >= 2 else "numpy.core.multiarray"
+            return importlib.import_module(core)._reconstruct
+        return super().find_class(module, name)
+
+
+def read_info_pickle(path: Path) -> Any:
+    """An mmdetection3d ScanNet info file (dicts, lists, numpy arrays), read without running code:
+    any other callable named in the pickle raises :class:`SceneFileError` before it is called."""
+    try:
+        with open(path, "rb") as f:
+            return _ArraysOnlyUnpickler(f).load()
+    except SceneFileError as e:
+        raise SceneFileError(f"{path}: {e}.") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
+        raise SceneFileError(f"{path} is not a readable info pickle: {e}") from e
+
+
+def load_scannet_posed(scene: str, root: Optional[str] = None) -> Dict[str, Any]:
+    """The axis-align matrix and posed colour frames of a ScanNet sample scene.
+
+    Reads ``scannet_infos_*.pkl`` in the folder above the per-scene NumPy files (``root``, default
+    ``$GEOSSL_DATA/3d/scannet_scene0000_mmdet3d/instance_data``) with :func:`read_info_pickle`, and the
+    JPEGs it names.
+
+    Returns:
+        ``axis_align_matrix`` ``[4, 4]`` (original scan -> the axis-aligned frame of ``coord`` and
+        ``boxes``) and ``frames``: a list of dicts with ``color`` ``[H, W, 3]`` in [0, 1], ``K`` ``[3, 3]``
+        (colour intrinsics), ``cam_to_world`` ``[4, 4]`` (into the original, unaligned scan frame) and
+        ``name``.
+    """
+    from geossl.data import data_root
+
+    from .rgbd import _read_image
+
+    folder = (Path(root) if root else data_root() / DEFAULT).parent
+    infos = sorted(folder.glob("scannet_infos_*.pkl"))
+    for path in infos:
+        for entry in read_info_pickle(path):
+            if not isinstance(entry, dict) or entry.get("point_cloud", {}).get("lidar_idx") != scene or "extrinsics" not in entry:
+                continue
+            annos = entry.get("annos", {})
+            if "axis_align_matrix" not in annos or len(entry["extrinsics"]) != len(entry["img_paths"]):
+                raise SceneFileError(f"{path}: the entry of {scene} lacks axis_align_matrix or has "
+                                     f"{len(entry['extrinsics'])} extrinsics for {len(entry['img_paths'])} images.")
+            K = torch.from_numpy(np.asarray(entry["intrinsics"], np.float32)[:3, :3].copy())
+            frames = []
+            for pose, rel in zip(entry["extrinsics"], entry["img_paths"]):
+                img = folder / rel
+                if not img.is_file():
+                    raise DatasetNotFoundError(f"{path} names the image {rel}, which is not in {folder}.")
+                color = torch.from_numpy(_read_image(img)[..., :3].copy()).float() / 255.0
+                frames.append({"color": color, "K": K.clone(), "cam_to_world": torch.from_numpy(np.asarray(pose, np.float32).copy()),
+                               "name": Path(rel).stem})
+            return {"axis_align_matrix": torch.from_numpy(np.asarray(annos["axis_align_matrix"], np.float32).copy()),
+                    "frames": frames}
+    raise DatasetNotFoundError(f"No posed frames of {scene} found: looked for an entry with extrinsics in "
+                               f"{', '.join(str(p) for p in infos) or f'scannet_infos_*.pkl in {folder} (none there)'}.")
