@@ -4,7 +4,7 @@ Commands:
     pretrain graph=<method> dataset=<name> [key=value ...]   pretrain and evaluate an encoder
     evaluate encoder=<file.safetensors> dataset=<name>       evaluate a saved encoder (eval=linear_probe|svc|finetune)
     fit-gaussians dataset=<sevenscenes|redwood|scannet_export> fit 3D Gaussians to posed RGB-D frames
-    show dataset=scannet [dataset.scene=<scene>]             PNG views of a scene (points coloured, boxes drawn)
+    show dataset=<scannet|rooms|sevenscenes|...>             PNG views of a scene (points coloured, boxes drawn)
     datasets                                                 list datasets and where they were found
     config graph=<method> dataset=<name> [key=value ...]     print the composed config
 
@@ -160,16 +160,17 @@ def cmd_fit_gaussians(overrides: List[str]) -> int:
 
 
 def cmd_show(overrides: List[str]) -> int:
-    from geossl.errors import UnknownNameError
-    from geossl.pointcloud.scannet import load_scannet_scene
-    from geossl.pointcloud.show import save_scene_views
+    from geossl.pointcloud.scenes import load_scene
+    from geossl.pointcloud.show import save_rgbd_views, save_scene_views
 
     cfg = _compose("show", overrides)
-    if cfg.dataset.name != "scannet":
-        raise UnknownNameError(f"show draws point-cloud scenes, not {cfg.dataset.name!r}. Valid datasets: scannet.")
-    scene = load_scannet_scene(cfg.dataset.scene, cfg.dataset.root)
-    out = Path(cfg.run_dir) if cfg.get("run_dir") else Path(cfg.out_dir) / "show-scannet"
-    for path in save_scene_views(scene, out, cfg.dataset.scene, int(cfg.size)):
+    scene = load_scene(cfg.dataset, cfg.fusion)
+    out = Path(cfg.run_dir) if cfg.get("run_dir") else Path(cfg.out_dir) / f"show-{cfg.dataset.name}"
+    paths = save_scene_views(scene, out, scene["name"], int(cfg.size))
+    if scene.get("frames") is not None and len(scene["frames"].frames):
+        paths.append(save_rgbd_views(scene["frames"].frames, out / f"{scene['name']}_rgbd.png"))
+    print(f"{scene['name']}: {len(scene['coord'])} points, {len(scene.get('boxes', []))} boxes")
+    for path in paths:
         print(path)
     return 0
 
@@ -197,9 +198,10 @@ def cmd_datasets(overrides: List[str]) -> int:
     print(f"  {'scannet_export':14s} {'':8s} an exported ScanNet scene: dataset.root=<folder with color/ depth/ pose/ intrinsic/>")
     from geossl.pointcloud.scannet import DEFAULT, scannet_scenes
 
-    print("Point-cloud scenes (geossl show dataset=<name>):")
+    print("Point-cloud scenes (geossl show dataset=<name>; RGB-D sequences are fused by TSDF fusion):")
     scenes = scannet_scenes(root and str(data_root(root) / DEFAULT))
     print(f"  {'scannet':14s} {'found' if scenes else 'missing':8s} {data_root(root) / DEFAULT} ({', '.join(scenes) or 'no scenes'})")
+    print(f"  {'rooms':14s} {'built-in':8s} procedural rooms, one per dataset.seed (points, boxes, ray-cast RGB-D views)")
     return 0
 
 

@@ -43,3 +43,23 @@ def save_scene_views(scene: Dict[str, Tensor], out_dir: Path, name: str, size: i
         _view(coord, rgb, boxes, axes, depth, size).save(path)
         paths.append(path)
     return paths
+
+
+def save_rgbd_views(frames, path: Path, max_views: int = 4) -> Path:
+    """A PNG grid of up to ``max_views`` RGB-D frames, one row each: colour | depth (grey, near
+    dark, far light, invalid black)."""
+    from PIL import Image
+
+    rows = []
+    for f in list(frames)[:max_views]:
+        rgb = (f.color.numpy().clip(0, 1) * 255).astype(np.uint8)
+        d = f.depth.numpy()
+        valid = d > 0
+        scale = d[valid].max() if valid.any() else 1.0
+        grey = np.where(valid, 40 + 215 * d / scale, 0).astype(np.uint8)
+        rows.append(np.concatenate([rgb, np.repeat(grey[..., None], 3, 2)], 1))
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate(rows, 0)).save(path)
+    return path

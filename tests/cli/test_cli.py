@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from tests.conftest import requires_cora, requires_redwood, requires_scannet
+from tests.conftest import requires_cora, requires_redwood, requires_scannet, requires_sevenscenes
 
 TINY = ["trainer.epochs=3", "trainer.monitor_every=2", "eval.epochs=5", "trainer.progress=false"]
 
@@ -235,3 +235,25 @@ def test_show_writes_views_of_a_scannet_scene(tmp_path):
     assert ((pixels == torch.tensor([220, 0, 0])).all(1)).sum() > 100  # box outlines drawn
     assert ((pixels != 255).any(1)).float().mean() > 0.2  # the points cover the view
     _assert_clean_error(geossl("show", "dataset=scannet", "dataset.scene=scene9999_00", cwd=tmp_path), "scene9999_00_vert_all.npy")
+
+
+def test_show_writes_views_of_a_procedural_room_with_its_rgbd_views(tmp_path):
+    from PIL import Image
+
+    res = geossl("show", "dataset=rooms", "dataset.seed=3", "dataset.width=64", "dataset.height=48", "size=300",
+                 f"run_dir={tmp_path}", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "rooms-seed3: 50000 points" in res.stdout
+    rgbd = Image.open(tmp_path / "rooms-seed3_rgbd.png")
+    assert rgbd.size == (128, 4 * 48)  # 4 views, colour | depth
+    top = torch.from_numpy(__import__("numpy").array(Image.open(tmp_path / "rooms-seed3_top.png").convert("RGB"))).reshape(-1, 3)
+    assert ((top == torch.tensor([220, 0, 0])).all(1)).sum() > 100  # box outlines drawn
+    _assert_clean_error(geossl("show", "dataset=cora", cwd=tmp_path), "Unknown scene dataset 'cora'", "scannet, rooms, sevenscenes")
+
+
+@requires_sevenscenes
+def test_show_fuses_an_rgbd_sequence(tmp_path):
+    res = geossl("show", "dataset=sevenscenes", "dataset.stride=20", "size=200", f"run_dir={tmp_path}", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    n = int(res.stdout.split(": ")[1].split(" points")[0])
+    assert n > 10_000 and (tmp_path / "7scenes_tsdf_fusion_every5th_top.png").is_file()
