@@ -94,14 +94,14 @@ def main() -> None:
              "The s/epoch column is the pretraining step time of these runs as they happened (the machine may have "
              "been shared); the speed section is measured on an idle machine.", "",
              machine_line(), "",
-             "| method | dataset | epochs | seeds | test acc (%) | paper (%) | target | val acc (%) | RankMe | s/epoch (these runs) | pretrain s/seed |",
+             "| method | dataset | epochs | seeds | test acc (%) | paper (%) | target | val acc (%) | RankMe | s/epoch (these runs) | pretrain s/seed (s/epoch × epochs) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for (method, dataset), rows in results.items():
         acc = mean_std([100 * r["test_acc"] for r in rows])
         val = mean_std([100 * r["val_acc"] for r in rows])
         rk = mean_std([r["rankme"] for r in rows])
         spe = mean_std([r["seconds_per_epoch"] for r in rows])
-        secs = mean_std([r["pretrain_seconds"] for r in rows])
+        secs = mean_std([r["seconds_per_epoch"] * r["epochs"] for r in rows])  # a resumed run's own seconds cover only its last part
         target = f">= {TARGET[(method, dataset)]}" if (method, dataset) in TARGET and not args.epochs else "-"
         lines.append(f"| {method} | {dataset} | {rows[0]['epochs']} | {len(rows)} | **{acc[0]:.2f} ± {acc[1]:.2f}** | {PAPER.get((method, dataset), '-')} | "
                      f"{target} | {val[0]:.2f} ± {val[1]:.2f} | {rk[0]:.1f} ± {rk[1]:.1f} | {spe[0]:.3f} ± {spe[1]:.3f} | {secs[0]:.0f} |")
