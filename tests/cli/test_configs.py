@@ -20,7 +20,7 @@ def _options(group):
 
 
 RGBD = {"sevenscenes", "redwood", "scannet_export"}  # dataset configs of `geossl fit-gaussians`
-SCENES = {"scannet"}  # dataset configs of `geossl show`
+SCENES = {"scannet", "rooms"}  # dataset configs of `geossl show` only
 
 
 @pytest.mark.parametrize("dataset", [d for d in _options("dataset") if d not in RGBD | SCENES])
@@ -110,3 +110,18 @@ def test_rgbd_datasets_are_refused_by_graph_pretraining():
     cfg = _compose("pretrain_graph", ["graph=graphmae", "dataset=sevenscenes"])
     with pytest.raises(Exception, match="Valid"):
         run.dataset_builder(cfg)
+
+
+@pytest.mark.parametrize("dataset", sorted(SCENES | RGBD))
+def test_show_configs_compose_with_keys_the_scene_loaders_take(dataset):
+    import inspect
+
+    from geossl.pointcloud.rooms import make_room
+    from geossl.pointcloud.scenes import SCENE_DATASETS
+    from geossl.pointcloud.tsdf import fuse_tsdf
+
+    cfg = _compose("show", [f"dataset={dataset}"])
+    assert cfg.dataset.name == dataset and dataset in SCENE_DATASETS
+    assert set(cfg.fusion) <= set(inspect.signature(fuse_tsdf).parameters)
+    if dataset == "rooms":
+        assert set(cfg.dataset) - {"name"} == set(inspect.signature(make_room).parameters)
