@@ -12,6 +12,7 @@ Every run goes through the CLI (`geossl pretrain graph=selftask ...`).
 
     python benchmarks/selftask.py                                   # Cora, CiteSeer, seeds 0-9
     python benchmarks/selftask.py --datasets cora --seeds 0 1 --lams 1.0 --select-seeds   # a quick look
+    python benchmarks/selftask.py --tasks pairwise_distance pairwise_distance+distance2labeled   # combinations too
 
 Writes the `selftask` section of docs/results.md and docs/results/selftask.json.
 """
@@ -97,11 +98,14 @@ def main() -> None:
              "`python benchmarks/selftask.py` — the paper's GCN backbone (2 layers, 128 hidden, dropout 0.5, Adam 0.01, "
              "wd 5e-4, 200 epochs, public split). Joint: CE + λ·pretext loss, test accuracy at the best-validation epoch; "
              f"λ per task chosen from {args.lams} by mean validation accuracy over seeds {args.select_seeds} (not the reported "
-             "seeds). The label-informed tasks (last four rows) read training labels only and are joint only. "
+             "seeds). The label-informed tasks (distance2labeled, context_label, ensemble_label, corrected_label) read "
+             "training labels only and are joint only; a row joined with + trains those tasks together, equally weighted "
+             "under one λ. "
              "Two-stage: 200 epochs of the pretext loss alone, then fine-tuning of the encoder with a GCN classifier "
              f"(best validation epoch). Mean ± population std over seeds {args.seeds[0]}–{args.seeds[-1]} "
-             f"(n = seeds that finished); all rows from the same run folder "
-             f"({'rendered from finished runs' if args.render else f'{minutes:.0f} min'}); torch threads per run: "
+             f"(n = seeds that finished); all rows from one run folder "
+             f"({'rendered from finished runs' if args.render else f'this invocation {minutes:.0f} min, reusing the runs the folder already held'}); "
+             "torch threads per run: "
              f"{sorted({x.get('torch_threads') for d in results.values() for t in d.values() for k in ('joint', 'two_stage') for x in t.get(k, [])})}.", "",
              machine_line(), "", "| task | " + " | ".join(f"{d} joint (%) | {d} λ | {d} two-stage (%)" for d in args.datasets) + " |",
              "|---|" + "---|---|---|" * len(args.datasets)]
