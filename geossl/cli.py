@@ -3,7 +3,7 @@
 Commands:
     pretrain graph=<method> dataset=<name> [key=value ...]   pretrain and evaluate an encoder
     evaluate encoder=<file.safetensors> dataset=<name>       evaluate a saved encoder (eval=linear_probe|svc|finetune)
-    fit-gaussians dataset=<sevenscenes|redwood|scannet_export> fit 3D Gaussians to posed RGB-D frames
+    fit-gaussians dataset=<sevenscenes|redwood|scannet_export|rooms> fit 3D Gaussians to posed RGB-D frames
     show dataset=<scannet|rooms|sevenscenes|...>             PNG views of a scene (points coloured, boxes drawn)
     datasets                                                 list datasets and where they were found
     config graph=<method> dataset=<name> [key=value ...]     print the composed config
@@ -138,14 +138,13 @@ USER_FILE_DATASETS = {
 def cmd_fit_gaussians(overrides: List[str]) -> int:
     from geossl.errors import UnknownNameError
     from geossl.gaussians.run import fit_scene
-    from geossl.pointcloud.rgbd import RGBD_DATASETS
+    from geossl.pointcloud.scenes import SEQUENCE_DATASETS, load_sequence
 
     cfg = _compose("fit_gaussians", overrides)
     ds = cfg.dataset
-    if ds.name not in RGBD_DATASETS:
-        raise UnknownNameError(f"fit-gaussians needs an RGB-D sequence, not {ds.name!r}. Valid datasets: {', '.join(RGBD_DATASETS)}.")
-    sequence = RGBD_DATASETS[ds.name](root=ds.root, stride=int(ds.stride), size=(int(ds.width), int(ds.height)),
-                                      max_frames=ds.max_frames)
+    if ds.name not in SEQUENCE_DATASETS:
+        raise UnknownNameError(f"fit-gaussians needs posed RGB-D frames, not {ds.name!r}. Valid datasets: {', '.join(SEQUENCE_DATASETS)}.")
+    sequence = load_sequence(ds)
     if cfg.get("run_dir"):
         run_dir = Path(cfg.run_dir)
     else:

@@ -11,9 +11,27 @@ from typing import Any, Dict, Mapping, Optional
 
 from geossl.errors import UnknownNameError
 
-from .rgbd import RGBD_DATASETS
+from .rgbd import RGBD_DATASETS, RGBDSequence
 
 SCENE_DATASETS = ("scannet", "rooms") + tuple(RGBD_DATASETS)
+#: Datasets that yield posed RGB-D frames (``geossl fit-gaussians``): the real sequences and the rooms' views.
+SEQUENCE_DATASETS = tuple(RGBD_DATASETS) + ("rooms",)
+_ROOM_KEYS = ("num_points", "num_views", "min_objects", "max_objects", "width", "height", "fov_deg", "color_noise")
+
+
+def load_sequence(dataset: Mapping[str, Any]) -> RGBDSequence:
+    """The posed RGB-D frames of a ``dataset`` config group: a real sequence read from disk (resized to
+    ``width`` x ``height``), or the ray-cast views of ``rooms`` (rendered at that size)."""
+    name = dataset["name"]
+    if name == "rooms":
+        from .rooms import make_room
+
+        return make_room(int(dataset["seed"]), **{k: dataset[k] for k in _ROOM_KEYS if k in dataset})["frames"]
+    if name in RGBD_DATASETS:
+        size = (int(dataset["width"]), int(dataset["height"])) if dataset.get("width") else None
+        return RGBD_DATASETS[name](root=dataset.get("root"), stride=int(dataset.get("stride", 1)), size=size,
+                                   max_frames=dataset.get("max_frames"))
+    raise UnknownNameError(f"{name!r} has no posed RGB-D frames. Valid datasets: {', '.join(SEQUENCE_DATASETS)}.")
 
 
 def load_scene(dataset: Mapping[str, Any], fusion: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
@@ -35,13 +53,10 @@ def load_scene(dataset: Mapping[str, Any], fusion: Optional[Mapping[str, Any]] =
     if name == "rooms":
         from .rooms import make_room
 
-        keys = ("num_points", "num_views", "min_objects", "max_objects", "width", "height", "fov_deg", "color_noise")
-        return make_room(int(dataset["seed"]), **{k: dataset[k] for k in keys if k in dataset})
+        return make_room(int(dataset["seed"]), **{k: dataset[k] for k in _ROOM_KEYS if k in dataset})
     if name in RGBD_DATASETS:
         from .tsdf import fuse_tsdf
 
-        size = (int(dataset["width"]), int(dataset["height"])) if dataset.get("width") else None
-        seq = RGBD_DATASETS[name](root=dataset.get("root"), stride=int(dataset.get("stride", 1)), size=size,
-                                  max_frames=dataset.get("max_frames"))
+        seq = load_sequence(dataset)
         return {**fuse_tsdf(seq.frames, **dict(fusion or {})), "frames": seq, "name": seq.name}
     raise UnknownNameError(f"Unknown scene dataset {name!r}. Valid scene datasets: {', '.join(SCENE_DATASETS)}.")

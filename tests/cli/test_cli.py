@@ -216,7 +216,7 @@ def test_fit_gaussians_end_to_end_on_redwood(tmp_path):
     from geossl.gaussians.ply import load_ply
 
     assert len(load_ply(out / "scene.ply")) == summary["gaussians"] > 100
-    _assert_clean_error(geossl("fit-gaussians", "dataset=cora", cwd=tmp_path), "needs an RGB-D sequence", "sevenscenes, redwood")
+    _assert_clean_error(geossl("fit-gaussians", "dataset=cora", cwd=tmp_path), "needs posed RGB-D frames", "sevenscenes, redwood, scannet_export, rooms")
     _assert_clean_error(geossl("fit-gaussians", "dataset=redwood", f"dataset.root={tmp_path / 'missing'}", cwd=tmp_path),
                         "Redwood RGB-D sequence not found", "missing")
 
@@ -249,6 +249,16 @@ def test_show_writes_views_of_a_procedural_room_with_its_rgbd_views(tmp_path):
     top = torch.from_numpy(__import__("numpy").array(Image.open(tmp_path / "rooms-seed3_top.png").convert("RGB"))).reshape(-1, 3)
     assert ((top == torch.tensor([220, 0, 0])).all(1)).sum() > 100  # box outlines drawn
     _assert_clean_error(geossl("show", "dataset=cora", cwd=tmp_path), "Unknown scene dataset 'cora'", "scannet, rooms, sevenscenes")
+
+
+def test_fit_gaussians_on_the_ray_cast_views_of_a_procedural_room(tmp_path):
+    res = geossl("fit-gaussians", "dataset=rooms", "dataset.seed=2", "dataset.num_views=6", "dataset.test_every=3",
+                 "dataset.width=48", "dataset.height=36", "fit.voxel=0.1", "fit.iterations=30", "fit.eval_every=15",
+                 "progress=false", f"run_dir={tmp_path / 'fit'}", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads((tmp_path / "fit" / "summary.json").read_text())
+    assert summary["dataset"] == "rooms" and summary["train_frames"] == 4 and summary["test_frames"] == 2
+    assert summary["psnr"] > summary["history"][0]["psnr"]  # fitting the other views helps the held-out ones
 
 
 @requires_sevenscenes

@@ -92,15 +92,15 @@ def test_numbers_parse_as_floats_and_wrong_types_are_errors():
         validate(OmegaConf.create({"epochs": "many"}), TrainerConfig, "trainer")
 
 
-@pytest.mark.parametrize("dataset", sorted(RGBD))
+@pytest.mark.parametrize("dataset", sorted(RGBD | {"rooms"}))
 def test_fit_gaussians_configs_compose_into_the_fit_settings(dataset):
     from dataclasses import fields
 
     from geossl.gaussians.fit import FitConfig
-    from geossl.pointcloud.rgbd import RGBD_DATASETS
+    from geossl.pointcloud.scenes import SEQUENCE_DATASETS
 
     cfg = _compose("fit_gaussians", [f"dataset={dataset}"])
-    assert cfg.dataset.name in RGBD_DATASETS
+    assert cfg.dataset.name in SEQUENCE_DATASETS and int(cfg.dataset.test_every) > 1
     assert set(cfg.fit) == {f.name for f in fields(FitConfig)} - {"seed"}
     FitConfig(**OmegaConf.to_container(cfg.fit))
     assert isinstance(cfg.fit.lr_scales, float) and isinstance(cfg.fit.densify_grad, float)
@@ -124,4 +124,4 @@ def test_show_configs_compose_with_keys_the_scene_loaders_take(dataset):
     assert cfg.dataset.name == dataset and dataset in SCENE_DATASETS
     assert set(cfg.fusion) <= set(inspect.signature(fuse_tsdf).parameters)
     if dataset == "rooms":
-        assert set(cfg.dataset) - {"name"} == set(inspect.signature(make_room).parameters)
+        assert set(cfg.dataset) - {"name", "test_every"} == set(inspect.signature(make_room).parameters)
