@@ -200,7 +200,7 @@ def cmd_datasets(overrides: List[str]) -> int:
     print("Point-cloud scenes (geossl show dataset=<name>; RGB-D sequences are fused by TSDF fusion):")
     scenes = scannet_scenes(root and str(data_root(root) / DEFAULT))
     print(f"  {'scannet':14s} {'found' if scenes else 'missing':8s} {data_root(root) / DEFAULT} ({', '.join(scenes) or 'no scenes'})")
-    print(f"  {'rooms':14s} {'built-in':8s} procedural rooms, one per dataset.seed (points, boxes, ray-cast RGB-D views)")
+    print(f"  {'rooms':14s} {'built-in':8s} procedural rooms, one per dataset.seed (points, boxes, ray-cast RGB-D views; also fit-gaussians)")
     return 0
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from geossl.errors import GeosslError
+from geossl.ops.camera import pixel_rays
 
 from .rgbd import RGBDFrame, RGBDSequence
 
@@ -273,8 +274,7 @@ def _render_views(rng, tris, colors, size, boxes, num_views, width, height, fov_
                         o3d.core.Tensor(np.arange(len(tris) * 3, dtype=np.uint32).reshape(-1, 3)))
     fx = width / 2 / np.tan(np.radians(fov_deg) / 2)
     K = np.array([[fx, 0, width / 2], [0, fx, height / 2], [0, 0, 1]])
-    v, u = np.meshgrid(np.arange(height) + 0.5, np.arange(width) + 0.5, indexing="ij")
-    rays_cam = np.stack([(u - K[0, 2]) / fx, (v - K[1, 2]) / fx, np.ones_like(u)], -1).reshape(-1, 3)
+    rays_cam = pixel_rays(torch.from_numpy(K), width, height).reshape(-1, 3).numpy()  # z = 1 through pixel centres
     frames = []
     for i in range(num_views):
         for _ in range(100):  # an eye point outside every object's box (grown by 0.3 m)

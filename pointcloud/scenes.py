@@ -19,14 +19,18 @@ SEQUENCE_DATASETS = tuple(RGBD_DATASETS) + ("rooms",)
 _ROOM_KEYS = ("num_points", "num_views", "min_objects", "max_objects", "width", "height", "fov_deg", "color_noise")
 
 
+def _room(dataset: Mapping[str, Any]) -> Dict[str, Any]:
+    from .rooms import make_room
+
+    return make_room(int(dataset["seed"]), **{k: dataset[k] for k in _ROOM_KEYS if k in dataset})
+
+
 def load_sequence(dataset: Mapping[str, Any]) -> RGBDSequence:
     """The posed RGB-D frames of a ``dataset`` config group: a real sequence read from disk (resized to
     ``width`` x ``height``), or the ray-cast views of ``rooms`` (rendered at that size)."""
     name = dataset["name"]
     if name == "rooms":
-        from .rooms import make_room
-
-        return make_room(int(dataset["seed"]), **{k: dataset[k] for k in _ROOM_KEYS if k in dataset})["frames"]
+        return _room(dataset)["frames"]
     if name in RGBD_DATASETS:
         size = (int(dataset["width"]), int(dataset["height"])) if dataset.get("width") else None
         return RGBD_DATASETS[name](root=dataset.get("root"), stride=int(dataset.get("stride", 1)), size=size,
@@ -51,9 +55,7 @@ def load_scene(dataset: Mapping[str, Any], fusion: Optional[Mapping[str, Any]] =
 
         return {**load_scannet_scene(dataset["scene"], dataset.get("root")), "name": dataset["scene"]}
     if name == "rooms":
-        from .rooms import make_room
-
-        return make_room(int(dataset["seed"]), **{k: dataset[k] for k in _ROOM_KEYS if k in dataset})
+        return _room(dataset)
     if name in RGBD_DATASETS:
         from .tsdf import fuse_tsdf
 

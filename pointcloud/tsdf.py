@@ -64,13 +64,14 @@ def fuse_tsdf(frames: Sequence[RGBDFrame], voxel_size: float = 0.01, trunc_voxel
         check_intrinsics(f.K, f"{f.name}: K")
         check_pose(f.cam_to_world, f"{f.name}: pose")
         depth_np = torch.nan_to_num(f.depth.float(), nan=0.0, posinf=0.0, neginf=0.0).contiguous().numpy()
-        valid_pixels += int((depth_np > 0).sum())
+        valid = int((depth_np > 0).sum())
+        if valid == 0:
+            continue
+        valid_pixels += valid
         depth = o3d.t.geometry.Image(o3c.Tensor(depth_np))
         color = o3d.t.geometry.Image(o3c.Tensor(f.color.float().contiguous().numpy()))
         K = o3c.Tensor(f.K.double().numpy())
         world_to_cam = o3c.Tensor(invert_pose(f.cam_to_world.double()).numpy())
-        if not (depth_np > 0).any():
-            continue
         blocks = grid.compute_unique_block_coordinates(depth, K, world_to_cam, 1.0, float(depth_max), float(trunc_voxels))
         grid.integrate(blocks, depth, color, K, K, world_to_cam, 1.0, float(depth_max), float(trunc_voxels))
     if valid_pixels == 0:
