@@ -10,6 +10,18 @@ import torch.nn.functional as F
 from torch_geometric.nn import GCNConv
 
 from geossl.encoder import Encoder
+from geossl.graph.encoders import GAT, GATLayer
+
+
+def output_layer(encoder: Encoder, num_classes: int) -> torch.nn.Module:
+    """The layer that maps ``encoder``'s node embeddings to class scores, completing a two-layer
+    backbone: after a GAT encoder, a one-head GAT layer with the encoder's attention dropout and
+    slope (the output layer of Velickovic et al., 2018, "Graph Attention Networks"); after any
+    other encoder, a ``GCNConv`` (Kipf and Welling, 2017). Called as ``layer(h, edge_index)``."""
+    if isinstance(encoder, GAT):
+        first = encoder.layers[0]
+        return GATLayer(encoder.out_dim, num_classes, heads=1, attn_drop=first.attn_drop, negative_slope=first.negative_slope)
+    return GCNConv(encoder.out_dim, num_classes)
 
 
 @dataclass
@@ -25,9 +37,10 @@ class FinetuneResult:
 
 def finetune(encoder: Encoder, data, lr: float = 0.01, weight_decay: float = 5e-4, epochs: int = 200, dropout: float = 0.5,
              seed: int = 0) -> FinetuneResult:
-    """Train a copy of ``encoder`` plus a ``GCNConv`` classifier on the training labels.
+    """Train a copy of ``encoder`` plus an output layer (``output_layer``: a ``GCNConv``, or a
+    one-head GAT layer after a GAT encoder) on the training labels.
 
-    ``logits = GCNConv(dropout(encoder(data)))``, full-batch Adam on the training nodes; after
+    ``logits = output_layer(dropout(encoder(data)))``, full-batch Adam on the training nodes; after
     every epoch validation and test accuracy are measured, and the test accuracy of the epoch
     with the best validation accuracy is reported (ties: the later epoch). The caller's encoder
     is not modified.
@@ -44,18 +57,20 @@ def finetune(encoder: Encoder, data, lr: float = 0.01, weight_decay: float = 5e-
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     model = copy.deepcopy(encoder).train()
-    head = GCNConv(model.out_dim, int(data.y.max()) + 1).to(data.x.device)
+    head = output_layer(model, int(data.y.max()) + 1).to(data.x.device)
     opt = torch.optim.Adam(list(model.parameters()) + list(head.parameters()), lr=lr, weight_decay=weight_decay)
     best = (-1.0, -1, float("nan"))
     test_acc = float("nan")
     for epoch in range(epochs):
         model.train()
+        head.train()
         logits = head(F.dropout(model(data), dropout, training=True), data.edge_index)
         loss = F.cross_entropy(logits[data.train_mask], data.y[data.train_mask])
         opt.zero_grad()
         loss.backward()
         opt.step()
         model.eval()
+        head.eval()
         with torch.no_grad():
             pred = head(model(data), data.edge_index).argmax(1)
         val_acc = float((pred[data.val_mask] == data.y[data.val_mask]).float().mean())

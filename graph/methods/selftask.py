@@ -11,10 +11,10 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.nn import GCNConv
 
 from geossl.encoder import Encoder
 from geossl.errors import ConfigError
+from geossl.graph.finetune import output_layer
 from geossl.graph.selftask import PRETEXT_TASKS
 from geossl.method import Method
 from geossl.registry import METHODS
@@ -28,7 +28,9 @@ class SelfTask(Method):
 
     The encoder is the first layer (``h = relu(GCN(x))``, 128 units by default) and a second
     ``GCNConv`` maps ``dropout(h)`` to class scores, so together they are the reference's
-    2-layer GCN. Each pretext task reads ``h``.
+    2-layer GCN. Each pretext task reads ``h``. With a GAT encoder (``encoder=gat``: the presets
+    give the first layer of Velickovic et al.'s GAT, 8 heads of 8) the second layer is a one-head
+    GAT layer instead (``graph.finetune.output_layer``), so the same tasks train a 2-layer GAT.
 
     * ``strategy="joint"``: ``L = CE(train labels) + lam * sum_t w_t L_t``; the run reports the
       test accuracy of the epoch with the best validation accuracy (its own classifier).
@@ -70,7 +72,7 @@ class SelfTask(Method):
         self.encoder, self.strategy, self.lam, self.dropout = encoder, strategy, lam, dropout
         self.task_names, self.weights = names, weights
         self.tasks = nn.ModuleList(self._build_task(n, data, encoder.out_dim, num_classes, seed) for n in names)
-        self.classifier = GCNConv(encoder.out_dim, num_classes) if strategy == "joint" else None
+        self.classifier = output_layer(encoder, num_classes) if strategy == "joint" else None
 
     @staticmethod
     def _build_task(name: str, data, embed_dim: int, num_classes: int, seed: int):

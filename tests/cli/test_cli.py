@@ -199,6 +199,12 @@ def test_selftask_joint_and_two_stage_from_the_cli(tmp_path):
     res = geossl("evaluate", f"encoder={tmp_path / 'two' / 'encoder.safetensors'}", "dataset=cora", "eval=finetune", "eval.epochs=3")
     assert res.returncode == 0, res.stderr
     assert 0.0 <= json.loads(res.stdout)["test_acc"] <= 1.0
+    res = geossl("pretrain", "graph=selftask", "dataset=cora", "encoder=gat", "graph.task=pairwise_distance", "trainer.epochs=2",
+                 "trainer.progress=false", f"run_dir={tmp_path / 'gat'}", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    cfg = (tmp_path / "gat" / "config.yaml").read_text()  # the GAT preset: the first layer of Velickovic et al.'s GAT
+    assert "name: gat" in cfg and "hidden: 64" in cfg and "heads: 8" in cfg and "layers: 1" in cfg and "activation: elu" in cfg
+    assert 0.0 <= json.loads((tmp_path / "gat" / "summary.json").read_text())["test_acc"] <= 1.0
     res = geossl("pretrain", "graph=selftask", "dataset=cora", "graph.task=pairwise_distanse", "trainer.epochs=1", cwd=tmp_path)
     _assert_clean_error(res, "Unknown pretext task 'pairwise_distanse'", "Valid pretext tasks")
 

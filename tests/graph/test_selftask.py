@@ -6,7 +6,8 @@ import torch
 from torch_geometric.data import Data
 
 from geossl.errors import ConfigError, UnknownNameError
-from geossl.graph.encoders import GCN
+from geossl.graph.encoders import GAT, GCN, GATLayer
+from geossl.graph.finetune import finetune
 from geossl.graph.methods import SelfTask
 from geossl.graph.selftask import PRETEXT_TASKS
 from geossl.graph.selftask import pseudo_labels as pl
@@ -93,27 +94,51 @@ def test_pairwise_attr_sim_partners():
     assert t.loss(torch.randn(4, 4), data).isfinite()
 
 
-def _method(data, task, strategy="joint", seed=0):
+def _method(data, task, strategy="joint", seed=0, encoder="gcn"):
     torch.manual_seed(seed)
-    enc = GCN(in_dim=data.x.shape[1], hidden=8, layers=1, dropout=0.5)
+    if encoder == "gat":
+        enc = GAT(in_dim=data.x.shape[1], hidden=8, layers=1, heads=2, feat_drop=0.6, attn_drop=0.3, activation="elu")
+    else:
+        enc = GCN(in_dim=data.x.shape[1], hidden=8, layers=1, dropout=0.5)
     return SelfTask(enc, data.x.shape[1], data=data, num_classes=2, task=task, strategy=strategy, seed=seed)
 
 
 @pytest.mark.parametrize("task", ["edge_mask+pairwise_distance+node_property", "attribute_mask+distance2clusters+pairwise_attr_sim",
                                   "distance2labeled+context_label+ensemble_label+corrected_label"])
-def test_joint_training_never_reads_validation_or_test_labels(task):
+@pytest.mark.parametrize("encoder", ["gcn", "gat"])
+def test_joint_training_never_reads_validation_or_test_labels(task, encoder):
     x = torch.rand(6, 5, generator=torch.Generator().manual_seed(1))
     a = _undirected([(0, 1), (1, 2), (0, 2), (2, 3), (3, 4), (4, 5), (3, 5)], 6, x=x, y=torch.tensor([0, 1, 0, 1, 0, 1]))
     b = a.clone()
     b.y = torch.tensor([0, 1, 1, 0, 1, 0])  # same training labels, other validation/test labels
     grads = []
     for data in (a, b):
-        m = _method(data, task)
+        m = _method(data, task, encoder=encoder)
         torch.manual_seed(5)
         out = m(data)
         out["loss"].backward()
         grads.append([p.grad.clone() for p in m.parameters() if p.grad is not None])
     assert len(grads[0]) == len(grads[1]) and all(torch.equal(g, h) for g, h in zip(*grads))
+
+
+def test_gat_backbone_ends_in_a_one_head_gat_layer():
+    m = _method(BARBELL, "pairwise_distance+context_label", encoder="gat")
+    head = m.classifier
+    assert isinstance(head, GATLayer) and head.heads == 1 and head.out_dim == 2 and head.in_dim == 8
+    assert head.attn_drop == 0.3  # the encoder's attention dropout
+    out = m(BARBELL)
+    out["loss"].backward()
+    assert all(p.grad is not None for p in m.encoder.parameters()) and head.fc.weight.grad is not None
+    assert m.classifier(m.encoder(BARBELL), BARBELL.edge_index).shape == (6, 2)
+    assert set(m.accuracies(BARBELL)) == {"train_acc", "val_acc", "test_acc"}
+
+
+def test_finetune_leaves_the_pretrained_encoder_untouched_on_gcn_and_gat():
+    for enc in (GCN(in_dim=6, hidden=8, layers=1), GAT(in_dim=6, hidden=8, layers=1, heads=2)):
+        before = {k: v.clone() for k, v in enc.state_dict().items()}
+        res = finetune(enc, BARBELL, epochs=5)
+        assert 0.0 <= res.test_acc <= 1.0 and 0 <= res.best_epoch < 5
+        assert all(torch.equal(before[k], v) for k, v in enc.state_dict().items())
 
 
 def test_two_stage_has_no_classifier_and_no_label_loss():
