@@ -7,7 +7,7 @@ best validation accuracy. ``lam`` per task and dataset is chosen from ``--lams``
 validation accuracy over ``--select-seeds`` (seeds disjoint from the reported ones), then the
 reported seeds run at that ``lam``. The label-informed tasks (distance2labeled, context_label,
 ensemble_label, corrected_label) are joint only. Two-stage (basic tasks): 200 epochs of the
-pretext loss alone, then the encoder is fine-tuned with a GCN classifier (``eval=finetune``, 200 epochs, best validation).
+pretext loss alone, then the encoder is fine-tuned with the backbone's output layer (``eval=finetune``, 200 epochs, best validation).
 Every run goes through the CLI (`geossl pretrain graph=selftask ...`).
 
 ``--encoder gat`` runs the same protocol on the GAT backbone (the presets' first GAT layer, 8 heads

@@ -136,15 +136,12 @@ USER_FILE_DATASETS = {
 
 
 def cmd_fit_gaussians(overrides: List[str]) -> int:
-    from geossl.errors import UnknownNameError
     from geossl.gaussians.run import fit_scene
-    from geossl.pointcloud.scenes import SEQUENCE_DATASETS, load_sequence
+    from geossl.pointcloud.scenes import load_sequence
 
     cfg = _compose("fit_gaussians", overrides)
     ds = cfg.dataset
-    if ds.name not in SEQUENCE_DATASETS:
-        raise UnknownNameError(f"fit-gaussians needs posed RGB-D frames, not {ds.name!r}. Valid datasets: {', '.join(SEQUENCE_DATASETS)}.")
-    sequence = load_sequence(ds)
+    sequence = load_sequence(ds)  # an unknown name is refused there, listing the valid ones
     if cfg.get("run_dir"):
         run_dir = Path(cfg.run_dir)
     else:

@@ -35,7 +35,7 @@ def load_sequence(dataset: Mapping[str, Any]) -> RGBDSequence:
         size = (int(dataset["width"]), int(dataset["height"])) if dataset.get("width") else None
         return RGBD_DATASETS[name](root=dataset.get("root"), stride=int(dataset.get("stride", 1)), size=size,
                                    max_frames=dataset.get("max_frames"))
-    raise UnknownNameError(f"{name!r} has no posed RGB-D frames. Valid datasets: {', '.join(SEQUENCE_DATASETS)}.")
+    raise UnknownNameError(f"A sequence needs posed RGB-D frames, and {name!r} has none. Valid datasets: {', '.join(SEQUENCE_DATASETS)}.")
 
 
 def load_scene(dataset: Mapping[str, Any], fusion: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
