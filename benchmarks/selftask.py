@@ -1,8 +1,9 @@
 """SelfTask (Jin et al., 2020) on Cora and CiteSeer: the supervised GCN and every pretext task,
 joint and two-stage, all measured in one run of this script.
 
-Protocol: the reference backbone (2-layer GCN, 128 hidden, dropout 0.5, Adam lr 0.01, wd 5e-4,
-200 epochs, public split). Joint: ``CE + lam * L_task``; the test accuracy of the epoch with the
+Protocol: the reference backbone (2-layer GCN, 128 hidden, dropout 0.5 between the layers and
+none on the input, Adam lr 0.01, wd 5e-4, 200 epochs, public split; the pretext heads read the
+first-layer embedding after that dropout, except the context-label tasks). Joint: ``CE + lam * L_task``; the test accuracy of the epoch with the
 best validation accuracy. ``lam`` per task and dataset is chosen from ``--lams`` by mean
 validation accuracy over ``--select-seeds`` (seeds disjoint from the reported ones), then the
 reported seeds run at that ``lam``. The label-informed tasks (distance2labeled, context_label,
@@ -107,7 +108,9 @@ def main() -> None:
 
     backbone = ("a GAT backbone (first layer: 8 heads of 8, ELU, dropout 0.6 on inputs and attention; then a one-head GAT "
                 "output layer; presets selftask_<dataset>_gat) trained like the GCN (Adam 0.01, wd 5e-4, 200 epochs, public split)"
-                if gat else "the paper's GCN backbone (2 layers, 128 hidden, dropout 0.5, Adam 0.01, wd 5e-4, 200 epochs, public split)")
+                if gat else "the paper's GCN backbone as its reference code builds it (2 layers, 128 hidden, dropout 0.5 between the layers "
+                "and none on the input features, Adam 0.01, wd 5e-4, 200 epochs, public split); the pretext heads read the "
+                "first-layer embedding after that dropout, the context-label heads before it, as the reference does")
     lines = [f"## SelfTask on Cora and CiteSeer{' with a GAT backbone' if gat else ''} (joint and two-stage)", "",
              f"`python benchmarks/selftask.py{' --encoder gat' if gat else ''}` — {backbone}. Joint: CE + λ·pretext loss, test "
              "accuracy at the best-validation epoch; "

@@ -28,7 +28,10 @@ class SelfTask(Method):
 
     The encoder is the first layer (``h = relu(GCN(x))``, 128 units by default) and a second
     ``GCNConv`` maps ``dropout(h)`` to class scores, so together they are the reference's
-    2-layer GCN. Each pretext task reads ``h``. With a GAT encoder (``encoder=gat``: the presets
+    2-layer GCN (its presets, like the reference's models.py, put no dropout on the input
+    features). The pretext heads read that same ``dropout(h)`` (one dropout mask for heads and
+    classifier), except the context-label tasks, which read ``h`` and apply their own dropout:
+    the reference's ``layer=1.5`` and ``layer=1`` (``PretextTask.reads_dropped_embedding``). With a GAT encoder (``encoder=gat``: the presets
     give the first layer of Velickovic et al.'s GAT, 8 heads of 8) the second layer is a one-head
     GAT layer instead (``graph.finetune.output_layer``), so the same tasks train a 2-layer GAT.
 
@@ -49,7 +52,8 @@ class SelfTask(Method):
         weights: one weight per task (default 1 each).
         lam: weight of the pretext losses against the supervised loss in joint training.
         strategy: "joint" or "two_stage".
-        dropout: dropout before the classifier layer.
+        dropout: dropout before the classifier layer and the pretext heads that read the dropped
+            embedding (in two-stage pretraining too).
         seed: seed of the targets' random choices (given by the run: the run seed).
     """
 
@@ -93,15 +97,16 @@ class SelfTask(Method):
         for task in self.tasks:
             seen = task.corrupt(seen)
         h = self.encoder(seen)
+        dropped = F.dropout(h, self.dropout, training=self.training)  # one mask for heads and classifier
         losses: Dict[str, Tensor] = {}
         ssl = h.new_zeros(())
         for name, w, task in zip(self.task_names, self.weights, self.tasks):
-            value = task.loss(h, seen)
+            value = task.loss(dropped if task.reads_dropped_embedding else h, seen)
             losses[name] = value.detach()
             ssl = ssl + w * value
         losses["ssl"] = ssl.detach()
         if self.supervised:
-            logits = self.classifier(F.dropout(h, self.dropout, training=self.training), seen.edge_index)
+            logits = self.classifier(dropped, seen.edge_index)
             ce = F.cross_entropy(logits[data.train_mask], data.y[data.train_mask])
             losses["ce"] = ce.detach()
             losses["loss"] = ce + self.lam * ssl

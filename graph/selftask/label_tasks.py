@@ -73,6 +73,8 @@ class ContextLabel(LabelInformedTask):
         dropout: dropout on the embeddings before the head (0.5 in the reference).
     """
 
+    reads_dropped_embedding = False  # its head applies its own dropout (the reference's layer=1)
+
     def __init__(self, data, embed_dim: int, seed: int = 0, num_classes: int = 0, source: str = "lp", dropout: float = 0.5):
         super().__init__(data, embed_dim, seed, num_classes)
         self.dropout = dropout

@@ -40,6 +40,11 @@ class PretextTask(nn.Module, abc.ABC):
         seed: seed of every random choice made while building targets.
     """
 
+    #: Whether the head reads the embedding after the dropout that precedes the classifier (as
+    #: the reference does for every task but the context-label ones: ``myforward(layer=1.5)`` in
+    #: its train_ssl.py) rather than the embedding itself (``layer=1``).
+    reads_dropped_embedding = True
+
     def __init__(self, data, embed_dim: int, seed: int = 0):
         super().__init__()
         self.num_nodes = data.num_nodes

@@ -141,6 +141,37 @@ def test_finetune_leaves_the_pretrained_encoder_untouched_on_gcn_and_gat():
         assert all(torch.equal(before[k], v) for k, v in enc.state_dict().items())
 
 
+@pytest.mark.parametrize("strategy", ["joint", "two_stage"])
+def test_heads_read_the_dropped_embedding_except_context_label(strategy):
+    """As in the reference (train_ssl.py: ``layer=1.5``, but ``layer=1`` for ContextLabel): the
+    pairwise-distance head sees the embedding after the classifier's dropout, with the very mask
+    the classifier sees; the context-label head sees the embedding itself."""
+    torch.manual_seed(0)
+    enc = GCN(in_dim=BARBELL.x.shape[1], hidden=8, layers=1, dropout=0.0)  # the presets' backbone
+    m = SelfTask(enc, BARBELL.x.shape[1], data=BARBELL, num_classes=2, task="pairwise_distance+context_label",
+                 strategy=strategy)
+    seen, cls_in = {}, []
+    for task in m.tasks:
+        task.loss = lambda h, data, name=type(task).__name__: seen.setdefault(name, h).sum()
+    if m.classifier is not None:
+        m.classifier.register_forward_pre_hook(lambda mod, args: cls_in.append(args[0]))
+    torch.manual_seed(0)
+    m.train()
+    m(BARBELL)
+    h = m.encoder(BARBELL)  # no input dropout: the same embedding again
+    assert torch.equal(seen["ContextLabel"], h)
+    dropped = seen["PairwiseDistance"]
+    kept = dropped != 0
+    assert 0 < kept.sum() < h.ne(0).sum()  # some units dropped
+    assert torch.allclose(dropped[kept], 2 * h[kept])  # the rest scaled by 1 / (1 - 0.5)
+    if cls_in:
+        assert torch.equal(cls_in[0], dropped)
+    m.eval()
+    seen.clear()
+    m(BARBELL)
+    assert torch.equal(seen["PairwiseDistance"], seen["ContextLabel"])  # no dropout in eval
+
+
 def test_two_stage_has_no_classifier_and_no_label_loss():
     m = _method(BARBELL, "pairwise_distance", strategy="two_stage")
     out = m(BARBELL)
