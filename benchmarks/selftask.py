@@ -137,7 +137,9 @@ def main() -> None:
             cells.append(f"{t[0]:.2f} ± {t[1]:.2f} (n={len(r['two_stage'])})" if t else ("not run" if task in BASIC else "-"))
         lines.append(f"| {task if task != 'baseline' else ('GAT' if gat else 'GCN') + ' (no pretext task)'} | " + " | ".join(cells) + " |")
     if not gat:
-        lines += ["", "The paper reports the GCN baseline at 81.5 on Cora [unverified, ../shared/ANCHORS.md]."]
+        lines += ["", "The paper reports the GCN baseline at 81.5 on Cora [unverified, ../shared/ANCHORS.md]. Before commit "
+                  "d3cfc3e the encoder also dropped out its input features (as Kipf and Welling's GCN does) and every head "
+                  "read the embedding before dropout; that table is in the history of this file."]
     section = "selftask_gat" if gat else "selftask"
     write_section(section, "\n".join(lines))
     write_json(section, results)
