@@ -31,9 +31,9 @@ class SelfTask(Method):
     2-layer GCN (its presets, like the reference's models.py, put no dropout on the input
     features). The pretext heads read that same ``dropout(h)`` (one dropout mask for heads and
     classifier), except the context-label tasks, which read ``h`` and apply their own dropout:
-    the reference's ``layer=1.5`` and ``layer=1`` (``PretextTask.reads_dropped_embedding``). With a GAT encoder (``encoder=gat``: the presets
-    give the first layer of Velickovic et al.'s GAT, 8 heads of 8) the second layer is a one-head
-    GAT layer instead (``graph.finetune.output_layer``), so the same tasks train a 2-layer GAT.
+    the reference's ``layer=1.5`` and ``layer=1`` (``PretextTask.reads_dropped_embedding``).
+    With a GAT encoder (``encoder=gat``: the presets give the first layer of Velickovic et
+    al.'s GAT, 8 heads of 8) the second layer is a one-head GAT layer instead (``graph.finetune.output_layer``), so the same tasks train a 2-layer GAT.
 
     * ``strategy="joint"``: ``L = CE(train labels) + lam * sum_t w_t L_t``; the run reports the
       test accuracy of the epoch with the best validation accuracy (its own classifier).
