@@ -47,14 +47,23 @@ def test_pairwise_distance_classes_are_hop_counts():
     assert t.loss(torch.randn(6, 4), PATH6).isfinite()
 
 
-def test_distance2clusters_regresses_hops_to_each_cluster_centre():
+def test_distance2clusters_regresses_inverse_hops_to_each_cluster_centre():
     t = PRETEXT_TASKS.get("distance2clusters")(BARBELL, 4, clusters=2)
     parts = t.clusters.tolist()
     assert len(set(parts[:3])) == 1 and len(set(parts[3:])) == 1 and parts[0] != parts[3]  # METIS cuts the bridge
-    # centres are the highest-degree nodes 2 and 3; hop distances by hand
-    to2, to3 = [1, 1, 0, 1, 2, 2], [2, 2, 1, 0, 1, 1]
+    # centres are the highest-degree nodes 2 and 3; 1 / hop distance by hand, 0 at the centre itself
+    to2, to3 = [1, 1, 0, 1, 0.5, 0.5], [0.5, 0.5, 1, 0, 1, 1]
     cols = sorted(t.target.T.tolist(), key=lambda c: c[2])
     assert cols == [to2, to3]
+
+
+def test_distance2clusters_scores_unreachable_centres_zero():
+    # a triangle and a separate edge: the edge's nodes cannot reach the triangle's centre
+    g = _undirected([(0, 1), (1, 2), (0, 2), (3, 4)], 5)
+    t = PRETEXT_TASKS.get("distance2clusters")(g, 4, clusters=2)
+    assert t.target.min() >= 0 and t.target.max() <= 1
+    tri = [c for c in t.target.T.tolist() if c[3] == c[4] == 0]
+    assert len(tri) == 1 and sorted(tri[0][:3]) == [0, 1, 1]
 
 
 def test_edge_mask_hides_its_edges_and_samples_true_non_edges():
