@@ -140,7 +140,9 @@ def main() -> None:
     if not gat:
         lines += ["", "The paper reports the GCN baseline at 81.5 on Cora [unverified, ../shared/ANCHORS.md]. Before commit "
                   "d3cfc3e the encoder also dropped out its input features (as Kipf and Welling's GCN does) and every head "
-                  "read the embedding before dropout; that table is in the history of this file."]
+                  "read the embedding before dropout; that table is in the history of this file. Before commit d061611 "
+                  "distance2clusters regressed raw hop counts (unreachable = largest + 1) instead of the reference's "
+                  "1 / hop count, and λ was chosen on seed 100 alone."]
     section = "selftask_gat" if gat else "selftask"
     write_section(section, "\n".join(lines))
     write_json(section, results)
