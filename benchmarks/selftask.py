@@ -4,8 +4,8 @@ joint and two-stage, all measured in one run of this script.
 Protocol: the reference backbone (2-layer GCN, 128 hidden, dropout 0.5 between the layers and
 none on the input, Adam lr 0.01, wd 5e-4, 200 epochs, public split; the pretext heads read the
 first-layer embedding after that dropout, except the context-label tasks). Joint:
-``CE + lam * L_task``; the test accuracy of the epoch with the best validation accuracy. ``lam`` per task and dataset is chosen from ``--lams`` by mean
-validation accuracy over ``--select-seeds`` (seeds disjoint from the reported ones), then the
+``CE + lam * L_task``; the test accuracy of the epoch with the best validation accuracy.
+``lam`` per task and dataset is chosen from ``--lams`` by mean validation accuracy over ``--select-seeds`` (seeds disjoint from the reported ones), then the
 reported seeds run at that ``lam``. The label-informed tasks (distance2labeled, context_label,
 ensemble_label, corrected_label) are joint only. Two-stage (basic tasks): 200 epochs of the
 pretext loss alone, then the encoder is fine-tuned with the backbone's output layer (``eval=finetune``, 200 epochs, best validation).

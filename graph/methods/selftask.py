@@ -33,7 +33,8 @@ class SelfTask(Method):
     classifier), except the context-label tasks, which read ``h`` and apply their own dropout:
     the reference's ``layer=1.5`` and ``layer=1`` (``PretextTask.reads_dropped_embedding``).
     With a GAT encoder (``encoder=gat``: the presets give the first layer of Velickovic et
-    al.'s GAT, 8 heads of 8) the second layer is a one-head GAT layer instead (``graph.finetune.output_layer``), so the same tasks train a 2-layer GAT.
+    al.'s GAT, 8 heads of 8) the second layer is a one-head GAT layer instead
+    (``graph.finetune.output_layer``), so the same tasks train a 2-layer GAT.
 
     * ``strategy="joint"``: ``L = CE(train labels) + lam * sum_t w_t L_t``; the run reports the
       test accuracy of the epoch with the best validation accuracy (its own classifier).

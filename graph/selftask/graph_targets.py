@@ -33,6 +33,14 @@ def hop_distances(adj, sources: np.ndarray, limit: float = np.inf) -> np.ndarray
     return dijkstra(adj, directed=False, indices=sources, unweighted=True, limit=limit)
 
 
+def inverse_hops(dist: np.ndarray) -> np.ndarray:
+    """``1 / hop distance``, with 0 where unreachable (``inf``) and at distance 0 (the source
+    itself): the reference SelfTask code's transform, whose breadth-first search never scores
+    its start node. Values lie in [0, 1]."""
+    with np.errstate(divide="ignore"):
+        return np.where(np.isfinite(dist) & (dist > 0), 1.0 / dist, 0.0)
+
+
 def nearest_source_distance(adj, sources: np.ndarray) -> np.ndarray:
     """Hop count from every node to the nearest of ``sources``: ``[N]`` (``inf`` if none is reachable)."""
     from scipy.sparse.csgraph import dijkstra

@@ -47,8 +47,7 @@ class Distance2Labeled(LabelInformedTask):
     def __init__(self, data, embed_dim: int, seed: int = 0, num_classes: int = 0):
         super().__init__(data, embed_dim, seed, num_classes)
         dist = gt.hop_distances(self.adj, self.train_idx.numpy())  # [T, N]
-        with np.errstate(divide="ignore"):
-            inv = np.where(np.isfinite(dist) & (dist > 0), 1.0 / dist, 0.0)
+        inv = gt.inverse_hops(dist)
         target = np.zeros((self.num_nodes, self.num_classes))
         y = self.y_train.numpy()
         for c in range(self.num_classes):

@@ -138,18 +138,15 @@ class PairwiseDistance(PretextTask):
 @PRETEXT_TASKS.register("distance2clusters")
 class Distance2Clusters(PretextTask):
     """Regress, for every node and each of ``clusters`` METIS clusters, ``1 / hop distance`` to
-    the cluster's centre (its highest-degree node) (MSE). The target is 0 where the centre is
-    unreachable and at the centre itself, as in the reference code (its breadth-first search
-    never scores the start node); the same transform as Distance2Labeled, so targets lie in [0, 1]."""
+    the cluster's centre (its highest-degree node) (MSE); 0 where the centre is unreachable and
+    at the centre itself, as in the reference code (``graph_targets.inverse_hops``)."""
 
     def __init__(self, data, embed_dim: int, seed: int = 0, clusters: int = 10):
         super().__init__(data, embed_dim, seed)
         parts = gt.metis_clusters(self.adj, clusters, seed)
         dist = gt.hop_distances(self.adj, gt.cluster_centres(self.adj, parts)).T
-        with np.errstate(divide="ignore"):
-            inv = np.where(np.isfinite(dist) & (dist > 0), 1.0 / dist, 0.0)
         self.register_buffer("clusters", parts)
-        self.register_buffer("target", torch.from_numpy(inv).float())
+        self.register_buffer("target", torch.from_numpy(gt.inverse_hops(dist)).float())
         self.head = nn.Linear(embed_dim, self.target.shape[1])
 
     def loss(self, h: Tensor, data) -> Tensor:
