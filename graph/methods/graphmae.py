@@ -98,11 +98,13 @@ class GraphMAE(Method):
         return cls(**cfg)
 
     def _sparse_features(self, x: Tensor) -> CSRRows:
-        """CSR form of ``x``, cached while ``x`` is unchanged (same storage and version)."""
-        key = (x.data_ptr(), x._version, tuple(x.shape), x.device)
-        if not self._csr_cache or self._csr_cache[0] != key:
-            self._csr_cache = (key, CSRRows.from_dense(x))
-        return self._csr_cache[1]
+        """CSR form of ``x``, cached while ``x`` is the same tensor object at the same version
+        (node-level runs pass one graph every step). The cache holds ``x`` itself: keyed on the
+        storage address alone, a new mini-batch allocated where a freed one lived would be
+        served the old batch's features."""
+        if not self._csr_cache or self._csr_cache[0] is not x or self._csr_cache[1] != x._version:
+            self._csr_cache = (x, x._version, CSRRows.from_dense(x))
+        return self._csr_cache[2]
 
     def forward(self, data) -> Dict[str, Tensor]:
         """Losses for one batch: ``{"loss": total, "sce": reconstruction error[, "latent": latent error]}``."""

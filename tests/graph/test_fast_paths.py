@@ -197,3 +197,23 @@ def test_gcn_sparse_input_layer_equals_pyg_gcnconv():
     # the whole encoder takes the sparse path for sparse inputs and gives the dense answer
     dense_out = torch.relu(enc.convs[1](torch.relu(ref), edge_index))
     assert torch.allclose(enc(data), dense_out, atol=1e-5)
+
+
+def test_graphmae_feature_cache_follows_the_tensor_not_its_address():
+    """A new mini-batch can live in the storage a freed one used (same address, shape and version
+    counter); the cached CSR features must still be the new batch's."""
+    import numpy as np
+
+    from geossl.graph.encoders import GIN
+    from geossl.graph.methods import GraphMAE
+
+    method = GraphMAE(GIN(4, hidden=8), in_dim=4, decoder="gin")
+    buffer = np.zeros((3, 4), dtype=np.float32)
+    buffer[0, 1] = 1.0
+    first = torch.from_numpy(buffer)
+    torch.testing.assert_close(method._sparse_features(first).gather_rows(torch.arange(3)).to_dense(), first.clone())
+    buffer[:] = 0.0
+    buffer[2, 3] = 5.0  # written through numpy: same storage, same version, new contents
+    second = torch.from_numpy(buffer)
+    assert second.data_ptr() == first.data_ptr() and second._version == first._version
+    torch.testing.assert_close(method._sparse_features(second).gather_rows(torch.arange(3)).to_dense(), second.clone())
