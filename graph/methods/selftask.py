@@ -6,7 +6,8 @@ New Direction", arXiv 2006.10141, 2020. Reference code: ChandlerBang/SelfTask-GN
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+import inspect
+from typing import Any, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -56,11 +57,15 @@ class SelfTask(Method):
         dropout: dropout before the classifier layer and the pretext heads that read the dropped
             embedding (in two-stage pretraining too).
         seed: seed of the targets' random choices (given by the run: the run seed).
+        options: per-task constructor arguments by task name, e.g.
+            ``{"corrected_label": {"samples": 3000}}``; they apply when that task is selected
+            (so a dataset preset can hold the reference's per-dataset values). Unknown task
+            names and arguments are refused with the valid choices.
     """
 
     def __init__(self, encoder: Encoder, in_dim: int, data=None, num_classes: int = 0, task: str = "pairwise_distance",
                  weights: Optional[List[float]] = None, lam: float = 1.0, strategy: str = "joint", dropout: float = 0.5,
-                 seed: int = 0):
+                 seed: int = 0, options: Optional[Dict[str, Dict[str, Any]]] = None):
         super().__init__()
         if strategy not in STRATEGIES:
             raise ConfigError(f"Unknown strategy {strategy!r}. Valid choices: {', '.join(STRATEGIES)}.")
@@ -76,15 +81,20 @@ class SelfTask(Method):
             raise ConfigError(f"graph.weights has {len(weights)} values for {len(names)} tasks ({'+'.join(names)}).")
         self.encoder, self.strategy, self.lam, self.dropout = encoder, strategy, lam, dropout
         self.task_names, self.weights = names, weights
-        self.tasks = nn.ModuleList(self._build_task(n, data, encoder.out_dim, num_classes, seed) for n in names)
+        options = dict(options or {})
+        for name, kwargs in options.items():
+            _check_task_options(name, kwargs)
+        self.tasks = nn.ModuleList(
+            self._build_task(n, data, encoder.out_dim, num_classes, seed, options.get(n) or {}) for n in names
+        )
         self.classifier = output_layer(encoder, num_classes) if strategy == "joint" else None
 
     @staticmethod
-    def _build_task(name: str, data, embed_dim: int, num_classes: int, seed: int):
+    def _build_task(name: str, data, embed_dim: int, num_classes: int, seed: int, kwargs: Dict[str, Any]):
         cls = PRETEXT_TASKS.get(name)
         if getattr(cls, "uses_labels", False):  # label-informed: built from the training labels only
-            return cls(data, embed_dim, seed=seed, num_classes=num_classes)
-        return cls(data, embed_dim, seed=seed)
+            return cls(data, embed_dim, seed=seed, num_classes=num_classes, **kwargs)
+        return cls(data, embed_dim, seed=seed, **kwargs)
 
     @property
     def supervised(self) -> bool:
@@ -126,3 +136,20 @@ class SelfTask(Method):
             self.train(was)
         return {f"{split}_acc": float((pred[m] == data.y[m]).float().mean()) for split, m in
                 (("train", data.train_mask), ("val", data.val_mask), ("test", data.test_mask))}
+
+
+#: Constructor arguments every task receives from the run, not from ``graph.options``.
+_RUN_TASK_ARGS = ("self", "data", "embed_dim", "seed", "num_classes")
+
+
+def _check_task_options(name: str, kwargs) -> None:
+    """Refuse ``graph.options.<name>`` unless ``name`` is a task and every key is one of its
+    constructor arguments."""
+    cls = PRETEXT_TASKS.get(name)  # unknown names list the valid tasks
+    if not isinstance(kwargs, dict):
+        raise ConfigError(f"graph.options.{name} must be a mapping of argument names to values, got {kwargs!r}.")
+    valid = [p for p in inspect.signature(cls.__init__).parameters if p not in _RUN_TASK_ARGS]
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        raise ConfigError(f"Unknown option(s) {', '.join(unknown)} for task {name!r}. "
+                          f"Valid options: {', '.join(valid) if valid else 'none'}.")

@@ -196,6 +196,18 @@ def test_bad_task_names_and_weights():
         _method(BARBELL, "none", strategy="two_stage")
 
 
+def test_task_options_reach_the_selected_task_and_bad_ones_are_refused():
+    m = SelfTask(GCN(in_dim=6, hidden=4, layers=1), 6, data=BARBELL, num_classes=2, task="corrected_label+node_property",
+                 options={"corrected_label": {"samples": 3, "alpha": 0.5}, "edge_mask": {"rate": 0.2}})
+    assert (m.tasks[0].samples, m.tasks[0].alpha) == (3, 0.5)  # edge_mask's options wait until it is selected
+    with pytest.raises(UnknownNameError, match="Valid pretext tasks"):
+        SelfTask(GCN(in_dim=6, hidden=4, layers=1), 6, data=BARBELL, num_classes=2, task="node_property",
+                 options={"corected_label": {"samples": 3}})
+    with pytest.raises(ConfigError, match="Unknown option.*sample.*Valid options: .*samples"):
+        SelfTask(GCN(in_dim=6, hidden=4, layers=1), 6, data=BARBELL, num_classes=2, task="corrected_label",
+                 options={"corrected_label": {"sample": 3}})
+
+
 def test_targets_are_deterministic_per_seed():
     a = PRETEXT_TASKS.get("edge_mask")(BARBELL, 4, seed=3)
     b = PRETEXT_TASKS.get("edge_mask")(BARBELL, 4, seed=3)
