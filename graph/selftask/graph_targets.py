@@ -7,7 +7,7 @@ feature similarities are taken chunk by chunk.
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 import torch
@@ -50,11 +50,12 @@ def nearest_source_distance(adj, sources: np.ndarray) -> np.ndarray:
     return dijkstra(adj, directed=False, indices=sources, unweighted=True, min_only=True)
 
 
-def degree_classes(adj, bins: int = 3) -> Tensor:
-    """Node degree binned into ``bins`` classes at its quantiles (class 0 = lowest degrees)."""
+def degree_classes(adj, thresholds: Sequence[float] = (2, 7)) -> Tensor:
+    """Node degree as a class: the number of ``thresholds`` it exceeds. The default gives the
+    reference's classes (ChandlerBang/SelfTask-GNN, ``ssl_utils.split_multiclass``): degree
+    <= 2 -> 0, 3-7 -> 1, > 7 -> 2."""
     deg = np.asarray(adj.sum(1)).ravel()
-    edges = np.unique(np.quantile(deg, np.linspace(0, 1, bins + 1)[1:-1]))
-    return torch.from_numpy(np.digitize(deg, edges)).long()
+    return torch.from_numpy(np.searchsorted(np.sort(np.asarray(thresholds, dtype=float)), deg, side="left")).long()
 
 
 def metis_clusters(adj, parts: int, seed: int = 0) -> Tensor:

@@ -30,10 +30,13 @@ PATH6 = _undirected([(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)], 6)
 BARBELL = _undirected([(0, 1), (1, 2), (0, 2), (2, 3), (3, 4), (4, 5), (3, 5)], 6)
 
 
-def test_node_property_bins_degrees():
-    t = PRETEXT_TASKS.get("node_property")(PATH6, 4, bins=2)
-    # path degrees 1 2 2 2 2 1: ends in the low class, the inside in the high class
-    assert t.target.tolist() == [0, 1, 1, 1, 1, 0]
+def test_node_property_classes_degrees_at_the_reference_thresholds():
+    star = _undirected([(0, k) for k in range(1, 10)] + [(1, 2), (2, 3), (3, 4)], 10)
+    # degrees 9 2 3 3 2 1 1 1 1 1: > 7 -> 2, 3-7 -> 1, <= 2 -> 0 (isolated and degree-1 nodes too)
+    t = PRETEXT_TASKS.get("node_property")(star, 4)
+    assert t.target.tolist() == [2, 0, 1, 1, 0, 0, 0, 0, 0, 0] and t.head.out_features == 3
+    t = PRETEXT_TASKS.get("node_property")(PATH6, 4, thresholds=[1])
+    assert t.target.tolist() == [0, 1, 1, 1, 1, 0]  # path degrees 1 2 2 2 2 1
 
 
 def test_pairwise_distance_classes_are_hop_counts():
