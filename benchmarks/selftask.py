@@ -38,6 +38,8 @@ from geossl.cli import main as geossl  # noqa: E402
 
 BASIC = ["node_property", "edge_mask", "pairwise_distance", "distance2clusters", "attribute_mask", "pairwise_attr_sim"]
 LABEL_INFORMED = ["distance2labeled", "context_label", "ensemble_label", "corrected_label"]
+#: Tasks whose pseudo-label source (label propagation or ICA) is chosen with lambda on validation.
+SOURCE_TASKS = ["context_label", "corrected_label"]
 
 
 RENDER_ONLY = False
@@ -63,6 +65,9 @@ def main() -> None:
                     help="candidate lambdas (the reference's per-task values lie in 0.1-100: src/configs.py)")
     ap.add_argument("--select-seeds", nargs="*", type=int, default=[100, 101, 102],
                     help="seeds whose mean validation accuracy picks lambda (one seed's 500 validation nodes are too noisy a judge)")
+    ap.add_argument("--sources", nargs="+", default=["lp", "ica"],
+                    help="pseudo-label sources tried for context_label and corrected_label (chosen with lambda on validation; "
+                         "the reference ships scripts for both)")
     ap.add_argument("--no-two-stage", action="store_true")
     ap.add_argument("--encoder", choices=["gcn", "gat"], default="gcn", help="the backbone (run folders of gat runs are named <dataset>-gat-...)")
     ap.add_argument("--threads", type=int, default=0)
@@ -84,20 +89,26 @@ def main() -> None:
         base = [r for s in args.seeds if (r := run_for(ds, f"none-seed{s}", ["graph.task=none", f"seed={s}"]))]
         results[ds] = {"baseline": {"joint": base}}
         for task in args.tasks:
-            lam = args.lams[0]
-            if len(args.lams) > 1 and args.select_seeds:
+            sources = args.sources if task in SOURCE_TASKS else [None]
+
+            def variant(lam_c: float, src: str | None, s: int) -> dict | None:
+                tag = f"{task}-{src}" if src not in (None, "lp") else task  # lp: the task's default source
+                extra = [f"++graph.options.{task}.source={src}"] if src not in (None, "lp") else []
+                return run_for(ds, f"{tag}-lam{lam_c}-seed{s}", [f"graph.task={task}", f"graph.lam={lam_c}", f"seed={s}", *extra])
+
+            lam, src = args.lams[0], sources[0]
+            if (len(args.lams) > 1 or len(sources) > 1) and args.select_seeds:
                 val = {}
-                for lam_c in args.lams:
-                    rows = [r for s in args.select_seeds if (r := run_for(ds, f"{task}-lam{lam_c}-seed{s}", [
-                        f"graph.task={task}", f"graph.lam={lam_c}", f"seed={s}"]))]
-                    if rows:
-                        val[lam_c] = mean_std([r["val_acc"] for r in rows])[0]
+                for src_c in sources:
+                    for lam_c in args.lams:
+                        rows = [r for s in args.select_seeds if (r := variant(lam_c, src_c, s))]
+                        if rows:
+                            val[(lam_c, src_c)] = mean_std([r["val_acc"] for r in rows])[0]
                 if not val:
                     continue
-                lam = max(val, key=lambda k: (val[k], -k))
-            joint = [r for s in args.seeds if (r := run_for(ds, f"{task}-lam{lam}-seed{s}", [
-                f"graph.task={task}", f"graph.lam={lam}", f"seed={s}"]))]
-            results[ds][task] = {"lam": lam, "joint": joint}
+                lam, src = max(val, key=lambda k: (val[k], -k[0], -sources.index(k[1])))
+            joint = [r for s in args.seeds if (r := variant(lam, src, s))]
+            results[ds][task] = {"lam": lam, "joint": joint, **({"source": src} if src else {})}
             if joint:
                 acc = mean_std([100 * r["test_acc"] for r in joint])
                 print(f"{ds} {task} (lam {lam}): {acc[0]:.2f} ± {acc[1]:.2f} over {len(joint)} seeds", flush=True)
@@ -116,9 +127,11 @@ def main() -> None:
              f"`python benchmarks/selftask.py{' --encoder gat' if gat else ''}` — {backbone}. Joint: CE + λ·pretext loss, test "
              "accuracy at the best-validation epoch; "
              f"λ per task chosen from {args.lams} by mean validation accuracy over seeds {args.select_seeds} (not the reported "
-             "seeds). The label-informed tasks (distance2labeled, context_label, ensemble_label, corrected_label) read "
+             f"seeds), for {' and '.join(SOURCE_TASKS)} together with the pseudo-label source ({', '.join(args.sources)}; "
+             "lp: label propagation, ica: iterative classification), shown beside λ. The label-informed tasks (distance2labeled, context_label, ensemble_label, corrected_label) read "
              "training labels only and are joint only; a row joined with + trains those tasks together, equally weighted "
-             "under one λ. "
+             "under one λ. Task arguments are the tasks' defaults except what a dataset preset sets "
+             "(preset/selftask_citeseer.yaml: corrected_label relabels 3000 nodes per step, the reference's CiteSeer value). "
              "Two-stage: 200 epochs of the pretext loss alone, then fine-tuning of the encoder with the same output layer "
              f"(best validation epoch). Mean ± population std over seeds {args.seeds[0]}–{args.seeds[-1]} "
              f"(n = seeds that finished); all rows from one run folder "
@@ -134,7 +147,7 @@ def main() -> None:
             j = mean_std([100 * x["test_acc"] for x in r["joint"]]) if r.get("joint") else None
             t = mean_std([100 * x["test_acc"] for x in r["two_stage"]]) if r.get("two_stage") else None
             cells.append(f"{j[0]:.2f} ± {j[1]:.2f} (n={len(r['joint'])})" if j else "not run")
-            cells.append(str(r.get("lam", "-")))
+            cells.append(str(r.get("lam", "-")) + (f" ({r['source']})" if r.get("source") else ""))
             cells.append(f"{t[0]:.2f} ± {t[1]:.2f} (n={len(r['two_stage'])})" if t else ("not run" if task in BASIC else "-"))
         lines.append(f"| {task if task != 'baseline' else ('GAT' if gat else 'GCN') + ' (no pretext task)'} | " + " | ".join(cells) + " |")
     if not gat:
@@ -142,7 +155,10 @@ def main() -> None:
                   "d3cfc3e the encoder also dropped out its input features (as Kipf and Welling's GCN does) and every head "
                   "read the embedding before dropout; that table is in the history of this file. Before commit d061611 "
                   "distance2clusters regressed raw hop counts (unreachable = largest + 1) instead of the reference's "
-                  "1 / hop count, and λ was chosen on seed 100 alone."]
+                  "1 / hop count, and λ was chosen on seed 100 alone. Before commit 3c299f6 node_property classed degrees "
+                  "at their tertiles instead of the reference's fixed cuts (<= 2, 3-7, > 7), and before commit dcd99a1 "
+                  "corrected_label relabelled 1000 sampled nodes per step on CiteSeer instead of the reference's 3000 "
+                  "for that dataset."]
     section = "selftask_gat" if gat else "selftask"
     write_section(section, "\n".join(lines))
     write_json(section, results)
