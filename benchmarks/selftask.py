@@ -158,7 +158,7 @@ def main() -> None:
                   "1 / hop count, and λ was chosen on seed 100 alone. Before commit 3c299f6 node_property classed degrees "
                   "at their tertiles instead of the reference's fixed cuts (<= 2, 3-7, > 7), and before commit dcd99a1 "
                   "corrected_label relabelled 1000 sampled nodes per step on CiteSeer instead of the reference's 3000 "
-                  "for that dataset."]
+                  "for that dataset; before commit 45b835c context_label and corrected_label always used label propagation."]
     section = "selftask_gat" if gat else "selftask"
     write_section(section, "\n".join(lines))
     write_json(section, results)
