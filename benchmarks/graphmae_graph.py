@@ -116,9 +116,10 @@ def main() -> None:
         results = {d: finished(Path(args.render), d, args.seeds) for d in args.datasets}
     else:
         out = Path(args.out or tempfile.mkdtemp(prefix="geossl-bench-graph-"))
+        extra = [*args.set, f"trainer.threads={args.threads}"]
         results = {}
         for dataset in args.datasets:
-            results[dataset] = [run(dataset, seed, [*args.set, f"trainer.threads={args.threads}"], out) for seed in args.seeds]
+            results[dataset] = [run(dataset, seed, extra, out) for seed in args.seeds]
             acc = mean_std([r["cv_acc"] for r in results[dataset]])
             print(f"{dataset}: {acc[0]:.2f} ± {acc[1]:.2f} over seeds {args.seeds}", flush=True)
     spreads = []
@@ -129,7 +130,7 @@ def main() -> None:
         if args.render:
             rows = finished(Path(args.render), dataset, seeds)
         else:
-            rows = [run(dataset, seed, [*args.set, f"trainer.threads={args.threads}"], out) for seed in seeds]
+            rows = [run(dataset, seed, extra, out) for seed in seeds]
         spreads.append(spread_line(dataset, rows))
     quick = bool(args.set)
     body = table(results, quick, args.note, spreads)

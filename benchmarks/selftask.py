@@ -92,9 +92,10 @@ def main() -> None:
             sources = args.sources if task in SOURCE_TASKS else [None]
 
             def variant(lam_c: float, src: str | None, s: int) -> dict | None:
-                tag = f"{task}-{src}" if src not in (None, "lp") else task  # lp: the task's default source
-                extra = [f"++graph.options.{task}.source={src}"] if src not in (None, "lp") else []
-                return run_for(ds, f"{tag}-lam{lam_c}-seed{s}", [f"graph.task={task}", f"graph.lam={lam_c}", f"seed={s}", *extra])
+                named = src not in (None, "lp")  # lp is the task's default source: its runs keep the plain names
+                extra = [f"++graph.options.{task}.source={src}"] if named else []
+                return run_for(ds, f"{task}-{src}-lam{lam_c}-seed{s}" if named else f"{task}-lam{lam_c}-seed{s}",
+                               [f"graph.task={task}", f"graph.lam={lam_c}", f"seed={s}", *extra])
 
             lam, src = args.lams[0], sources[0]
             if (len(args.lams) > 1 or len(sources) > 1) and args.select_seeds:
