@@ -143,6 +143,39 @@ def rasterize_cases(sizes):
             yield case
 
 
+def _e(key):
+    return lambda c: f"{c[key]:.1e}"
+
+
+def _ratio(slow, fast):
+    return lambda c: f"{c[slow] / c[fast]:.0f}x"
+
+
+#: (heading, cell of a case) for the tables of rasterize and sparse cases
+RASTER_COLUMNS = [("Gaussians", lambda c: f"{c['gaussians']:,}"), ("image", lambda c: c["size"]),
+                  ("max abs Δ colour", _e("max_abs_image")), ("mean abs Δ colour", _e("mean_abs_image")),
+                  ("max abs Δ alpha", _e("max_abs_alpha")), ("max abs Δ ED (alpha > 0.5)", _e("max_abs_depth_where_alpha>0.5")),
+                  ("max rel Δ grad", lambda c: f"{max(v for k, v in c.items() if k.startswith('grad_rel_')):.1e}"),
+                  ("CPU reference s", lambda c: f"{c['cpu_reference_fwd_bwd_s']:.3f}"),
+                  ("gsplat s", lambda c: f"{c['gsplat_cuda_fwd_bwd_s']:.4f}"),
+                  ("ratio", _ratio("cpu_reference_fwd_bwd_s", "gsplat_cuda_fwd_bwd_s")),
+                  ("pass", lambda c: "yes" if c["pass"] else "NO")]
+SPARSE_COLUMNS = [("voxels", lambda c: f"{c['sparse_voxels']:,}"), ("channels", lambda c: str(c["channels"])),
+                  ("rel Δ features", _e("rel_features")), ("rel Δ input grad", _e("rel_grad_input")),
+                  ("rel Δ weight grads", _e("rel_grad_weights")), ("adjoint CPU", _e("adjoint_rel_cpu")),
+                  ("adjoint CUDA", _e("adjoint_rel_cuda")), ("CPU Native s", lambda c: f"{c['cpu_native_fwd_bwd_s']:.3f}"),
+                  ("CUDA s", lambda c: f"{c['cuda_fwd_bwd_s']:.4f}"), ("ratio", _ratio("cpu_native_fwd_bwd_s", "cuda_fwd_bwd_s")),
+                  ("pass", lambda c: "yes" if c["pass"] else "NO")]
+
+
+def _table(columns, cases) -> list:
+    """A markdown table of ``cases`` (none: no lines)."""
+    if not cases:
+        return []
+    return (["| " + " | ".join(h for h, _ in columns) + " |", "|" + "---|" * len(columns)]
+            + ["| " + " | ".join(cell(c) for _, cell in columns) + " |" for c in cases] + [""])
+
+
 def render(paths, note: str = "") -> str:
     """The ``gpu_check`` section of docs/results.md from the reports this script wrote (no GPU needed)."""
     from _report import write_section
@@ -165,27 +198,8 @@ def render(paths, note: str = "") -> str:
                      + (f", gsplat {r['gsplat']} (its JIT build took {r['gsplat_load_s']:.0f} s), CPU compositor "
                         f"{r['cpu_compositor']}" if "gsplat" in r else "") + ".")
         lines.append("")
-        ras = [c for c in r["cases"] if "gaussians" in c]
-        if ras:
-            lines += ["| Gaussians | image | max abs Δ colour | mean abs Δ colour | max abs Δ alpha | max abs Δ ED (alpha > 0.5) "
-                      "| max rel Δ grad | CPU reference s | gsplat s | ratio | pass |", "|" + "---|" * 11]
-            for c in ras:
-                g = max(v for k, v in c.items() if k.startswith("grad_rel_"))
-                lines.append(f"| {c['gaussians']:,} | {c['size']} | {c['max_abs_image']:.1e} | {c['mean_abs_image']:.1e} | "
-                             f"{c['max_abs_alpha']:.1e} | {c['max_abs_depth_where_alpha>0.5']:.1e} | {g:.1e} | "
-                             f"{c['cpu_reference_fwd_bwd_s']:.3f} | {c['gsplat_cuda_fwd_bwd_s']:.4f} | "
-                             f"{c['cpu_reference_fwd_bwd_s'] / c['gsplat_cuda_fwd_bwd_s']:.0f}x | {'yes' if c['pass'] else 'NO'} |")
-            lines.append("")
-        spc = [c for c in r["cases"] if "sparse_voxels" in c]
-        if spc:
-            lines += ["| voxels | channels | rel Δ features | rel Δ input grad | rel Δ weight grads | adjoint CPU | adjoint CUDA "
-                      "| CPU Native s | CUDA s | ratio | pass |", "|" + "---|" * 11]
-            for c in spc:
-                lines.append(f"| {c['sparse_voxels']:,} | {c['channels']} | {c['rel_features']:.1e} | {c['rel_grad_input']:.1e} | "
-                             f"{c['rel_grad_weights']:.1e} | {c['adjoint_rel_cpu']:.1e} | {c['adjoint_rel_cuda']:.1e} | "
-                             f"{c['cpu_native_fwd_bwd_s']:.3f} | {c['cuda_fwd_bwd_s']:.4f} | "
-                             f"{c['cpu_native_fwd_bwd_s'] / c['cuda_fwd_bwd_s']:.0f}x | {'yes' if c['pass'] else 'NO'} |")
-            lines.append("")
+        lines += _table(RASTER_COLUMNS, [c for c in r["cases"] if "gaussians" in c])
+        lines += _table(SPARSE_COLUMNS, [c for c in r["cases"] if "sparse_voxels" in c])
     lines.append(f"Tolerances: {json.dumps({k: round(v, 5) for k, v in TOL.items()})}; sparse: every relative "
                  "difference and adjoint residual <= 1e-3. Times are forward + backward, the mean of repeats after a warm-up.")
     if note:

@@ -89,11 +89,12 @@ def main() -> None:
         base = [r for s in args.seeds if (r := run_for(ds, f"none-seed{s}", ["graph.task=none", f"seed={s}"]))]
         results[ds] = {"baseline": {"joint": base}}
         for task in args.tasks:
-            sources = args.sources if task in SOURCE_TASKS else [None]
+            with_source = [t for t in task.split("+") if t in SOURCE_TASKS]  # a combination sets the source of each
+            sources = args.sources if with_source else [None]
 
             def variant(lam_c: float, src: str | None, s: int) -> dict | None:
                 named = src not in (None, "lp")  # lp is the task's default source: its runs keep the plain names
-                extra = [f"++graph.options.{task}.source={src}"] if named else []
+                extra = [f"++graph.options.{t}.source={src}" for t in with_source] if named else []
                 return run_for(ds, f"{task}-{src}-lam{lam_c}-seed{s}" if named else f"{task}-lam{lam_c}-seed{s}",
                                [f"graph.task={task}", f"graph.lam={lam_c}", f"seed={s}", *extra])
 
