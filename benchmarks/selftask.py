@@ -161,6 +161,12 @@ def main() -> None:
                   "at their tertiles instead of the reference's fixed cuts (<= 2, 3-7, > 7), and before commit dcd99a1 "
                   "corrected_label relabelled 1000 sampled nodes per step on CiteSeer instead of the reference's 3000 "
                   "for that dataset; before commit 45b835c context_label and corrected_label always used label propagation."]
+        combos = [t for t in args.tasks if "+" in t]
+        if combos:
+            lines += ["", f"The combinations ({', '.join(combos)}) follow a rule fixed before they ran: on each dataset, its "
+                      "validation-best label-informed task with its validation-best basic task (mean validation accuracy over "
+                      "the selection seeds at each task's chosen λ and source); each ran on that dataset only. λ and the "
+                      "source of a combination are chosen again, on the same selection seeds."]
     section = "selftask_gat" if gat else "selftask"
     write_section(section, "\n".join(lines))
     write_json(section, results)
