@@ -29,7 +29,7 @@ def _spconv():
     import warnings
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # spconv 2.3.6 uses torch.cuda.amp decorators
+        warnings.simplefilter("ignore", FutureWarning)  # spconv 2.3.x uses torch.cuda.amp decorators
         import spconv.pytorch as spconv
     return spconv
 
