@@ -8,8 +8,8 @@ sparse convolution), with timings of each.
     python benchmarks/gpu_check.py --render docs/results/gpu_check_*.json     # the docs/results.md section
 
 Both need a CUDA GPU; ``rasterize`` also needs gsplat, which compiles its CUDA kernels on first
-use (minutes). Run ``sparse`` with ``OMP_NUM_THREADS=1``: spconv's CPU path is only trusted with
-one thread (ANCHORS.md). Scenes are random Gaussians in front of a camera. Tolerances are stated
+use (minutes). The recorded sparse run used ``OMP_NUM_THREADS=1`` for spconv's CPU side (the
+CPU-only spconv wheel is wrong with several threads, ANCHORS.md). Scenes are random Gaussians in front of a camera. Tolerances are stated
 in the output; the report is rewritten after every case, so a run cut short keeps what it
 measured. A mismatch exits with status 1.
 """
@@ -168,6 +168,11 @@ SPARSE_COLUMNS = [("voxels", lambda c: f"{c['sparse_voxels']:,}"), ("channels", 
                   ("pass", lambda c: "yes" if c["pass"] else "NO")]
 
 
+RUN_COLUMNS = [*[(k, lambda c, k=k: str(c[k])) for k in ("method", "dataset", "seed", "device", "torch", "epochs")],
+               ("test acc (%)", lambda c: f"{100 * c['test_acc']:.1f}"), ("val acc (%)", lambda c: f"{100 * c['val_acc']:.1f}"),
+               ("s/epoch", lambda c: f"{c['seconds_per_epoch']:.4f}"), ("pretrain s", lambda c: f"{c['pretrain_seconds']:.0f}")]
+
+
 def _table(columns, cases) -> list:
     """A markdown table of ``cases`` (none: no lines)."""
     if not cases:
@@ -184,13 +189,8 @@ def render(paths, note: str = "") -> str:
     for path in paths:
         r = json.loads(Path(path).read_text())
         if "runs" in r:  # summaries of `geossl pretrain` runs made on the GPU
-            lines += [f"`{path}`: `{r['command']}` on {r['device']}" + (f" ({r['note']})" if r.get("note") else "") + ".", "",
-                      "| method | dataset | seed | device | torch | epochs | test acc (%) | val acc (%) | s/epoch | pretrain s |",
-                      "|" + "---|" * 10]
-            for u in r["runs"]:
-                lines.append(f"| {u['method']} | {u['dataset']} | {u['seed']} | {u['device']} | {u['torch']} | {u['epochs']} | "
-                             f"{100 * u['test_acc']:.1f} | {100 * u['val_acc']:.1f} | {u['seconds_per_epoch']:.4f} | {u['pretrain_seconds']:.0f} |")
-            lines.append("")
+            lines += [f"`{path}`: `{r['command']}` on {r['device']}" + (f" ({r['note']})" if r.get("note") else "") + ".", ""]
+            lines += _table(RUN_COLUMNS, r["runs"])
             continue
         lines.append(f"`{path}`: {r['device']}, torch {r['torch']} (CUDA {r['cuda']}), {r['torch_threads']} CPU "
                      f"thread(s) for the CPU side" + (f", OMP_NUM_THREADS={r['OMP_NUM_THREADS']}" if r.get("OMP_NUM_THREADS") else "")
@@ -225,13 +225,6 @@ def main() -> int:
         print("gpu_check: no CUDA device; nothing to check.", file=sys.stderr)
         return 2
     import os
-    from importlib.metadata import PackageNotFoundError, version
-
-    def installed(name):
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return None
 
     report = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "cuda": torch.version.cuda,
               "torch_threads": torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
@@ -250,15 +243,16 @@ def main() -> int:
     if "sparse" in args.parts:
         import spconv
 
-        report["spconv"] = getattr(spconv, "__version__", None) or next(
-            (v for v in map(installed, ["spconv-cu126", "spconv-cu120", "spconv"]) if v), None)
+        report["spconv"] = spconv.__version__
         for voxels in args.voxels:
             record(sparse_case(voxels))
     if "rasterize" in args.parts:
+        import gsplat
+
         from geossl.ops.composite_cpu import load_extension
 
         report["cpu_compositor"] = "cpp" if load_extension() is not None else "torch"  # what the reference ran
-        report["gsplat"] = installed("gsplat")
+        report["gsplat"] = gsplat.__version__
         t0 = time.perf_counter()
         try:
             from gsplat.cuda._backend import _C  # compiles gsplat's kernels on first use
