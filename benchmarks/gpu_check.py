@@ -126,10 +126,9 @@ def rasterize_cases(sizes):
             params, V, K = random_scene(n, width, height)
             ref = run(params, V, K, width, height, "cpu", "torch")
             cuda = run(params, V, K, width, height, "cuda", "gsplat")
-            case = {"gaussians": n, "size": f"{width}x{height}",
-                    "max_abs_image": float((ref[0][..., :3] - cuda[0][..., :3]).abs().max()),
-                    "mean_abs_image": float((ref[0][..., :3] - cuda[0][..., :3]).abs().mean()),
-                    "pixels_image_diff_over_1/255": int(((ref[0][..., :3] - cuda[0][..., :3]).abs() > 1 / 255).sum()),
+            colour = (ref[0][..., :3] - cuda[0][..., :3]).abs()
+            case = {"gaussians": n, "size": f"{width}x{height}", "max_abs_image": float(colour.max()),
+                    "mean_abs_image": float(colour.mean()), "pixels_image_diff_over_1/255": int((colour > 1 / 255).sum()),
                     "max_abs_alpha": float((ref[1] - cuda[1]).abs().max())}
             hit = ref[1][..., 0] > 0.5
             case["max_abs_depth_where_alpha>0.5"] = float((ref[0][..., 3][hit] - cuda[0][..., 3][hit]).abs().max()) if hit.any() else 0.0
