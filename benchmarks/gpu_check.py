@@ -37,22 +37,34 @@ from geossl.ops.rasterize import rasterize_gaussians  # noqa: E402
 TOL = {"image": 1 / 255, "alpha": 1 / 255, "depth": 1e-2, "grad_rel": 5e-2}
 
 
-def random_scene(n: int, width: int, height: int, seed: int = 0):
+def random_scene(n: int, width: int, height: int, seed: int = 0, sh_degree=None, cameras: int = 1):
+    """``n`` random Gaussians 1.5-4.5 m in front of ``cameras`` pinhole cameras (the first at the
+    origin looking down +z, each next one 0.3 m to the side and turned 0.1 rad about y); colours are
+    RGB in [0, 1], or SH coefficients ``[n, (sh_degree + 1)^2, 3]`` when ``sh_degree`` is given."""
     g = torch.Generator().manual_seed(seed)
     f = 0.8 * width
     means = torch.cat([(torch.rand(n, 2, generator=g) - 0.5) * 2.0, 1.5 + 3 * torch.rand(n, 1, generator=g)], 1)
     quats = torch.randn(n, 4, generator=g)
     scales = torch.exp(math.log(0.01) + 1.5 * torch.rand(n, 3, generator=g)) * (10_000 / n) ** (1 / 3)
     opac = 0.1 + 0.85 * torch.rand(n, generator=g)
-    cols = torch.rand(n, 3, generator=g)
-    K = torch.tensor([[[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]]])
-    return [means, quats, scales, opac, cols], torch.eye(4)[None], K
+    if sh_degree is None:
+        cols = torch.rand(n, 3, generator=g)
+    else:
+        cols = 0.3 * torch.randn(n, (sh_degree + 1) ** 2, 3, generator=g)
+    K = torch.tensor([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]]).expand(cameras, 3, 3).clone()
+    V = torch.eye(4).repeat(cameras, 1, 1)
+    for c in range(1, cameras):
+        a = 0.1 * c
+        V[c, :3, :3] = torch.tensor([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
+        V[c, 0, 3] = -0.3 * c
+    return [means, quats, scales, opac, cols], V, K
 
 
-def run(params, V, K, width, height, device, backend):
+def run(params, V, K, width, height, device, backend, sh_degree=None, backgrounds=None):
     ps = [p.to(device).clone().requires_grad_() for p in params]
+    bg = backgrounds.to(device) if backgrounds is not None else None
     img, alpha, _ = rasterize_gaussians(*ps, V.to(device), K.to(device), width, height, render_mode="RGB+ED",
-                                        backend=backend)
+                                        backend=backend, sh_degree=sh_degree, backgrounds=bg)
     g = torch.Generator().manual_seed(1)
     gi = torch.randn(img.shape, generator=g).to(device)
     ga = torch.randn(alpha.shape, generator=g).to(device)
@@ -119,27 +131,41 @@ def sparse_case(voxels: int, channels: int = 32, grid: int = 128, seed: int = 0,
     return case
 
 
+def rasterize_case(n: int, width: int, height: int, sh_degree=None, backgrounds=None, cameras: int = 1,
+                   devices=(("cpu", "torch"), ("cuda", "gsplat"))) -> dict:
+    """One scene rendered by the reference (``devices[0]``: device, backend) and the checked path
+    (``devices[1]``): colours, alphas, expected depths and every input's gradient compared, then timed."""
+    params, V, K = random_scene(n, width, height, sh_degree=sh_degree, cameras=cameras)
+    kw = {"sh_degree": sh_degree, "backgrounds": backgrounds}
+    ref = run(params, V, K, width, height, *devices[0], **kw)
+    new = run(params, V, K, width, height, *devices[1], **kw)
+    colour = (ref[0][..., :3] - new[0][..., :3]).abs()
+    features = ("RGB" if sh_degree is None else f"SH degree {sh_degree}") + f", {cameras} camera{'s' if cameras > 1 else ''}"
+    case = {"gaussians": n, "size": f"{width}x{height}", "features": features + (", backgrounds" if backgrounds is not None else ""),
+            "max_abs_image": float(colour.max()), "mean_abs_image": float(colour.mean()),
+            "pixels_image_diff_over_1/255": int((colour > 1 / 255).sum()), "max_abs_alpha": float((ref[1] - new[1]).abs().max())}
+    hit = ref[1][..., 0] > 0.5
+    case["max_abs_depth_where_alpha>0.5"] = float((ref[0][..., 3][hit] - new[0][..., 3][hit]).abs().max()) if hit.any() else 0.0
+    for name, a, b in zip(GRAD_NAMES, ref[2], new[2]):
+        case[f"grad_rel_{name}"] = float((a - b).norm() / b.norm().clamp_min(1e-12))
+    case["cpu_reference_fwd_bwd_s"] = timed(lambda: run(params, V, K, width, height, *devices[0], **kw), 2)
+    case["gsplat_cuda_fwd_bwd_s"] = timed(lambda: run(params, V, K, width, height, *devices[1], **kw), 5)
+    case["pass"] = (case["max_abs_image"] <= TOL["image"] and case["max_abs_alpha"] <= TOL["alpha"]
+                    and case["max_abs_depth_where_alpha>0.5"] <= TOL["depth"]
+                    and all(case[f"grad_rel_{k}"] <= TOL["grad_rel"] for k in GRAD_NAMES))
+    return case
+
+
+GRAD_NAMES = ["means", "quats", "scales", "opacities", "colors"]
+
+
 def rasterize_cases(sizes):
-    """gsplat (CUDA) against our CPU reference, one case per scene size and image size."""
+    """gsplat (CUDA) against our CPU reference: plain RGB from one camera per scene size and image
+    size, then SH colours (degree 3) seen by two cameras over two backgrounds."""
     for n in sizes:
         for width, height in [(160, 120), (640, 480)]:
-            params, V, K = random_scene(n, width, height)
-            ref = run(params, V, K, width, height, "cpu", "torch")
-            cuda = run(params, V, K, width, height, "cuda", "gsplat")
-            colour = (ref[0][..., :3] - cuda[0][..., :3]).abs()
-            case = {"gaussians": n, "size": f"{width}x{height}", "max_abs_image": float(colour.max()),
-                    "mean_abs_image": float(colour.mean()), "pixels_image_diff_over_1/255": int((colour > 1 / 255).sum()),
-                    "max_abs_alpha": float((ref[1] - cuda[1]).abs().max())}
-            hit = ref[1][..., 0] > 0.5
-            case["max_abs_depth_where_alpha>0.5"] = float((ref[0][..., 3][hit] - cuda[0][..., 3][hit]).abs().max()) if hit.any() else 0.0
-            for name, a, b in zip(["means", "quats", "scales", "opacities", "colors"], ref[2], cuda[2]):
-                case[f"grad_rel_{name}"] = float((a - b).norm() / b.norm().clamp_min(1e-12))
-            case["cpu_reference_fwd_bwd_s"] = timed(lambda: run(params, V, K, width, height, "cpu", "torch"), 2)
-            case["gsplat_cuda_fwd_bwd_s"] = timed(lambda: run(params, V, K, width, height, "cuda", "gsplat"), 5)
-            case["pass"] = (case["max_abs_image"] <= TOL["image"] and case["max_abs_alpha"] <= TOL["alpha"]
-                            and case["max_abs_depth_where_alpha>0.5"] <= TOL["depth"]
-                            and all(case[f"grad_rel_{k}"] <= TOL["grad_rel"] for k in ["means", "quats", "scales", "opacities", "colors"]))
-            yield case
+            yield rasterize_case(n, width, height)
+    yield rasterize_case(sizes[0], 320, 240, sh_degree=3, cameras=2, backgrounds=torch.tensor([[0.2, 0.4, 0.6], [1.0, 1.0, 1.0]]))
 
 
 def _e(key):
@@ -152,6 +178,7 @@ def _ratio(slow, fast):
 
 #: (heading, cell of a case) for the tables of rasterize and sparse cases
 RASTER_COLUMNS = [("Gaussians", lambda c: f"{c['gaussians']:,}"), ("image", lambda c: c["size"]),
+                  ("colours, cameras", lambda c: c.get("features", "RGB, 1 camera")),  # the first run had only these
                   ("max abs Δ colour", _e("max_abs_image")), ("mean abs Δ colour", _e("mean_abs_image")),
                   ("max abs Δ alpha", _e("max_abs_alpha")), ("max abs Δ ED (alpha > 0.5)", _e("max_abs_depth_where_alpha>0.5")),
                   ("max rel Δ grad", lambda c: f"{max(v for k, v in c.items() if k.startswith('grad_rel_')):.1e}"),
