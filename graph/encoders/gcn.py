@@ -75,17 +75,19 @@ class GCN(Encoder):
         return out if conv.bias is None else out + conv.bias
 
     def _rows_cache(self, x: Tensor, density: float = 0.1) -> Optional[MaskedFeatures]:
-        """``x`` as CSR rows if at most ``density`` of it is non-zero, else None; the answer is
-        kept while ``x`` is unchanged (same storage and version)."""
-        key = (x.data_ptr(), x._version, tuple(x.shape), x.device, density)
-        if getattr(self, "_rows", (None,))[0] != key:
+        """``x`` as CSR rows if at most ``density`` of it is non-zero, else None. The answer is
+        kept while ``x`` is the same tensor object at the same version: the cache holds ``x``
+        itself, because a key on the storage address alone would serve a new tensor allocated
+        where a freed one lived the freed one's rows."""
+        cached = getattr(self, "_rows", ())
+        if not cached or cached[0] is not x or cached[1] != x._version or cached[2] != density:
             rows = None
             if is_sparse_enough(x, density):
                 n = x.shape[0]
                 rows = MaskedFeatures(CSRRows.from_dense(x), torch.arange(n, device=x.device), x.new_zeros(1, x.shape[1]),
                                       torch.empty(0, dtype=torch.long, device=x.device))
-            self._rows = (key, rows)
-        return self._rows[1]
+            self._rows = (x, x._version, density, rows)
+        return self._rows[3]
 
 
 def is_sparse_enough(x: Tensor, density: float = 0.1) -> bool:

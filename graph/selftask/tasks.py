@@ -10,6 +10,7 @@ Label-informed tasks are given the training labels only.
 from __future__ import annotations
 
 import abc
+import copy
 from typing import Sequence
 
 import numpy as np
@@ -105,7 +106,8 @@ class EdgeMask(PretextTask):
         self.head = nn.Linear(embed_dim, 2)
 
     def corrupt(self, data):
-        out = data.clone()
+        """``data`` without the hidden edges (a shallow copy: the features stay the same tensor)."""
+        out = copy.copy(data)
         out.edge_index = self.visible_edges
         return out
 
@@ -173,10 +175,17 @@ class AttributeMask(PretextTask):
         self.register_buffer("masked", torch.from_numpy(np.sort(masked)).long())
         self.register_buffer("target", gt.pca_features(data.x, pca_dims, seed)[self.masked])
         self.head = nn.Linear(embed_dim, self.target.shape[1])
+        self._zeroed: tuple = ()
 
     def corrupt(self, data):
-        out = data.clone()
-        out.x = data.x.index_fill(0, self.masked.to(data.x.device), 0.0)
+        """``data`` (a shallow copy) with the masked nodes' features zeroed. The zeroed features are
+        built once per input feature tensor and version and then reused, so every step hands the
+        encoder the same tensor (and its sparse-row cache stays valid)."""
+        x = data.x
+        if not self._zeroed or self._zeroed[0] is not x or self._zeroed[1] != x._version:
+            self._zeroed = (x, x._version, x.index_fill(0, self.masked.to(x.device), 0.0))
+        out = copy.copy(data)
+        out.x = self._zeroed[2]
         return out
 
     def loss(self, h: Tensor, data) -> Tensor:

@@ -217,3 +217,22 @@ def test_graphmae_feature_cache_follows_the_tensor_not_its_address():
     second = torch.from_numpy(buffer)
     assert second.data_ptr() == first.data_ptr() and second._version == first._version
     torch.testing.assert_close(method._sparse_features(second).gather_rows(torch.arange(3)).to_dense(), second.clone())
+
+
+def test_gcn_row_cache_follows_the_tensor_not_its_address():
+    """As for GraphMAE's cache: features written into the storage of earlier ones (same address,
+    shape and version counter) must not be served the earlier features' CSR rows."""
+    import numpy as np
+
+    from geossl.graph.encoders import GCN
+
+    enc = GCN(4, hidden=8, layers=1)
+    buffer = np.zeros((3, 4), dtype=np.float32)
+    buffer[0, 1] = 1.0
+    first = torch.from_numpy(buffer)
+    torch.testing.assert_close(enc._rows_cache(first, density=1.0).to_dense(), first.clone())
+    buffer[:] = 0.0
+    buffer[2, 3] = 5.0  # written through numpy: same storage, same version, new contents
+    second = torch.from_numpy(buffer)
+    assert second.data_ptr() == first.data_ptr() and second._version == first._version
+    torch.testing.assert_close(enc._rows_cache(second, density=1.0).to_dense(), second.clone())

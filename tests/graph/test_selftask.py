@@ -97,6 +97,24 @@ def test_attribute_mask_zeroes_unlabelled_nodes_and_regresses_their_pca():
     assert np.allclose(np.abs(t.target.numpy()), np.abs(ref), atol=1e-4)  # components up to sign
 
 
+def test_corrupt_leaves_the_input_graph_alone_and_reuses_the_corrupted_features():
+    x = torch.rand(6, 5, generator=torch.Generator().manual_seed(0))
+    data = _undirected([(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)], 6, x=x)
+    x0, edges0 = data.x.clone(), data.edge_index.clone()
+    mask = PRETEXT_TASKS.get("attribute_mask")(data, 4, rate=0.5, pca_dims=3)
+    hide = PRETEXT_TASKS.get("edge_mask")(data, 4, rate=0.4)
+    first = mask.corrupt(hide.corrupt(data))
+    second = mask.corrupt(hide.corrupt(data))
+    assert torch.equal(data.x, x0) and torch.equal(data.edge_index, edges0)  # the clean graph is unchanged
+    assert first.x is second.x  # one zeroed tensor for every step, so the encoder's row cache holds
+    assert first.edge_index.shape[1] < edges0.shape[1] and torch.all(first.x[mask.masked] == 0)
+    data.x.add_(1.0)  # new features (a new version): the zeroed copy follows them
+    third = mask.corrupt(data)
+    assert third.x is not first.x and torch.equal(third.x[mask.masked], torch.zeros(2, 5))
+    keep = [i for i in range(6) if i not in mask.masked.tolist()]
+    assert torch.equal(third.x[keep], x0[keep] + 1.0)
+
+
 def test_pairwise_attr_sim_partners():
     x = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     data = _undirected([(0, 1), (1, 2), (2, 3)], 4, x=x)
