@@ -12,7 +12,7 @@ from torch_geometric.nn import GCNConv
 
 from geossl.encoder import Encoder
 from geossl.graph.encoders.common import make_activation, make_norm
-from geossl.graph.encoders.inputs import CSRRows, MaskedFeatures, project_features
+from geossl.graph.encoders.inputs import CSRRows, MaskedFeatures, TensorMemo, project_features
 from geossl.registry import ENCODERS
 
 
@@ -41,6 +41,7 @@ class GCN(Encoder):
         self.acts = nn.ModuleList(
             make_activation(activation if (i < layers - 1 or last_activation) else None) for i in range(layers)
         )
+        self._rows = TensorMemo()
 
     def reset_parameters(self) -> None:
         for conv in self.convs:
@@ -75,19 +76,19 @@ class GCN(Encoder):
         return out if conv.bias is None else out + conv.bias
 
     def _rows_cache(self, x: Tensor, density: float = 0.1) -> Optional[MaskedFeatures]:
-        """``x`` as CSR rows if at most ``density`` of it is non-zero, else None. The answer is
-        kept while ``x`` is the same tensor object at the same version: the cache holds ``x``
-        itself, because a key on the storage address alone would serve a new tensor allocated
-        where a freed one lived the freed one's rows."""
-        cached = getattr(self, "_rows", ())
-        if not cached or cached[0] is not x or cached[1] != x._version or cached[2] != density:
-            rows = None
-            if is_sparse_enough(x, density):
-                n = x.shape[0]
-                rows = MaskedFeatures(CSRRows.from_dense(x), torch.arange(n, device=x.device), x.new_zeros(1, x.shape[1]),
-                                      torch.empty(0, dtype=torch.long, device=x.device))
-            self._rows = (x, x._version, density, rows)
-        return self._rows[3]
+        """``x`` as CSR rows if at most ``density`` of it is non-zero, else None; remembered for
+        the last ``x`` (a :class:`TensorMemo`)."""
+        return self._rows.get(x, lambda t: _sparse_rows(t, density), key=density)
+
+
+def _sparse_rows(x: Tensor, density: float) -> Optional[MaskedFeatures]:
+    """``x`` as CSR rows (a :class:`MaskedFeatures` with nothing masked) if at most ``density``
+    of it is non-zero, else None."""
+    if not is_sparse_enough(x, density):
+        return None
+    n = x.shape[0]
+    return MaskedFeatures(CSRRows.from_dense(x), torch.arange(n, device=x.device), x.new_zeros(1, x.shape[1]),
+                          torch.empty(0, dtype=torch.long, device=x.device))
 
 
 def is_sparse_enough(x: Tensor, density: float = 0.1) -> bool:

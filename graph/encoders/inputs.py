@@ -179,3 +179,21 @@ def project_features(x: Tensor | MaskedFeatures, weight: Tensor, dropout: float 
     else:
         token_rows = (x.token @ weight_t).expand(x.token_index.numel(), -1)
     return out.index_add(0, x.token_index, token_rows)
+
+
+class TensorMemo:
+    """``build(x)`` remembered for the last tensor ``x`` asked about, while ``x`` is the same
+    object at the same version (and ``key`` is the same).
+
+    The memo holds ``x`` itself: keyed on the storage address instead, a new tensor allocated
+    where a freed one lived would be served the freed one's result.
+    """
+
+    def __init__(self):
+        self._entry: tuple = ()
+
+    def get(self, x: Tensor, build, key=None):
+        entry = self._entry
+        if not entry or entry[0] is not x or entry[1] != x._version or entry[2] != key:
+            self._entry = entry = (x, x._version, key, build(x))
+        return entry[3]

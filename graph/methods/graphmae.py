@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from geossl.encoder import Encoder
 from geossl.method import Method
-from geossl.graph.encoders.inputs import CSRRows, MaskedFeatures
+from geossl.graph.encoders.inputs import CSRRows, MaskedFeatures, TensorMemo
 from geossl.graph.losses import scaled_cosine_error
 from geossl.graph.masking import sample_node_mask
 from geossl.registry import ENCODERS, METHODS
@@ -84,7 +84,7 @@ class GraphMAE(Method):
             self.predictor = nn.Sequential(nn.PReLU(), nn.Linear(d, d))
             self.target_encoder = copy.deepcopy(encoder).requires_grad_(False)
             self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
-        self._csr_cache: tuple = ()
+        self._csr_cache = TensorMemo()
 
     def _build_decoder(self, name: str, heads: int) -> Encoder:
         """A one-layer decoder GNN from codes to ``in_dim`` features, sharing the encoder's width
@@ -98,13 +98,8 @@ class GraphMAE(Method):
         return cls(**cfg)
 
     def _sparse_features(self, x: Tensor) -> CSRRows:
-        """CSR form of ``x``, cached while ``x`` is the same tensor object at the same version
-        (node-level runs pass one graph every step). The cache holds ``x`` itself: keyed on the
-        storage address alone, a new mini-batch allocated where a freed one lived would be
-        served the old batch's features."""
-        if not self._csr_cache or self._csr_cache[0] is not x or self._csr_cache[1] != x._version:
-            self._csr_cache = (x, x._version, CSRRows.from_dense(x))
-        return self._csr_cache[2]
+        """CSR form of ``x``, remembered for the last ``x`` (node-level runs pass one graph every step)."""
+        return self._csr_cache.get(x, CSRRows.from_dense)
 
     def forward(self, data) -> Dict[str, Tensor]:
         """Losses for one batch: ``{"loss": total, "sce": reconstruction error[, "latent": latent error]}``."""

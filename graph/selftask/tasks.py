@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from geossl.graph.encoders.inputs import TensorMemo
 from geossl.graph.selftask import graph_targets as gt
 from geossl.registry import Registry
 
@@ -175,17 +176,14 @@ class AttributeMask(PretextTask):
         self.register_buffer("masked", torch.from_numpy(np.sort(masked)).long())
         self.register_buffer("target", gt.pca_features(data.x, pca_dims, seed)[self.masked])
         self.head = nn.Linear(embed_dim, self.target.shape[1])
-        self._zeroed: tuple = ()
+        self._zeroed = TensorMemo()
 
     def corrupt(self, data):
         """``data`` (a shallow copy) with the masked nodes' features zeroed. The zeroed features are
         built once per input feature tensor and version and then reused, so every step hands the
         encoder the same tensor (and its sparse-row cache stays valid)."""
-        x = data.x
-        if not self._zeroed or self._zeroed[0] is not x or self._zeroed[1] != x._version:
-            self._zeroed = (x, x._version, x.index_fill(0, self.masked.to(x.device), 0.0))
         out = copy.copy(data)
-        out.x = self._zeroed[2]
+        out.x = self._zeroed.get(data.x, lambda x: x.index_fill(0, self.masked.to(x.device), 0.0))
         return out
 
     def loss(self, h: Tensor, data) -> Tensor:
