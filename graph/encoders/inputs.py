@@ -182,18 +182,30 @@ def project_features(x: Tensor | MaskedFeatures, weight: Tensor, dropout: float 
 
 
 class TensorMemo:
-    """``build(x)`` remembered for the last tensor ``x`` asked about, while ``x`` is the same
-    object at the same version (and ``key`` is the same).
+    """``build(x)`` remembered for the last ``size`` tensors ``x`` asked about, each while it is
+    the same object at the same version (and ``key`` is the same).
+
+    Two entries by default because training alternates two inputs: a corrupted copy of the
+    features for the training step and the clean features for the validation pass (SelfTask's
+    attribute_mask); a one-entry memo rebuilt both every epoch.
 
     The memo holds ``x`` itself: keyed on the storage address instead, a new tensor allocated
     where a freed one lived would be served the freed one's result.
     """
 
-    def __init__(self):
-        self._entry: tuple = ()
+    def __init__(self, size: int = 2):
+        if size < 1:
+            raise ValueError(f"TensorMemo size must be at least 1, got {size}")
+        self.size = size
+        self._entries: list[tuple] = []  # most recently used last
 
     def get(self, x: Tensor, build, key=None):
-        entry = self._entry
-        if not entry or entry[0] is not x or entry[1] != x._version or entry[2] != key:
-            self._entry = entry = (x, x._version, key, build(x))
+        for i, entry in enumerate(self._entries):
+            if entry[0] is x and entry[1] == x._version and entry[2] == key:
+                self._entries.append(self._entries.pop(i))
+                return entry[3]
+        # entries for an older version of this tensor (it was written in place) can never match again
+        self._entries = [e for e in self._entries if e[0] is not x or e[1] == x._version]
+        entry = (x, x._version, key, build(x))
+        self._entries = (self._entries + [entry])[-self.size:]
         return entry[3]

@@ -1,5 +1,6 @@
 """The fast CPU paths of the GAT/GraphMAE stack equal their plain dense definitions."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch_geometric.data import Data
@@ -236,3 +237,49 @@ def test_gcn_row_cache_follows_the_tensor_not_its_address():
     second = torch.from_numpy(buffer)
     assert second.data_ptr() == first.data_ptr() and second._version == first._version
     torch.testing.assert_close(enc._rows_cache(second, density=1.0).to_dense(), second.clone())
+
+
+def test_tensor_memo_keeps_two_inputs_and_follows_in_place_writes():
+    """Training and validation alternate two feature tensors (SelfTask's attribute_mask: the
+    corrupted copy, then the clean one); each is built once, not once per switch."""
+    from geossl.graph.encoders.inputs import TensorMemo
+
+    memo, built = TensorMemo(), []
+
+    def build(t):
+        built.append(t)
+        return t.sum().item()
+
+    a, b, c = torch.ones(3), torch.full((3,), 2.0), torch.full((3,), 3.0)
+    for _ in range(3):
+        assert memo.get(a, build) == 3.0 and memo.get(b, build) == 6.0
+    assert len(built) == 2
+    a.add_(1.0)  # an in-place write: a new version of a, rebuilt
+    assert memo.get(a, build) == 6.0 and len(built) == 3
+    assert memo.get(b, build) == 6.0 and len(built) == 3  # b is still held
+    assert memo.get(c, build) == 9.0 and len(built) == 4  # c evicts a, the least recently used
+    assert memo.get(b, build) == 6.0 and len(built) == 4
+    assert memo.get(a, build) == 6.0 and len(built) == 5
+    assert memo.get(a, build, key="other") == 6.0 and len(built) == 6  # another key is another entry
+    with pytest.raises(ValueError, match="at least 1"):
+        TensorMemo(size=0)
+
+
+def test_gcn_builds_the_rows_of_alternating_inputs_once(monkeypatch):
+    """A GCN fed a corrupted copy of the features in training and the clean ones in evaluation
+    converts each to CSR rows once over several epochs."""
+    from geossl.graph.encoders import GCN, inputs
+
+    calls = []
+    real = inputs.CSRRows.from_dense.__func__
+    monkeypatch.setattr(inputs.CSRRows, "from_dense", classmethod(lambda cls, x: calls.append(x) or real(cls, x)))
+    x = (torch.rand(20, 30, generator=torch.Generator().manual_seed(0)) > 0.95).float()
+    corrupted = x.index_fill(0, torch.tensor([1, 2, 3]), 0.0)
+    data = Data(x=x, edge_index=torch.arange(20).repeat(2, 1))
+    enc = GCN(30, hidden=8, layers=2)
+    for _ in range(4):
+        enc.train()
+        enc(data, corrupted)
+        enc.eval()
+        enc(data)
+    assert len(calls) == 2
