@@ -77,7 +77,7 @@ class GCN(Encoder):
 
     def _rows_cache(self, x: Tensor, density: float = 0.1) -> Optional[MaskedFeatures]:
         """``x`` as CSR rows if at most ``density`` of it is non-zero, else None; remembered for
-        the last ``x`` (a :class:`TensorMemo`)."""
+        the last inputs by a :class:`TensorMemo`."""
         return self._rows.get(x, lambda t: _sparse_rows(t, density), key=density)
 
 

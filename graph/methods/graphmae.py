@@ -98,7 +98,7 @@ class GraphMAE(Method):
         return cls(**cfg)
 
     def _sparse_features(self, x: Tensor) -> CSRRows:
-        """CSR form of ``x``, remembered for the last ``x`` (node-level runs pass one graph every step)."""
+        """CSR form of ``x``, remembered for the last inputs by a :class:`TensorMemo` (node-level runs pass one graph every step)."""
         return self._csr_cache.get(x, CSRRows.from_dense)
 
     def forward(self, data) -> Dict[str, Tensor]:
