@@ -11,8 +11,10 @@ Nothing is downloaded unless ``download=True``; a missing dataset raises
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
@@ -100,7 +102,8 @@ def _open_pyg(pyg_cls, collection: str, name: str, root: Optional[str], download
         return pyg_cls(str(folder.parent), name=name, **kwargs), src
 
 
-def load_planetoid(name: str, root: Optional[str] = None, download: bool = False) -> GraphDataset:
+def load_planetoid(name: str, root: Optional[str] = None, download: bool = False,
+                   keep_raw_self_loops: bool = False) -> GraphDataset:
     """Load a Planetoid citation graph with the public split, as GraphMAE/SelfTask use it.
 
     Features are row-normalised; self-loops are removed and then added once to every node.
@@ -109,6 +112,14 @@ def load_planetoid(name: str, root: Optional[str] = None, download: bool = False
         name: "Cora", "CiteSeer" or "PubMed".
         root: data root; defaults to ``$GEOSSL_DATA``.
         download: allow PyG to download the raw files into the geossl cache when they are missing.
+        keep_raw_self_loops: also keep the self-loops the raw graph file lists (CiteSeer has 124,
+            Cora none), as Kipf and Welling's GCN preprocessing does and SelfTask's reference code
+            inherits (ChandlerBang/SelfTask-GNN, src/utils.py: the adjacency is read with its
+            loops and then ``A + I`` is normalised). Those nodes get ``data.self_loop_weight`` 2
+            (1 elsewhere), the weight of their self-loop in ``A + I`` that the GCN layers
+            propagate with (:func:`geossl.graph.encoders.common.gcn_edge_weight`); the edge list
+            itself and every pretext target are unchanged. GraphMAE's reference removes the
+            loops, which is the default.
     """
     from torch_geometric.datasets import Planetoid
     from torch_geometric.transforms import NormalizeFeatures
@@ -118,28 +129,53 @@ def load_planetoid(name: str, root: Optional[str] = None, download: bool = False
     data = ds[0]
     edge_index, _ = remove_self_loops(data.edge_index)
     data.edge_index, _ = add_self_loops(edge_index, num_nodes=data.num_nodes)
+    if keep_raw_self_loops:
+        looped = raw_self_loop_nodes(Path(ds.raw_dir) / f"ind.{name.lower()}.graph")
+        if len(looped):
+            data.self_loop_weight = torch.ones(data.num_nodes)
+            data.self_loop_weight[looped] = 2.0
     return GraphDataset(
         name=name.lower(), task="node", data=data, num_features=ds.num_features,
         num_classes=ds.num_classes, source=str(source),
     )
 
 
+class _AdjacencyListUnpickler(pickle.Unpickler):
+    """Unpickler for Planetoid's ``ind.<name>.graph`` (a ``defaultdict`` of int lists) that
+    refuses every other class, so a foreign file cannot run code."""
+
+    def find_class(self, module, name):
+        if (module, name) == ("collections", "defaultdict"):
+            return collections.defaultdict
+        if (module, name) in {("builtins", "list"), ("__builtin__", "list")}:
+            return list
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a Planetoid adjacency list")
+
+
+def raw_self_loop_nodes(graph_file: Path) -> torch.Tensor:
+    """Nodes whose own index appears in their adjacency list in Planetoid's raw graph file (the
+    self-loops PyG drops), sorted."""
+    with open(graph_file, "rb") as f:
+        adjacency = _AdjacencyListUnpickler(f, encoding="latin1").load()
+    return torch.tensor(sorted(int(k) for k, v in adjacency.items() if k in v), dtype=torch.long)
+
+
 @DATASETS.register("cora")
-def cora(root: Optional[str] = None, download: bool = False) -> GraphDataset:
+def cora(root: Optional[str] = None, download: bool = False, keep_raw_self_loops: bool = False) -> GraphDataset:
     """Cora citation graph (2708 nodes, 1433 bag-of-words features, 7 classes), public split."""
-    return load_planetoid("Cora", root, download)
+    return load_planetoid("Cora", root, download, keep_raw_self_loops)
 
 
 @DATASETS.register("citeseer")
-def citeseer(root: Optional[str] = None, download: bool = False) -> GraphDataset:
+def citeseer(root: Optional[str] = None, download: bool = False, keep_raw_self_loops: bool = False) -> GraphDataset:
     """CiteSeer citation graph (3327 nodes, 3703 features, 6 classes), public split."""
-    return load_planetoid("CiteSeer", root, download)
+    return load_planetoid("CiteSeer", root, download, keep_raw_self_loops)
 
 
 @DATASETS.register("pubmed")
-def pubmed(root: Optional[str] = None, download: bool = False) -> GraphDataset:
+def pubmed(root: Optional[str] = None, download: bool = False, keep_raw_self_loops: bool = False) -> GraphDataset:
     """PubMed citation graph (19717 nodes, 500 TF-IDF features, 3 classes), public split."""
-    return load_planetoid("PubMed", root, download)
+    return load_planetoid("PubMed", root, download, keep_raw_self_loops)
 
 
 #: Degrees above this share one feature bucket when degrees become node features (as GraphMAE does).

@@ -11,18 +11,27 @@ from torch_geometric.nn import GCNConv
 
 from geossl.encoder import Encoder
 from geossl.graph.encoders import GAT, GATLayer
+from geossl.graph.encoders.common import gcn_edge_weight
 
 
 def output_layer(encoder: Encoder, num_classes: int) -> torch.nn.Module:
     """The layer that maps ``encoder``'s node embeddings to class scores, completing a two-layer
     backbone: after a GAT encoder, a one-head GAT layer with the encoder's attention dropout and
     slope (the output layer of Velickovic et al., 2018, "Graph Attention Networks"); after any
-    other encoder, a ``GCNConv`` (Kipf and Welling, 2017). Called as ``layer(h, edge_index)``."""
+    other encoder, a ``GCNConv`` (Kipf and Welling, 2017). Apply it with :func:`classify`."""
     if isinstance(encoder, GAT):
         first = encoder.layers[0]
         return GATLayer(encoder.out_dim, num_classes, heads=1, attn_drop=first.attn_drop, negative_slope=first.negative_slope)
     return GCNConv(encoder.out_dim, num_classes)
 
+
+
+def classify(layer: torch.nn.Module, h: torch.Tensor, data) -> torch.Tensor:
+    """Class scores of an :func:`output_layer` for embeddings ``h`` on graph ``data`` (a
+    ``GCNConv`` also takes the graph's self-loop weights: ``gcn_edge_weight``)."""
+    if isinstance(layer, GCNConv):
+        return layer(h, data.edge_index, gcn_edge_weight(data, data.edge_index))
+    return layer(h, data.edge_index)
 
 @dataclass
 class FinetuneResult:
@@ -64,7 +73,7 @@ def finetune(encoder: Encoder, data, lr: float = 0.01, weight_decay: float = 5e-
     for epoch in range(epochs):
         model.train()
         head.train()
-        logits = head(F.dropout(model(data), dropout, training=True), data.edge_index)
+        logits = classify(head, F.dropout(model(data), dropout, training=True), data)
         loss = F.cross_entropy(logits[data.train_mask], data.y[data.train_mask])
         opt.zero_grad()
         loss.backward()
@@ -72,7 +81,7 @@ def finetune(encoder: Encoder, data, lr: float = 0.01, weight_decay: float = 5e-
         model.eval()
         head.eval()
         with torch.no_grad():
-            pred = head(model(data), data.edge_index).argmax(1)
+            pred = classify(head, model(data), data).argmax(1)
         val_acc = float((pred[data.val_mask] == data.y[data.val_mask]).float().mean())
         test_acc = float((pred[data.test_mask] == data.y[data.test_mask]).float().mean())
         if val_acc >= best[0]:

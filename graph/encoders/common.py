@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import torch
 from torch import Tensor, nn
 
 from geossl.graph.encoders.inputs import MaskedFeatures
@@ -34,3 +35,21 @@ def dense_node_features(data, x: Optional[Tensor | MaskedFeatures] = None) -> Te
     """``x`` if given, else ``data.x``, as a dense tensor (for encoders without a sparse fast path)."""
     h = data.x if x is None else x
     return h.to_dense() if isinstance(h, MaskedFeatures) else h
+
+
+def gcn_edge_weight(data, edge_index: Tensor) -> Optional[Tensor]:
+    """Per-edge weights for a GCN layer's ``A + I`` over ``edge_index``, or None (all ones).
+
+    A graph loaded with its raw self-loops kept (``keep_raw_self_loops``: Kipf and Welling's
+    preprocessing, which SelfTask's reference uses) carries ``data.self_loop_weight``, the weight
+    of every node's self-loop in ``A + I`` (2 where the raw graph has a loop, else 1); the edges
+    of ``edge_index`` then weigh 1 and its self-loops weigh their node's value. PyG's ``gcn_norm``
+    keeps an existing self-loop's weight, so the layer normalises exactly ``A + I``.
+    """
+    loop_weight = getattr(data, "self_loop_weight", None)
+    if loop_weight is None:
+        return None
+    weight = torch.ones(edge_index.shape[1], dtype=loop_weight.dtype, device=edge_index.device)
+    loops = edge_index[0] == edge_index[1]
+    weight[loops] = loop_weight[edge_index[0, loops]]
+    return weight

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import GCNConv
 
 from geossl.encoder import Encoder
-from geossl.graph.encoders.common import make_activation, make_norm
+from geossl.graph.encoders.common import gcn_edge_weight, make_activation, make_norm
 from geossl.graph.encoders.inputs import CSRRows, MaskedFeatures, TensorMemo, project_features
 from geossl.registry import ENCODERS
 
@@ -55,23 +55,25 @@ class GCN(Encoder):
         entry (the same values in distribution and result; tests/graph/test_fast_paths.py).
         """
         h = data.x if x is None else x
+        weight = gcn_edge_weight(data, data.edge_index)
         for i, (conv, norm, act) in enumerate(zip(self.convs, self.norms, self.acts)):
             rows = h if isinstance(h, MaskedFeatures) else self._rows_cache(h) if i == 0 and not h.requires_grad else None
             if rows is not None:
-                h = act(norm(self._sparse_input_layer(conv, rows, data.edge_index)))
+                h = act(norm(self._sparse_input_layer(conv, rows, data.edge_index, weight)))
             else:
                 h = F.dropout(h, self.dropout, training=self.training)
-                h = act(norm(conv(h, data.edge_index)))
+                h = act(norm(conv(h, data.edge_index, weight)))
         return h if output_nodes is None else h[output_nodes]
 
-    def _sparse_input_layer(self, conv: GCNConv, x: Tensor | MaskedFeatures, edge_index: Tensor) -> Tensor:
-        """``conv(dropout(x), edge_index)`` with ``x`` taken as CSR rows (PyG's GCNConv steps:
-        linear map, symmetric normalisation with self-loops, propagation, bias)."""
+    def _sparse_input_layer(self, conv: GCNConv, x: Tensor | MaskedFeatures, edge_index: Tensor,
+                            edge_weight: Optional[Tensor] = None) -> Tensor:
+        """``conv(dropout(x), edge_index, edge_weight)`` with ``x`` taken as CSR rows (PyG's GCNConv
+        steps: linear map, symmetric normalisation with self-loops, propagation, bias)."""
         from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
         feats = x if isinstance(x, MaskedFeatures) else self._rows_cache(x, density=1.0)
         h = project_features(feats, conv.lin.weight, self.dropout, self.training)
-        ei, w = gcn_norm(edge_index, None, h.shape[0], conv.improved, conv.add_self_loops, conv.flow, h.dtype)
+        ei, w = gcn_norm(edge_index, edge_weight, h.shape[0], conv.improved, conv.add_self_loops, conv.flow, h.dtype)
         out = conv.propagate(ei, x=h, edge_weight=w)
         return out if conv.bias is None else out + conv.bias
 

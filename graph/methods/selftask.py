@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from geossl.encoder import Encoder
 from geossl.errors import ConfigError
-from geossl.graph.finetune import output_layer
+from geossl.graph.finetune import classify, output_layer
 from geossl.graph.selftask import PRETEXT_TASKS
 from geossl.method import Method
 from geossl.registry import METHODS
@@ -117,7 +117,7 @@ class SelfTask(Method):
             ssl = ssl + w * value
         losses["ssl"] = ssl.detach()
         if self.supervised:
-            logits = self.classifier(dropped, seen.edge_index)
+            logits = classify(self.classifier, dropped, seen)
             ce = F.cross_entropy(logits[data.train_mask], data.y[data.train_mask])
             losses["ce"] = ce.detach()
             losses["loss"] = ce + self.lam * ssl
@@ -131,7 +131,7 @@ class SelfTask(Method):
         was = self.training
         self.eval()
         try:
-            pred = self.classifier(self.encoder(data), data.edge_index).argmax(1)
+            pred = classify(self.classifier, self.encoder(data), data).argmax(1)
         finally:
             self.train(was)
         return {f"{split}_acc": float((pred[m] == data.y[m]).float().mean()) for split, m in
