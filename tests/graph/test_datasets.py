@@ -94,3 +94,32 @@ def test_loading_never_writes_into_the_data_root(tmp_path, monkeypatch):
     assert sorted(str(p) for p in root.rglob("*")) == before
     assert (tmp_path / "cache" / "datasets" / "planetoid" / "Cora" / "processed").is_dir()
     assert load_dataset("cora", root=str(root)).data.num_nodes == 2708  # second load reuses the cache
+
+
+@requires_citeseer
+def test_citeseer_raw_self_loops_weigh_two_when_kept():
+    """CiteSeer's raw graph file lists 124 self-loops (PyG drops them); kept, they weigh 2 in A + I."""
+    plain = load_dataset("citeseer").data
+    kept = load_dataset("citeseer", keep_raw_self_loops=True).data
+    assert not hasattr(plain, "self_loop_weight")
+    assert int((kept.self_loop_weight == 2).sum()) == 124
+    assert int((kept.self_loop_weight == 1).sum()) == 3327 - 124
+    assert torch.equal(kept.edge_index, plain.edge_index)  # the edge list itself is unchanged
+
+
+def test_cora_has_no_raw_self_loops(cora):
+    assert not hasattr(load_dataset("cora", keep_raw_self_loops=True).data, "self_loop_weight")
+
+
+def test_raw_self_loop_nodes_reads_an_adjacency_list_and_refuses_other_pickles(tmp_path):
+    import collections
+    import pickle
+
+    from geossl.graph.datasets import raw_self_loop_nodes
+
+    graph = collections.defaultdict(list, {0: [1, 0], 1: [0, 2], 2: [1, 2, 2], 3: []})
+    (tmp_path / "ind.toy.graph").write_bytes(pickle.dumps(graph, protocol=2))
+    assert raw_self_loop_nodes(tmp_path / "ind.toy.graph").tolist() == [0, 2]
+    (tmp_path / "ind.bad.graph").write_bytes(pickle.dumps(collections.OrderedDict(a=[1])))
+    with pytest.raises(pickle.UnpicklingError, match="OrderedDict is not allowed"):
+        raw_self_loop_nodes(tmp_path / "ind.bad.graph")

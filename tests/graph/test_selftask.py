@@ -316,3 +316,47 @@ def test_corrected_label_adds_the_corrected_target_loss():
     assert torch.allclose(t.loss(h, BARBELL), ((torch.softmax(t.head(h), 1) - t.target)[2:] ** 2).mean())
     t.alpha = 2.0
     assert t.loss(h, BARBELL) >= ((torch.softmax(t.head(h), 1) - t.target)[2:] ** 2).mean()
+
+
+def _dense_gcn(x, pairs, n, loop_weight, conv):
+    """A GCN layer by hand: D^-1/2 (A + diag(loop_weight)) D^-1/2 X W^T + b."""
+    a = torch.zeros(n, n)
+    for i, j in pairs:
+        a[i, j] = a[j, i] = 1.0
+    a += torch.diag(loop_weight)
+    d = a.sum(1).rsqrt()
+    return (d[:, None] * a * d[None, :]) @ x @ conv.lin.weight.T + conv.bias
+
+
+@pytest.mark.parametrize("sparse_input", [False, True])
+def test_gcn_propagates_raw_self_loops_with_weight_two(sparse_input):
+    """A graph that keeps its raw self-loops (``self_loop_weight``) is normalised as A + I with
+    those loops weighing 2, on the dense and the CSR input path; without it, as plain A + I."""
+    from geossl.graph.finetune import classify, output_layer
+
+    pairs = [(0, 1), (1, 2), (0, 2), (2, 3), (3, 4), (4, 5), (3, 5)]
+    g = torch.Generator().manual_seed(3)
+    x = torch.nn.functional.one_hot(torch.arange(6) * 7, 80).float() if sparse_input else torch.rand(6, 5, generator=g)
+    data = _undirected(pairs, 6, x=x)
+    enc = GCN(in_dim=x.shape[1], hidden=4, layers=1, dropout=0.0, last_activation=False).eval()
+    ones = torch.ones(6)
+    assert torch.allclose(enc(data), _dense_gcn(x, pairs, 6, ones, enc.convs[0]), atol=1e-6)
+    data.self_loop_weight = torch.tensor([1.0, 2.0, 1.0, 1.0, 2.0, 1.0])
+    assert torch.allclose(enc(data), _dense_gcn(x, pairs, 6, data.self_loop_weight, enc.convs[0]), atol=1e-6)
+    assert not torch.allclose(enc(data), _dense_gcn(x, pairs, 6, ones, enc.convs[0]), atol=1e-4)
+    head = output_layer(enc, 3)
+    h = torch.rand(6, 4, generator=g)
+    assert torch.allclose(classify(head, h, data), _dense_gcn(h, pairs, 6, data.self_loop_weight, head), atol=1e-6)
+
+
+def test_edge_mask_keeps_the_self_loop_weights_of_the_graph_it_hides_edges_from():
+    data = BARBELL.clone()
+    data.self_loop_weight = torch.tensor([2.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    task = PRETEXT_TASKS.get("edge_mask")(data, embed_dim=4, rate=0.3)
+    seen = task.corrupt(data)
+    assert seen.edge_index.shape[1] < data.edge_index.shape[1]
+    from geossl.graph.encoders.common import gcn_edge_weight
+
+    w = gcn_edge_weight(seen, seen.edge_index)
+    loops = seen.edge_index[0] == seen.edge_index[1]
+    assert int(loops.sum()) == 6 and w[loops].tolist() == [2.0, 1.0, 1.0, 1.0, 1.0, 1.0] and bool((w[~loops] == 1).all())
