@@ -124,7 +124,9 @@ def main() -> None:
     backbone = ("a GAT backbone (first layer: 8 heads of 8, ELU, dropout 0.6 on inputs and attention; then a one-head GAT "
                 "output layer; presets selftask_<dataset>_gat) trained like the GCN (Adam 0.01, wd 5e-4, 200 epochs, public split)"
                 if gat else "the paper's GCN backbone as its reference code builds it (2 layers, 128 hidden, dropout 0.5 between the layers "
-                "and none on the input features, Adam 0.01, wd 5e-4, 200 epochs, public split); the pretext heads read the "
+                "and none on the input features, Adam 0.01, wd 5e-4, 200 epochs, public split) on the graph as that code reads "
+                "it, the raw graph file's self-loops kept (CiteSeer's 124 weigh 2 in A + I, Cora has none; the presets' "
+                "dataset.keep_raw_self_loops); the pretext heads read the "
                 "first-layer embedding after that dropout, the context-label heads before it, as the reference does")
     lines = [f"## SelfTask on Cora and CiteSeer{' with a GAT backbone' if gat else ''} (joint and two-stage)", "",
              f"`python benchmarks/selftask.py{' --encoder gat' if gat else ''}` — {backbone}. Joint: CE + λ·pretext loss, test "
@@ -161,7 +163,9 @@ def main() -> None:
                   "1 / hop count, and λ was chosen on seed 100 alone. Before commit 3c299f6 node_property classed degrees "
                   "at their tertiles instead of the reference's fixed cuts (<= 2, 3-7, > 7), and before commit dcd99a1 "
                   "corrected_label relabelled 1000 sampled nodes per step on CiteSeer instead of the reference's 3000 "
-                  "for that dataset; before commit 45b835c context_label and corrected_label always used label propagation."]
+                  "for that dataset; before commit 45b835c context_label and corrected_label always used label propagation. "
+                  "Before commit 3548a4e every run dropped CiteSeer's raw self-loops (as PyG's Planetoid loader does), which "
+                  "changes every CiteSeer row; that table is in the history of this file."]
     combos = {t: [d for d in args.datasets if results.get(d, {}).get(t, {}).get("joint")] for t in args.tasks if "+" in t}
     if combos:
         lines += ["", "Combinations (λ and source chosen like a single task's, on the same selection seeds) ran on: "
