@@ -164,8 +164,8 @@ def main() -> None:
                   "at their tertiles instead of the reference's fixed cuts (<= 2, 3-7, > 7), and before commit dcd99a1 "
                   "corrected_label relabelled 1000 sampled nodes per step on CiteSeer instead of the reference's 3000 "
                   "for that dataset; before commit 45b835c context_label and corrected_label always used label propagation. "
-                  "Before commit 3548a4e every run dropped CiteSeer's raw self-loops (as PyG's Planetoid loader does), which "
-                  "changes every CiteSeer row; that table is in the history of this file."]
+                  "Before commit 3548a4e every run dropped CiteSeer's raw self-loops (as PyG's Planetoid loader does); keeping "
+                  "them changes every CiteSeer row, and the table before it is in the history of this file."]
     combos = {t: [d for d in args.datasets if results.get(d, {}).get(t, {}).get("joint")] for t in args.tasks if "+" in t}
     if combos:
         lines += ["", "Combinations (λ and source chosen like a single task's, on the same selection seeds) ran on: "
