@@ -53,6 +53,16 @@ def test_dataset_choice_applies_the_paper_preset():
     assert _compose("pretrain_graph", ["dataset=cora", "trainer.epochs=7"]).trainer.epochs == 7
 
 
+def test_selftask_reads_the_raw_self_loops_and_graphmae_does_not():
+    """Each method reads the Planetoid graph as its reference does: SelfTask keeps the raw file's
+    self-loops (on GCN and GAT), GraphMAE removes them."""
+    for dataset in ("cora", "citeseer"):
+        for encoder in ("gcn", "gat"):
+            assert _compose("pretrain_graph", ["graph=selftask", f"dataset={dataset}", f"encoder={encoder}"]).dataset.keep_raw_self_loops
+        assert not _compose("pretrain_graph", ["graph=graphmae", f"dataset={dataset}"]).dataset.keep_raw_self_loops
+    assert not _compose("pretrain_graph", ["graph=selftask", "dataset=citeseer", "dataset.keep_raw_self_loops=false"]).dataset.keep_raw_self_loops
+
+
 def test_evaluate_config_composes():
     cfg = _compose("evaluate_graph", ["encoder_file=x.safetensors", "dataset=citeseer"])
     assert cfg.encoder_file == "x.safetensors" and cfg.dataset.name == "citeseer"
