@@ -27,7 +27,7 @@ SCENES = {"scannet": "ScanNet scene0000_00", "rooms": "4 rooms (seeds 0-3)"}
 
 
 def load(scenes: str):
-    from geossl.pointcloud.batch import collate
+    from geossl.points import collate
 
     if scenes == "scannet":
         from geossl.pointcloud.scannet import load_scannet_scene

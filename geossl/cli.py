@@ -1,12 +1,13 @@
 """``geossl <command> key=value ...``: compose the Hydra configs in ``configs/`` and run.
 
 Commands:
-    pretrain graph=<method> dataset=<name> [key=value ...]   pretrain and evaluate an encoder
-    evaluate encoder=<file.safetensors> dataset=<name>       evaluate a saved encoder (eval=linear_probe|svc|finetune)
+    pretrain graph=<method> dataset=<name> [key=value ...]   pretrain an encoder on graphs and evaluate it
+    pretrain scene=<method> dataset=<name> [key=value ...]   pretrain a scene encoder and evaluate it
+    evaluate encoder=<file.safetensors> dataset=<name>       evaluate a saved encoder (graph or scene)
     fit-gaussians dataset=<sevenscenes|redwood|scannet_export|rooms> fit 3D Gaussians to posed RGB-D frames
     show dataset=<scannet|rooms|sevenscenes|...>             PNG views of a scene (points coloured, boxes drawn)
     datasets                                                 list datasets and where they were found
-    config graph=<method> dataset=<name> [key=value ...]     print the composed config
+    config <graph|scene>=<method> dataset=<name> [key=value ...] print the composed config
 
 Any error caused by input (a wrong name, a missing file, a bad key) is printed as one paragraph
 and the process exits with status 2; no traceback.
@@ -18,17 +19,27 @@ import json
 import os
 import sys
 import textwrap
-import time
-from pathlib import Path
-from typing import List, Optional
+from typing import Callable, Dict, List, Optional
 
 USAGE = __doc__.split("Any error")[0].strip()
-DOMAINS = {"graph": "geossl.graph"}
 
 
-def _compose(config_name: str, overrides: List[str]):
+def _adapters() -> Dict[str, object]:
+    """``{domain: adapter}`` of the installed domains (the ``geossl.domains`` entry points)."""
+    import importlib
+
+    from geossl.registry import domain_entry_points
+
+    out = {}
+    for domain, value in domain_entry_points().items():
+        module, attr = value.split(":", 1)
+        out[domain] = getattr(importlib.import_module(module), attr)
+    return out
+
+
+def _compose(config_name: str, overrides: List[str], domain: Optional[str] = None):
     """Compose ``configs/<config_name>.yaml`` with ``overrides``; input errors become ConfigErrors
-    that name the bad choice or key and list the valid ones."""
+    that name the bad choice or key and list the valid ones (datasets: those of ``domain``)."""
     import re
 
     from hydra import compose, initialize_config_module
@@ -37,6 +48,7 @@ def _compose(config_name: str, overrides: List[str]):
     from omegaconf import DictConfig
 
     from geossl.errors import ConfigError
+    from geossl.registry import DATASETS
 
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module="geossl.configs", version_base="1.3"):
@@ -46,7 +58,11 @@ def _compose(config_name: str, overrides: List[str]):
             missing = str(exc.missing_cfg_file or "")
             if "/" in missing and exc.options:
                 group, choice = missing.split("/", 1)
-                raise ConfigError(f"Unknown {group} {choice!r}. Valid choices of {group}: {', '.join(exc.options)}.") from None
+                options = list(exc.options)
+                if group == "dataset" and domain:
+                    options = [o for o in options if o in DATASETS.names(domain)]
+                what = f"{domain} {group}" if group == "dataset" and domain else group
+                raise ConfigError(f"Unknown {group} {choice!r}. Valid choices of {what}: {', '.join(options)}.") from None
             raise
         except ConfigCompositionException as exc:
             match = re.match(r"Could not override '([^']+)'", str(exc))
@@ -63,153 +79,92 @@ def _compose(config_name: str, overrides: List[str]):
             raise ConfigError(f"Unknown config key {key!r}.{valid}") from None
 
 
-def _domain(overrides: List[str]) -> str:
-    keys = {o.split("=", 1)[0].lstrip("+~") for o in overrides if "=" in o}
-    found = [d for d in DOMAINS if d in keys]
-    if "scene" in keys:
-        from geossl.errors import GeosslError
+def _domain(overrides: List[str], default: str = "graph") -> str:
+    """The domain of a run: the method group named on the command line (``graph=``, ``scene=``), else
+    the domain of the dataset named (``dataset=rooms`` is a scene run), else ``default``."""
+    from geossl.errors import ConfigError
+    from geossl.registry import DATASETS, domain_entry_points
 
-        raise GeosslError("Scene pretraining (scene=...) is not built yet in this version of geossl; graph=<method> is.")
-    return found[0] if found else "graph"
+    values = {o.split("=", 1)[0].lstrip("+~"): o.split("=", 1)[1] for o in overrides if "=" in o}
+    domains = sorted(domain_entry_points())
+    chosen = [d for d in domains if d in values]
+    if len(chosen) > 1:
+        raise ConfigError(f"{' and '.join(f'{d}=' for d in chosen)} were given together; a run pretrains one kind of "
+                          f"encoder: name one method group ({', '.join(f'{d}=<method>' for d in domains)}).")
+    if chosen:
+        return chosen[0]
+    dataset = values.get("dataset")
+    if dataset and dataset in DATASETS and DATASETS.domain(dataset):
+        return DATASETS.domain(dataset)
+    return default
 
 
-def _run_dir(cfg) -> Path:
-    if cfg.trainer.get("resume"):
-        resume = Path(cfg.trainer.resume)
-        return resume if resume.is_dir() else resume.parent
-    if cfg.get("run_dir"):
-        return Path(cfg.run_dir)
-    base = Path(cfg.out_dir) / f"{cfg.graph.name}-{cfg.dataset.name}"
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        # Every process of a torchrun job must pick the same folder: the local ranks share their
-        # parent (torchrun's agent); several machines must be given one shared run_dir.
-        if os.environ.get("LOCAL_WORLD_SIZE") != os.environ.get("WORLD_SIZE"):
-            from geossl.errors import ConfigError
+def _check_dataset_domain(cfg, domain: str) -> None:
+    """A dataset of another domain is refused with the valid ones (``graph=graphmae dataset=rooms``)."""
+    from geossl.registry import DATASETS
 
-            raise ConfigError("A multi-node run needs run_dir=<a folder every node can write> on the command line.")
-        return base / f"{time.strftime('%Y%m%d')}-torchrun{os.getppid()}"
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path, i = base / stamp, 1
-    while path.exists():
-        path, i = base / f"{stamp}-{i}", i + 1
-    return path
+    DATASETS.get(cfg.dataset.get("loader") or cfg.dataset.name, domain=domain)
 
 
 def cmd_pretrain(overrides: List[str]) -> int:
-    import importlib
+    from geossl.pipeline import pretrain, run_dir_for
 
     domain = _domain(overrides)
-    cfg = _compose(f"pretrain_{domain}", overrides)
-    run = importlib.import_module(f"{DOMAINS[domain]}.run")
-    run_dir = _run_dir(cfg)
-    summary = run.pretrain(cfg, run_dir)
-    if "test_acc" in summary:
-        print(
-            f"{summary['method']} on {summary['dataset']}: test_acc={summary['test_acc']:.4f} "
-            f"val_acc={summary['val_acc']:.4f} rankme={summary['rankme']:.1f} "
-            f"({summary['seconds_per_epoch']:.3f} s/epoch) -> {run_dir}"
-        )
-    elif "cv_acc" in summary:
-        print(
-            f"{summary['method']} on {summary['dataset']}: cv_acc={summary['cv_acc']:.2f} ± {summary['cv_std']:.2f} "
-            f"({summary['pooling']} pooling, SVC, 10-fold) rankme={summary['rankme']:.1f} "
-            f"({summary['seconds_per_epoch']:.3f} s/epoch, {summary['world_size']} process(es)) -> {run_dir}"
-        )
+    adapter = _adapters()[domain]
+    cfg = _compose(f"pretrain_{domain}", overrides, domain)
+    _check_dataset_domain(cfg, domain)
+    run_dir = run_dir_for(cfg, f"{cfg[domain].name}-{cfg.dataset.name}")
+    summary = pretrain(cfg, run_dir, adapter)
+    print(adapter.describe(summary, run_dir))
     return 0
 
 
 def cmd_evaluate(overrides: List[str]) -> int:
-    import geossl.graph.run as run
+    from geossl.pipeline import encoder_domain, evaluate
 
     # `encoder` is also the name of a config group, so the file path travels as encoder_file.
     overrides = [f"encoder_file={o.split('=', 1)[1]}" if o.startswith("encoder=") else o for o in overrides]
-    cfg = _compose("evaluate_graph", overrides)
-    print(json.dumps(run.evaluate(cfg), indent=2))
-    return 0
-
-
-#: Datasets whose files the user names, and how.
-USER_FILE_DATASETS = {
-    "tu": "any TU raw folder: dataset=tu dataset.name=<NAME> [dataset.root=<dir>] (docs/datasets.md)",
-    "graph_list": "a saved list of PyG Data: dataset=graph_list dataset.path=<file.pt> (docs/datasets.md)",
-}
-
-
-def cmd_fit_gaussians(overrides: List[str]) -> int:
-    from geossl.gaussians.run import fit_scene
-    from geossl.pointcloud.scenes import load_sequence
-
-    cfg = _compose("fit_gaussians", overrides)
-    ds = cfg.dataset
-    sequence = load_sequence(ds)  # an unknown name is refused there, listing the valid ones
-    if cfg.get("run_dir"):
-        run_dir = Path(cfg.run_dir)
-    else:
-        run_dir = Path(cfg.out_dir) / f"fit-{ds.name}" / time.strftime("%Y%m%d-%H%M%S")
-    s = fit_scene(cfg, run_dir, sequence)
-    print(f"fit-gaussians on {ds.name}: held-out PSNR {s['psnr']:.2f} dB (depth-valid pixels {s['psnr_valid_depth']:.2f}), "
-          f"SSIM {s['ssim']:.3f}, {s['gaussians']} Gaussians, {s['iterations']} iterations in {s['fit_seconds']:.0f} s -> {run_dir}")
-    if s["stopped_early"]:
-        print(f"geossl: error: the fit stopped early ({s['stopped_early']}); the last good Gaussians were written.", file=sys.stderr)
-        return 1
-    return 0
-
-
-def cmd_show(overrides: List[str]) -> int:
-    from geossl.pointcloud.scenes import load_scene
-    from geossl.pointcloud.show import save_rgbd_views, save_scene_views
-
-    cfg = _compose("show", overrides)
-    scene = load_scene(cfg.dataset, cfg.fusion)
-    out = Path(cfg.run_dir) if cfg.get("run_dir") else Path(cfg.out_dir) / f"show-{cfg.dataset.name}"
-    paths = save_scene_views(scene, out, scene["name"], int(cfg.size))
-    if scene.get("frames") is not None and len(scene["frames"].frames):
-        paths.append(save_rgbd_views(scene["frames"].frames, out / f"{scene['name']}_rgbd.png"))
-    print(f"{scene['name']}: {len(scene['coord'])} points, {len(scene.get('boxes', []))} boxes")
-    for path in paths:
-        print(path)
+    path = next((o.split("=", 1)[1] for o in overrides if o.startswith("encoder_file=")), None)
+    domain = encoder_domain(path) if path else _domain(overrides)
+    cfg = _compose(f"evaluate_{domain}", overrides, domain)
+    print(json.dumps(evaluate(cfg, _adapters()[domain]), indent=2))
     return 0
 
 
 def cmd_datasets(overrides: List[str]) -> int:
     from geossl.data import DATA_ENV, data_root
-    from geossl.graph.datasets import dataset_status
-    from geossl.registry import DATASETS
 
     root = None
     for o in overrides:
         if o.startswith("dataset.root="):
             root = o.split("=", 1)[1]
     print(f"data root: {data_root(root)} (from {'dataset.root' if root else DATA_ENV if os.environ.get(DATA_ENV) else 'default'})")
-    for name in DATASETS.names():
-        if name in USER_FILE_DATASETS:
-            print(f"  {name:14s} {USER_FILE_DATASETS[name]}")
-            continue
-        ok, where = dataset_status(name, root)
-        print(f"  {name:14s} {'found' if ok else 'missing':8s} {where}")
-    print("RGB-D sequences (geossl fit-gaussians dataset=<name>):")
-    for name, folder in (("sevenscenes", "3d/7scenes_tsdf_fusion_every5th"), ("redwood", "3d/redwood_livingroom1_open3d")):
-        path = data_root(root) / folder
-        print(f"  {name:14s} {'found' if path.is_dir() else 'missing':8s} {path}")
-    print(f"  {'scannet_export':14s} {'':8s} an exported ScanNet scene: dataset.root=<folder with color/ depth/ pose/ intrinsic/>")
-    from geossl.pointcloud.scannet import DEFAULT, scannet_scenes
-
-    print("Point-cloud scenes (geossl show dataset=<name>; RGB-D sequences are fused by TSDF fusion):")
-    scenes = scannet_scenes(root and str(data_root(root) / DEFAULT))
-    print(f"  {'scannet':14s} {'found' if scenes else 'missing':8s} {data_root(root) / DEFAULT} ({', '.join(scenes) or 'no scenes'})")
-    print(f"  {'rooms':14s} {'built-in':8s} procedural rooms, one per dataset.seed (points, boxes, ray-cast RGB-D views; also fit-gaussians)")
+    for domain, adapter in sorted(_adapters().items()):
+        print(f"{domain} datasets (geossl pretrain {domain}=<method> dataset=<name>):")
+        for name, state, where in adapter.dataset_status(root):
+            print(f"  {name:14s} {state:8s} {where}")
     return 0
 
 
 def cmd_config(overrides: List[str]) -> int:
     from omegaconf import OmegaConf
 
-    print(OmegaConf.to_yaml(_compose(f"pretrain_{_domain(overrides)}", overrides)))
+    domain = _domain(overrides)
+    print(OmegaConf.to_yaml(_compose(f"pretrain_{domain}", overrides, domain)))
     return 0
 
 
-COMMANDS = {"pretrain": cmd_pretrain, "evaluate": cmd_evaluate, "fit-gaussians": cmd_fit_gaussians, "show": cmd_show,
-            "datasets": cmd_datasets, "config": cmd_config}
+#: Commands of the core; domains add theirs (``adapter.commands``: fit-gaussians and show come from the scene domain).
+CORE_COMMANDS: Dict[str, Callable[[List[str]], int]] = {"pretrain": cmd_pretrain, "evaluate": cmd_evaluate,
+                                                        "datasets": cmd_datasets, "config": cmd_config}
+
+
+def _commands() -> Dict[str, Callable[[List[str]], int]]:
+    commands = dict(CORE_COMMANDS)
+    for adapter in _adapters().values():
+        for name, fn in getattr(adapter, "commands", {}).items():
+            commands[name] = lambda overrides, fn=fn: fn(overrides, _compose)
+    return commands
 
 
 def _friendly(exc: BaseException) -> Optional[str]:
@@ -234,14 +189,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(USAGE)
         return 0
     command, overrides = argv[0], argv[1:]
-    if command not in COMMANDS:
-        print(f"geossl: error: unknown command {command!r}. Valid commands: {', '.join(COMMANDS)}.", file=sys.stderr)
-        return 2
-    sys.path.insert(0, os.getcwd())
     try:
-        for name in DOMAINS.values():
-            __import__(name)
-        return COMMANDS[command](overrides)
+        commands = _commands()
+        if command not in commands:
+            print(f"geossl: error: unknown command {command!r}. Valid commands: {', '.join(commands)}.", file=sys.stderr)
+            return 2
+        return commands[command](overrides)
     except KeyboardInterrupt:
         print("geossl: interrupted; the last checkpoint in the run folder can be resumed with trainer.resume=<run folder>.", file=sys.stderr)
         return 130

@@ -9,7 +9,6 @@ features of width :attr:`Encoder.out_dim`. It remembers the keyword arguments it
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 import json
 import os
@@ -74,6 +73,7 @@ def _header(encoder: Encoder, metadata: Optional[Dict[str, Any]]) -> Dict[str, A
         "format": ENCODER_FORMAT,
         "format_version": ENCODER_FORMAT_VERSION,
         "encoder": name,
+        "domain": ENCODERS.domain(name),
         "module": type(encoder).__module__,
         "config": encoder.config(),
         "out_dim": int(encoder.out_dim),
@@ -139,35 +139,51 @@ def read_encoder_header(path: str | os.PathLike) -> Dict[str, Any]:
 
 
 def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Encoder:
-    """Rebuild an encoder saved by :func:`save_encoder` from that file alone.
+    """Rebuild an encoder saved by :func:`save_encoder` from that file alone, in eval mode.
+
+    Only encoders registered in :data:`~geossl.registry.ENCODERS` are built (the header's ``module``
+    is not imported), and the module is first built without memory (on the ``meta`` device) so that
+    its parameter shapes can be checked against the stored tensors before anything is allocated. The
+    encoder comes back in eval mode (dropout off, batch-norm statistics frozen), ready for inference;
+    call ``.train()`` to fine-tune it.
 
     Args:
         path: a ``.safetensors`` file written by :func:`save_encoder`.
         map_location: device to load the weights to.
 
     Raises:
-        CheckpointError: the file is missing, corrupt, not a geossl encoder, or its weights do
-            not fit the encoder its header describes.
+        CheckpointError: the file is missing, corrupt, not a geossl encoder, names an encoder this
+            geossl does not have, or its weights do not fit the encoder its header describes.
     """
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     header = read_encoder_header(path)
-    module = str(header.get("module", ""))
-    if not module.startswith("geossl."):
-        raise CheckpointError(f"{str(path)!r} names module {module!r}; only geossl modules are imported.")
     try:
-        importlib.import_module(module)
-        cls = ENCODERS.get(header["encoder"])
-    except (ImportError, GeosslError) as exc:
+        cls = ENCODERS.get(str(header.get("encoder")))
+    except GeosslError as exc:
         raise CheckpointError(f"Cannot rebuild the encoder in {str(path)!r}: {exc}") from None
+    config = header.get("config")
+    if not isinstance(config, dict):
+        raise CheckpointError(f"The header of {str(path)!r} has no constructor config (got {type(config).__name__}).")
     try:
-        encoder = cls(**header["config"])
-    except TypeError as exc:
+        with torch.device("meta"):
+            shell = cls(**config)
+    except (TypeError, ValueError, RuntimeError, GeosslError) as exc:
         raise CheckpointError(f"The config in {str(path)!r} does not fit encoder {header['encoder']!r}: {exc}") from None
+    with safe_open(str(path), framework="pt") as fh:
+        stored = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+    expected = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
+    if stored != expected:
+        wrong = sorted(k for k in set(stored) | set(expected) if stored.get(k) != expected.get(k))
+        detail = "; ".join(f"{k}: stored {stored.get(k)}, config gives {expected.get(k)}" for k in wrong[:3])
+        raise CheckpointError(f"The weights in {str(path)!r} do not fit encoder {header['encoder']!r} as its header "
+                              f"configures it ({detail}{'; ...' if len(wrong) > 3 else ''}).")
+    del shell
     try:
-        state = load_file(str(path), device=str(map_location))
-        encoder.load_state_dict(state, strict=True)
+        encoder = cls(**config)
+        encoder.load_state_dict(load_file(str(path), device=str(map_location)), strict=True)
     except Exception as exc:
         raise CheckpointError(f"The weights in {str(path)!r} do not fit encoder {header['encoder']!r}: {exc}") from None
     encoder.pretrained = header.get("metadata", {})
-    return encoder.to(map_location)
+    return encoder.to(map_location).eval()

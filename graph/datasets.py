@@ -48,6 +48,11 @@ class GraphDataset:
     num_classes: int
     source: str
 
+    @property
+    def in_dim(self) -> int:
+        """The input feature width (what the run pipeline calls every domain's input width)."""
+        return self.num_features
+
 
 #: Raw files each collection must have, as functions of the dataset name.
 RAW_FILES = {
@@ -160,19 +165,19 @@ def raw_self_loop_nodes(graph_file: Path) -> torch.Tensor:
     return torch.tensor(sorted(int(k) for k, v in adjacency.items() if k in v), dtype=torch.long)
 
 
-@DATASETS.register("cora")
+@DATASETS.register("cora", domain="graph")
 def cora(root: Optional[str] = None, download: bool = False, keep_raw_self_loops: bool = False) -> GraphDataset:
     """Cora citation graph (2708 nodes, 1433 bag-of-words features, 7 classes), public split."""
     return load_planetoid("Cora", root, download, keep_raw_self_loops)
 
 
-@DATASETS.register("citeseer")
+@DATASETS.register("citeseer", domain="graph")
 def citeseer(root: Optional[str] = None, download: bool = False, keep_raw_self_loops: bool = False) -> GraphDataset:
     """CiteSeer citation graph (3327 nodes, 3703 features, 6 classes), public split."""
     return load_planetoid("CiteSeer", root, download, keep_raw_self_loops)
 
 
-@DATASETS.register("pubmed")
+@DATASETS.register("pubmed", domain="graph")
 def pubmed(root: Optional[str] = None, download: bool = False, keep_raw_self_loops: bool = False) -> GraphDataset:
     """PubMed citation graph (19717 nodes, 500 TF-IDF features, 3 classes), public split."""
     return load_planetoid("PubMed", root, download, keep_raw_self_loops)
@@ -261,7 +266,7 @@ def load_tu(name: str, root: Optional[str] = None, download: bool = False) -> Gr
     return prepare_graphs(list(ds), name.lower(), str(raw))
 
 
-@DATASETS.register("tu")
+@DATASETS.register("tu", domain="graph")
 def tu(name: str = "MUTAG", root: Optional[str] = None, download: bool = False) -> GraphDataset:
     """Any TU dataset by its TU name (``dataset=tu dataset.name=<NAME> [dataset.root=<dir>]``)."""
     return load_tu(name, root, download)
@@ -273,7 +278,7 @@ def _register_tu(key: str, tu_name: str) -> None:
 
     builder.__doc__ = f"TU dataset {tu_name} (graph classification)."
     builder.__name__ = key.replace("-", "_")
-    DATASETS.register(key)(builder)
+    DATASETS.register(key, domain="graph")(builder)
 
 
 #: TU datasets with a registry name of their own: registry name -> TU name.
@@ -333,10 +338,10 @@ for _key, _file in GIN_FORMAT_NAMES.items():
         return load_gin_format(_file, root)
 
     _gin_builder.__doc__ = f"{_file} in the GIN text format (graph classification, degree features)."
-    DATASETS.register(_key)(_gin_builder)
+    DATASETS.register(_key, domain="graph")(_gin_builder)
 
 
-@DATASETS.register("graph_list")
+@DATASETS.register("graph_list", domain="graph")
 def graph_list(path: str = "???", name: Optional[str] = None) -> GraphDataset:
     """Graphs a user saved with ``torch.save(list_of_pyg_Data, path)`` (graph classification).
 

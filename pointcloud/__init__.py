@@ -1,9 +1,11 @@
-"""Scene-level point clouds and RGB-D sequences (installed as ``geossl.pointcloud``).
+"""Scene-level point clouds (installed as ``geossl.pointcloud``).
 
-Built: posed RGB-D sequence readers (``rgbd``: 7-Scenes, Redwood, ScanNet export), TSDF fusion of
-such sequences into point clouds (``tsdf``, open3d), ScanNet sample scenes (``scannet``),
-procedural labelled rooms with ray-cast RGB-D views (``rooms``), PLY/PCD/NPZ point files
-(``files``), scenes by dataset name (``scenes``), point batches with voxelisation (``batch``), scene
-encoders (``encoders``: SpUNet, point-patch transformer), PNG views (``show``).
-Not built yet: Gaussian2Scene pretraining.
+Importing this package registers its scene datasets (``datasets``: rooms, ScanNet, RGB-D sequences, the
+scene-folder format), encoders (``encoders``: SpUNet, point-patch transformer) and methods (``methods``:
+Point-MAE). Also: transforms (``transforms``), posed RGB-D sequence readers (``rgbd``), TSDF fusion
+(``tsdf``), ScanNet samples (``scannet``), procedural rooms (``rooms``), PLY/PCD/NPZ point files
+(``files``), PNG views (``show``), and the scene adapter of the run pipeline (``adapter``).
+Point batches and posed frames are the core's (``geossl.points``, ``geossl.frames``).
 """
+
+from geossl.pointcloud import datasets, encoders, methods  # noqa: F401  (registration side effects)

@@ -1,6 +1,6 @@
 """Point clouds from files: PLY (plyfile), PCD (ASCII or binary; our reader of the PCL v0.7
 header) and NPZ (``coord`` [N, 3] and optional ``color`` [N, 3]). Each returns a scene dict for
-:func:`geossl.pointcloud.batch.collate`: ``coord`` [N, 3] float, ``feat`` [N, 3] colours in [0, 1]
+:func:`geossl.points.collate`: ``coord`` [N, 3] float, ``feat`` [N, 3] colours in [0, 1]
 (zeros when the file has none)."""
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
@@ -22,41 +21,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from geossl.errors import DatasetNotFoundError, GeosslError
+from geossl.frames import RGBDFrame, RGBDSequence
 from geossl.ops.camera import check_intrinsics, check_pose, scale_intrinsics
 
 
 class RGBDError(GeosslError, ValueError):
     """A frame that cannot be used: unreadable files, sizes that disagree, a singular pose."""
-
-
-@dataclass
-class RGBDFrame:
-    """One posed RGB-D frame (see the module docstring for the conventions)."""
-
-    color: Tensor
-    depth: Tensor
-    K: Tensor
-    cam_to_world: Tensor
-    name: str
-
-    @property
-    def size(self) -> Tuple[int, int]:
-        """``(width, height)``."""
-        return self.color.shape[1], self.color.shape[0]
-
-
-@dataclass
-class RGBDSequence:
-    """Frames of one scene, in recording order."""
-
-    frames: List[RGBDFrame]
-    name: str
-
-    def split(self, test_every: int = 10) -> Tuple[List[RGBDFrame], List[RGBDFrame]]:
-        """``(train, test)``: frames whose position is a multiple of ``test_every`` are held out."""
-        test = [f for i, f in enumerate(self.frames) if i % test_every == 0]
-        train = [f for i, f in enumerate(self.frames) if i % test_every != 0]
-        return train, test
 
 
 def _read_image(path: Path) -> np.ndarray:

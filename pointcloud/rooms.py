@@ -15,7 +15,7 @@ Each scene carries:
 * ``boxes`` ``[K, 7]`` (centre xyz, size xyz, class id into :data:`CLASSES`) and ``box_instance`` ``[K]``,
   the layout of :func:`geossl.pointcloud.scannet.load_scannet_scene`;
 * ``frames``: posed RGB-D views rendered by ray casting the same triangles with open3d's
-  ``RaycastingScene`` (:class:`~geossl.pointcloud.rgbd.RGBDSequence`, OpenCV cameras, depth in metres
+  ``RaycastingScene`` (:class:`~geossl.frames.RGBDSequence`, OpenCV cameras, depth in metres
   along the optical axis, 0 where a ray leaves the room through the open top).
 
 Colours are albedo times a fixed Lambertian term (the same for points and views), so the views are
@@ -33,7 +33,7 @@ import torch
 from geossl.errors import GeosslError
 from geossl.ops.camera import pixel_rays
 
-from .rgbd import RGBDFrame, RGBDSequence
+from geossl.frames import RGBDFrame, RGBDSequence
 
 #: Object classes; a box's class id indexes this tuple.
 CLASSES = ("table", "chair", "cabinet", "bed", "sofa", "bookshelf")

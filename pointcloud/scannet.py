@@ -43,7 +43,7 @@ def scannet_scenes(root: Optional[str] = None) -> List[str]:
 
 
 def load_scannet_scene(scene: str, root: Optional[str] = None) -> Dict[str, Tensor]:
-    """One scene as a dict for :func:`geossl.pointcloud.batch.collate`: ``coord [N, 3]``, ``feat``
+    """One scene as a dict for :func:`geossl.points.collate`: ``coord [N, 3]``, ``feat``
     ``[N, 3]`` (rgb in [0, 1]), ``semantic [N]``, ``instance [N]``, ``boxes [K, 7]`` (centre, size,
     class) and ``box_instance [K]``."""
     from geossl.data import data_root

@@ -20,7 +20,7 @@ from geossl.errors import GeosslError
 from geossl.ops.camera import check_intrinsics, check_pose, invert_pose
 
 from .open3d_loader import import_open3d
-from .rgbd import RGBDFrame
+from geossl.frames import RGBDFrame
 
 
 class FusionError(GeosslError, ValueError):
@@ -32,7 +32,7 @@ def fuse_tsdf(frames: Sequence[RGBDFrame], voxel_size: float = 0.01, trunc_voxel
     """Fuse posed RGB-D frames into one coloured surface point cloud.
 
     Args:
-        frames: :class:`~geossl.pointcloud.rgbd.RGBDFrame` s (depth in metres, 0 = invalid; colour in
+        frames: :class:`~geossl.frames.RGBDFrame` s (depth in metres, 0 = invalid; colour in
             [0, 1] of the depth image's size; ``K`` of that size; ``cam_to_world`` poses).
         voxel_size: edge of a TSDF voxel in metres; the output has about one point per surface voxel.
         trunc_voxels: truncation distance of the signed distance, in voxels.

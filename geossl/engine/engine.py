@@ -26,9 +26,10 @@ from geossl.errors import CheckpointError, ConfigError, NonFiniteLossError
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 SCHEDULERS = ("none", "cosine")
+SCHEDULE_UNITS = ("epoch", "step")
 
 #: Trainer keys that may differ between a run and its resumption.
-RESUME_FREE_KEYS = ("resume", "progress", "checkpoint_every", "threads")
+RESUME_FREE_KEYS = ("resume", "progress", "checkpoint_every", "threads", "num_workers")
 
 
 @dataclass
@@ -40,9 +41,17 @@ class TrainerConfig:
         optimizer: "adam", "adamw" or "sgd".
         lr: learning rate.
         weight_decay: weight decay of the optimiser.
-        scheduler: "none", or "cosine": ``lr * (1 + cos(pi * epoch / epochs)) / 2``, stepped
-            once per epoch (GraphMAE's schedule).
+        scheduler: "none" (constant), or "cosine": ``lr * (1 + cos(pi * t / T)) / 2`` over the ``T``
+            units of the run after the warm-up (GraphMAE's schedule when stepped per epoch).
+        warmup: units of linear warm-up at the start (``lr * (t + 1) / warmup``), before the schedule.
+        schedule_every: the unit ``t`` of the schedule and of ``warmup``: "epoch" (stepped after
+            every epoch) or "step" (after every optimiser step; ``T`` = epochs x steps per epoch).
         grad_clip: clip the gradient norm to this value (0: off).
+        accumulate: optimiser step every this many batches (gradients summed over them, each batch's
+            loss divided by ``accumulate``); an epoch's last, shorter window also steps.
+        num_workers: worker processes of the data loaders built by :meth:`Engine.loader` (0: load
+            in the training process). Results do not depend on it (every item's randomness comes
+            from a seed drawn in the sampler, :class:`~geossl.engine.loader.SeededSampler`).
         accelerator: "auto", "cpu", "cuda", ... (Lightning Fabric).
         devices: devices per node (int) or "auto".
         strategy: "auto", "ddp", ... (Lightning Fabric). Under ``torchrun`` the defaults (one
@@ -63,7 +72,11 @@ class TrainerConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     scheduler: str = "none"
+    warmup: int = 0
+    schedule_every: str = "epoch"
     grad_clip: float = 0.0
+    accumulate: int = 1
+    num_workers: int = 0
     accelerator: str = "auto"
     devices: Any = 1
     strategy: str = "auto"
@@ -81,8 +94,15 @@ class TrainerConfig:
             raise ConfigError(f"Unknown trainer.optimizer {self.optimizer!r}. Valid optimizers: {', '.join(OPTIMIZERS)}.")
         if self.scheduler not in SCHEDULERS:
             raise ConfigError(f"Unknown trainer.scheduler {self.scheduler!r}. Valid schedulers: {', '.join(SCHEDULERS)}.")
-        if self.epochs < 1:
-            raise ConfigError(f"trainer.epochs must be >= 1, got {self.epochs}.")
+        if self.schedule_every not in SCHEDULE_UNITS:
+            raise ConfigError(f"Unknown trainer.schedule_every {self.schedule_every!r}. Valid choices: {', '.join(SCHEDULE_UNITS)}.")
+        for key, low in (("epochs", 1), ("accumulate", 1), ("warmup", 0), ("num_workers", 0), ("threads", 0),
+                         ("checkpoint_every", 1), ("monitor_every", 1)):
+            if getattr(self, key) < low:
+                raise ConfigError(f"trainer.{key} must be >= {low}, got {getattr(self, key)}.")
+        if self.lr < 0 or self.weight_decay < 0 or self.grad_clip < 0:
+            raise ConfigError(f"trainer.lr, trainer.weight_decay and trainer.grad_clip must be >= 0, got "
+                              f"{self.lr}, {self.weight_decay} and {self.grad_clip}.")
 
 
 @dataclass
@@ -199,16 +219,70 @@ class Engine:
         # (about 15% of a GraphMAE epoch on CPU) that changes no result.
         torch.utils.deterministic.fill_uninitialized_memory = False
 
-    def _build_optimizer(self, method: nn.Module):
+    def _param_groups(self, method: nn.Module) -> List[Dict[str, Any]]:
+        """The optimiser's parameter groups: the method's own (``method.param_groups()``: dicts with
+        ``params`` and optionally ``lr_scale``, a factor of ``trainer.lr``, and ``weight_decay``), or
+        one group of every trainable parameter."""
         cfg = self.cfg
-        params = [p for p in method.parameters() if p.requires_grad]
-        opt = OPTIMIZERS[cfg.optimizer](params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        if cfg.scheduler == "cosine":
-            total = cfg.epochs
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: (1 + math.cos(epoch * math.pi / total)) * 0.5)
-        else:
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 1.0)
+        if not hasattr(method, "param_groups"):
+            return [{"params": [p for p in method.parameters() if p.requires_grad]}]
+        groups, seen = [], set()
+        for g in method.param_groups():
+            params = [p for p in g["params"] if p.requires_grad]
+            seen.update(id(p) for p in params)
+            group = {"params": params, "lr": cfg.lr * float(g.get("lr_scale", 1.0)),
+                     "weight_decay": float(g.get("weight_decay", cfg.weight_decay))}
+            groups.append(group)
+        missing = [n for n, p in method.named_parameters() if p.requires_grad and id(p) not in seen]
+        if missing:
+            raise ConfigError(f"{type(method).__name__}.param_groups() leaves out trainable parameters: {', '.join(missing[:5])}.")
+        return [g for g in groups if g["params"]]
+
+    def schedule_factor(self, steps_per_epoch: int) -> Callable[[int], float]:
+        """The learning-rate factor after ``t`` schedule units (see :class:`TrainerConfig`)."""
+        cfg = self.cfg
+        total = cfg.epochs * (steps_per_epoch if cfg.schedule_every == "step" else 1)
+        w = cfg.warmup
+
+        def factor(t: int) -> float:
+            if t < w:
+                return (t + 1) / w
+            if cfg.scheduler == "cosine":
+                return (1 + math.cos((t - w) * math.pi / max(total - w, 1))) * 0.5
+            return 1.0
+
+        return factor
+
+    def _build_optimizer(self, method: nn.Module, steps_per_epoch: int):
+        cfg = self.cfg
+        opt = OPTIMIZERS[cfg.optimizer](self._param_groups(method), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, self.schedule_factor(steps_per_epoch))
         return opt, sched
+
+    def loader(self, dataset, batch_size: int, collate_fn: Optional[Callable] = None, shuffle: bool = True,
+               seeded: bool = False, drop_last: bool = False):
+        """A ``DataLoader`` with ``trainer.num_workers`` workers over ``dataset``.
+
+        For training (``shuffle``) it uses a ``DistributedSampler``: with one process a seeded
+        shuffle per epoch (:meth:`fit` calls ``set_epoch``, so resumed runs see the same order);
+        with several, every process takes its own share. ``seeded`` wraps the sampler in a
+        :class:`~geossl.engine.loader.SeededSampler`, so ``dataset[(index, seed)]`` receives a seed for
+        that item's randomness (augmentations, sampled views) that depends on neither the worker
+        count nor an interruption.
+        """
+        from torch.utils.data import DataLoader, DistributedSampler, SequentialSampler
+
+        from geossl.engine.loader import SeededSampler
+
+        if shuffle:
+            sampler = DistributedSampler(dataset, num_replicas=self.fabric.world_size, rank=self.fabric.global_rank,
+                                         shuffle=True, seed=self.seed, drop_last=drop_last)
+        else:
+            sampler = SequentialSampler(dataset)
+        if seeded:
+            sampler = SeededSampler(sampler, self.seed)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate_fn,
+                          num_workers=self.cfg.num_workers, drop_last=drop_last)
 
     def _load_resume(self, method: nn.Module, opt, sched) -> int:
         ckpt = load_checkpoint(self.cfg.resume, map_location="cpu")
@@ -249,15 +323,20 @@ class Engine:
             monitor: called with the (unwrapped) method every ``monitor_every`` epochs and at the
                 end; returns label-free metrics such as RankMe, which are logged.
 
+        The method may define ``param_groups()`` (its optimiser groups, see :meth:`_param_groups`)
+        and ``after_step()``, called after every optimiser step (an EMA target's update).
+
         Raises:
             NonFiniteLossError: a loss became NaN/inf; the checkpoint on disk is the last good one.
         """
         cfg, fabric = self.cfg, self.fabric
-        opt, sched = self._build_optimizer(method)
+        per_epoch = self._steps_per_epoch(batches)
+        opt, sched = self._build_optimizer(method, per_epoch)
         start = self._load_resume(method, opt, sched) if cfg.resume else 0
         module, opt = fabric.setup(method, opt)
         if fabric.world_size > 1:
             torch.manual_seed(self.seed + 1000 * fabric.global_rank)
+        after_step = getattr(method, "after_step", None)
         progress = self._progress(start)
         wall0 = time.perf_counter()
         train_seconds, last, mon = 0.0, {}, {}
@@ -269,22 +348,28 @@ class Engine:
                     batches.sampler.set_epoch(epoch)  # per-epoch shuffle that a resumed run repeats
                 t0 = time.perf_counter()
                 sums: Dict[str, float] = {}
-                steps = 0
+                steps, pending = 0, 0
                 for batch in batches:
-                    losses = module(fabric.to_device(batch))
-                    loss = losses["loss"]
-                    value = float(loss.detach())
-                    if not math.isfinite(value):
-                        self._non_finite(epoch, value)
-                    opt.zero_grad(set_to_none=True)
-                    fabric.backward(loss)
-                    if cfg.grad_clip > 0:
-                        fabric.clip_gradients(module, opt, max_norm=cfg.grad_clip)
-                    opt.step()
+                    pending += 1
+                    with fabric.no_backward_sync(module, enabled=pending < cfg.accumulate):
+                        losses = module(fabric.to_device(batch))
+                        loss = losses["loss"]
+                        value = float(loss.detach())
+                        if not math.isfinite(value):
+                            self._non_finite(epoch, value)
+                        if pending == 1:
+                            opt.zero_grad(set_to_none=True)
+                        fabric.backward(loss / cfg.accumulate if cfg.accumulate > 1 else loss)
+                    if pending == cfg.accumulate:
+                        self._step(module, opt, sched, after_step)
+                        pending = 0
                     for k, v in losses.items():
                         sums[k] = sums.get(k, 0.0) + (value if k == "loss" else float(v))
                     steps += 1
-                sched.step()
+                if pending:
+                    self._step(module, opt, sched, after_step)
+                if cfg.schedule_every == "epoch":
+                    sched.step()
                 train_seconds += time.perf_counter() - t0
                 last = {k: v / max(steps, 1) for k, v in sums.items()}
                 metrics = {f"train/{k}": v for k, v in last.items()}
@@ -305,6 +390,26 @@ class Engine:
             epochs=cfg.epochs, seconds=time.perf_counter() - wall0, train_seconds=train_seconds,
             seconds_per_epoch=train_seconds / max(ran, 1), last_losses=last, monitor=mon, checkpoint=str(self.checkpoint_path),
         )
+
+    def _steps_per_epoch(self, batches) -> int:
+        """Optimiser steps per epoch (needed by a per-step schedule)."""
+        if self.cfg.schedule_every != "step":
+            return 1
+        try:
+            n = len(batches)
+        except TypeError:
+            raise ConfigError("trainer.schedule_every=step needs batches whose number per epoch is known (len).") from None
+        return max(math.ceil(n / self.cfg.accumulate), 1)
+
+    def _step(self, module, opt, sched, after_step) -> None:
+        """One optimiser step (after clipping), the per-step schedule, and the method's after-step hook."""
+        if self.cfg.grad_clip > 0:
+            self.fabric.clip_gradients(module, opt, max_norm=self.cfg.grad_clip)
+        opt.step()
+        if self.cfg.schedule_every == "step":
+            sched.step()
+        if after_step is not None:
+            after_step()
 
     def _non_finite(self, epoch: int, value: float) -> None:
         for logger in self.fabric.loggers:

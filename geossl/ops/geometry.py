@@ -20,9 +20,9 @@ class GeometryError(GeosslError, ValueError):
 
 
 def _check(name: str, points: Tensor) -> None:
-    if points.dim() != 2 or points.shape[1] != 3:
-        raise GeometryError(f"{name} must be [N, 3], got {list(points.shape)}.")
-    if len(points) == 0:
+    if points.dim() not in (2, 3) or points.shape[-1] != 3:
+        raise GeometryError(f"{name} must be [N, 3] or [B, N, 3], got {list(points.shape)}.")
+    if points.shape[-2] == 0 or points.numel() == 0:
         raise GeometryError(f"{name} is empty.")
     if not torch.isfinite(points).all():
         raise GeometryError(f"{name} contains NaN or inf coordinates.")
@@ -30,40 +30,47 @@ def _check(name: str, points: Tensor) -> None:
 
 def knn(query: Tensor, points: Tensor, k: int, chunk: int = 4096) -> Tuple[Tensor, Tensor]:
     """The ``k`` nearest ``points`` ``[N, 3]`` of every ``query`` ``[M, 3]``: ``(squared distances
-    [M, k], indices [M, k])``, nearest first; ``chunk`` query rows at a time (memory chunk x N)."""
+    [M, k], indices [M, k])``, nearest first; ``chunk`` query rows at a time (memory chunk x N).
+    Batched: ``query [B, M, 3]`` and ``points [B, N, 3]`` give ``[B, M, k]`` (indices into each batch row)."""
     _check("query", query)
     _check("points", points)
-    if k > len(points):
-        raise GeometryError(f"k = {k} neighbours asked of {len(points)} points.")
+    if query.dim() != points.dim() or (query.dim() == 3 and len(query) != len(points)):
+        raise GeometryError(f"query {list(query.shape)} and points {list(points.shape)} must both be [N, 3] or both [B, ., 3].")
+    if k > points.shape[-2]:
+        raise GeometryError(f"k = {k} neighbours asked of {points.shape[-2]} points.")
     dists, idx = [], []
-    for s in range(0, len(query), chunk):
-        d = torch.cdist(query[s:s + chunk], points).pow(2)
-        top = d.topk(k, dim=1, largest=False)
+    for s in range(0, query.shape[-2], chunk):
+        d = torch.cdist(query[..., s:s + chunk, :], points).pow(2)
+        top = d.topk(k, dim=-1, largest=False)
         dists.append(top.values)
         idx.append(top.indices)
-    return torch.cat(dists), torch.cat(idx)
+    return torch.cat(dists, -2), torch.cat(idx, -2)
 
 
 def farthest_point_sampling(points: Tensor, n: int, start: int = 0) -> Tensor:
     """Indices ``[n]`` of ``n`` points chosen greedily, each the farthest from those already
-    chosen (starting at index ``start``). O(n N) time, O(N) memory."""
+    chosen (starting at index ``start``). O(n N) time, O(N) memory. Batched: ``points [B, N, 3]``
+    gives ``[B, n]``, every row sampled independently (the same greedy choice as one at a time)."""
     _check("points", points)
-    if n > len(points):
-        raise GeometryError(f"cannot sample {n} points from {len(points)}.")
-    chosen = torch.empty(n, dtype=torch.long, device=points.device)
-    nearest = torch.full((len(points),), float("inf"), device=points.device, dtype=points.dtype)
-    current = start
+    if n > points.shape[-2]:
+        raise GeometryError(f"cannot sample {n} points from {points.shape[-2]}.")
+    batched = points.dim() == 3
+    p = points if batched else points[None]
+    rows = torch.arange(len(p), device=p.device)
+    chosen = torch.empty(len(p), n, dtype=torch.long, device=p.device)
+    nearest = torch.full(p.shape[:2], float("inf"), device=p.device, dtype=p.dtype)
+    current = torch.full((len(p),), start, dtype=torch.long, device=p.device)
     with torch.no_grad():
         for i in range(n):
-            chosen[i] = current
-            nearest = torch.minimum(nearest, (points - points[current]).pow(2).sum(1))
-            current = int(nearest.argmax())
-    return chosen
+            chosen[:, i] = current
+            nearest = torch.minimum(nearest, (p - p[rows, current][:, None]).pow(2).sum(-1))
+            current = nearest.argmax(-1)
+    return chosen if batched else chosen[0]
 
 
 def _nearest_index(a: Tensor, b: Tensor, chunk: int) -> Tensor:
     with torch.no_grad():
-        return torch.cat([torch.cdist(a[s:s + chunk], b).argmin(1) for s in range(0, len(a), chunk)])
+        return torch.cat([torch.cdist(a[..., s:s + chunk, :], b).argmin(-1) for s in range(0, a.shape[-2], chunk)], -1)
 
 
 def chamfer_distance(a: Tensor, b: Tensor, chunk: int = 2048) -> Tensor:
@@ -71,10 +78,16 @@ def chamfer_distance(a: Tensor, b: Tensor, chunk: int = 2048) -> Tensor:
 
     The nearest neighbours are found without gradients ``chunk`` rows at a time (memory chunk x
     len(other)); the distances to them are then recomputed with gradients, so the backward pass
-    holds only ``O(len(a) + len(b))``. Differentiable in both ``a`` and ``b``.
+    holds only ``O(len(a) + len(b))``. Differentiable in both ``a`` and ``b``. Batched: ``a [P, n, 3]``
+    and ``b [P, m, 3]`` (P pairs, e.g. the masked patches of Point-MAE) give the mean over the pairs.
     """
     _check("a", a)
     _check("b", b)
+    if a.dim() == 2:
+        a, b = a[None], b[None]
+    elif b.dim() != 3 or len(a) != len(b):
+        raise GeometryError(f"a {list(a.shape)} and b {list(b.shape)} must both be [N, 3] or both [P, ., 3].")
     ab = _nearest_index(a, b, chunk)
     ba = _nearest_index(b, a, chunk)
-    return (a - b[ab]).pow(2).sum(1).mean() + (b - a[ba]).pow(2).sum(1).mean()
+    rows = torch.arange(len(a), device=a.device)[:, None]
+    return ((a - b[rows, ab]).pow(2).sum(-1).mean(-1) + (b - a[rows, ba]).pow(2).sum(-1).mean(-1)).mean()

@@ -7,17 +7,25 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from geossl.errors import ConfigError
 from geossl.graph.encoders.inputs import MaskedFeatures
 
 ACTIVATIONS = {"prelu": nn.PReLU, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU, "identity": nn.Identity}
 NORMS = {"batchnorm": nn.BatchNorm1d, "layernorm": nn.LayerNorm}
 
 
+def check_sizes(name: str, in_dim: int, hidden: int, layers: int, dropout: float) -> None:
+    """Refuse widths, depths and dropout rates no layer can be built with (a clear message, not a torch error)."""
+    if in_dim < 1 or hidden < 1 or layers < 1 or not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"{name} needs in_dim, encoder.hidden and encoder.layers >= 1 and 0 <= encoder.dropout < 1; got "
+                          f"{in_dim}, {hidden}, {layers} and {dropout}.")
+
+
 def make_activation(name: Optional[str]) -> nn.Module:
     """A fresh activation module by name ("prelu", "relu", "elu", "gelu", or None/"identity")."""
     key = "identity" if name in (None, "none") else str(name).lower()
     if key not in ACTIVATIONS:
-        raise ValueError(f"Unknown activation {name!r}. Valid activations: {', '.join(sorted(ACTIVATIONS))}.")
+        raise ConfigError(f"Unknown activation {name!r}. Valid activations: {', '.join(sorted(ACTIVATIONS))}.")
     return ACTIVATIONS[key]()
 
 
@@ -27,7 +35,7 @@ def make_norm(name: Optional[str], dim: int) -> nn.Module:
         return nn.Identity()
     key = str(name).lower()
     if key not in NORMS:
-        raise ValueError(f"Unknown norm {name!r}. Valid norms: none, {', '.join(sorted(NORMS))}.")
+        raise ConfigError(f"Unknown norm {name!r}. Valid norms: none, {', '.join(sorted(NORMS))}.")
     return NORMS[key](dim)
 
 

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from torch_geometric.utils import softmax
 
 from geossl.encoder import Encoder
+from geossl.errors import ConfigError
 from geossl.ops import dropout
 from geossl.graph.encoders.common import make_activation, make_norm
 from geossl.graph.encoders.aggregate import edge_aggregate
@@ -122,7 +123,7 @@ class GATLayer(nn.Module):
         return f"{type(self).__name__}({self.in_dim}, {self.out_dim}, heads={self.heads})"
 
 
-@ENCODERS.register("gat")
+@ENCODERS.register("gat", domain="graph")
 class GAT(Encoder):
     """A stack of :class:`GATLayer` (GraphMAE's GAT encoder/decoder).
 
@@ -152,7 +153,11 @@ class GAT(Encoder):
         out_heads = out_heads or heads
         final = out_dim or hidden
         if hidden % heads or final % out_heads:
-            raise ValueError(f"hidden={hidden} / out_dim={final} must be divisible by heads={heads} / out_heads={out_heads}")
+            raise ConfigError(f"GAT: encoder.hidden={hidden} and out_dim={final} must be divisible by encoder.heads={heads} and "
+                              f"out_heads={out_heads} (each head gets an equal share of the width).")
+        if in_dim < 1 or hidden < 1 or layers < 1 or heads < 1:
+            raise ConfigError(f"GAT needs in_dim, encoder.hidden, encoder.layers and encoder.heads >= 1; got {in_dim}, {hidden}, "
+                              f"{layers} and {heads}.")
         self.in_dim, self.out_dim = in_dim, final
         self.layers = nn.ModuleList()
         width = in_dim

@@ -11,12 +11,12 @@ from torch import Tensor, nn
 from torch_geometric.nn import GCNConv
 
 from geossl.encoder import Encoder
-from geossl.graph.encoders.common import gcn_edge_weight, make_activation, make_norm
+from geossl.graph.encoders.common import check_sizes, gcn_edge_weight, make_activation, make_norm
 from geossl.graph.encoders.inputs import CSRRows, MaskedFeatures, TensorMemo, project_features
 from geossl.registry import ENCODERS
 
 
-@ENCODERS.register("gcn")
+@ENCODERS.register("gcn", domain="graph")
 class GCN(Encoder):
     """A stack of ``GCNConv`` layers with symmetric normalisation.
 
@@ -34,6 +34,7 @@ class GCN(Encoder):
     def __init__(self, in_dim: int, hidden: int = 128, layers: int = 2, dropout: float = 0.5, activation: str = "relu",
                  norm: Optional[str] = None, last_activation: bool = True, out_dim: Optional[int] = None):
         super().__init__()
+        check_sizes("GCN", in_dim, hidden, layers, dropout)
         self.in_dim, self.out_dim, self.dropout = in_dim, out_dim or hidden, dropout
         widths = [in_dim] + [hidden] * (layers - 1) + [self.out_dim]
         self.convs = nn.ModuleList(GCNConv(a, b, cached=False) for a, b in zip(widths[:-1], widths[1:]))

@@ -12,12 +12,12 @@ from torch import Tensor, nn
 from torch_geometric.nn import GINConv
 
 from geossl.encoder import Encoder
-from geossl.graph.encoders.common import dense_node_features, make_activation, make_norm
+from geossl.graph.encoders.common import check_sizes, dense_node_features, make_activation, make_norm
 from geossl.graph.encoders.inputs import MaskedFeatures
 from geossl.registry import ENCODERS
 
 
-@ENCODERS.register("gin")
+@ENCODERS.register("gin", domain="graph")
 class GIN(Encoder):
     """A stack of ``GINConv`` layers, each with a two-layer MLP.
 
@@ -38,6 +38,7 @@ class GIN(Encoder):
                  norm: Optional[str] = "batchnorm", last_activation: bool = True, out_dim: Optional[int] = None,
                  train_eps: bool = False):
         super().__init__()
+        check_sizes("GIN", in_dim, hidden, layers, dropout)
         self.in_dim, self.out_dim, self.dropout = in_dim, out_dim or hidden, dropout
         widths = [in_dim] + [hidden] * (layers - 1) + [self.out_dim]
         self.convs, self.posts = nn.ModuleList(), nn.ModuleList()

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from geossl.encoder import Encoder
+from geossl.errors import ConfigError
 from geossl.method import Method
 from geossl.graph.encoders.inputs import CSRRows, MaskedFeatures, TensorMemo
 from geossl.graph.losses import scaled_cosine_error
@@ -23,7 +24,7 @@ from geossl.graph.masking import sample_node_mask
 from geossl.registry import ENCODERS, METHODS
 
 
-@METHODS.register("graphmae")
+@METHODS.register("graphmae", domain="graph")
 class GraphMAE(Method):
     """GraphMAE for node- and graph-level pretraining.
 
@@ -42,7 +43,10 @@ class GraphMAE(Method):
       (``momentum``) of the encoder, embeds the clean graph; a projector + predictor on the
       student's codes of the visible nodes must match the target's projected codes (scaled
       cosine error with exponent 1); the total is ``reconstruction + lam * latent``. The
-      target is updated in every forward pass after the target codes are computed.
+      target moves towards the student in :meth:`after_step`, which the engine calls after every
+      optimiser step. The reference (THUDM/GraphMAE2 ``ema_update``) averages in the student's
+      weights as they were in the forward pass, before the optimiser step; so does this method,
+      from a copy taken in :meth:`forward`, which keeps the reference's numbers exactly.
 
     Args:
         encoder: the graph encoder being pretrained (its ``out_dim`` is the code width).
@@ -66,9 +70,13 @@ class GraphMAE(Method):
                  projector_dim: int = 256):
         super().__init__()
         if remask not in ("fixed", "random"):
-            raise ValueError(f"Unknown remask {remask!r}. Valid choices: fixed, random.")
+            raise ConfigError(f"Unknown graph.remask {remask!r}. Valid choices: fixed, random.")
         if num_remask < 1 or not 0.0 <= remask_rate <= 1.0 or lam < 0 or not 0.0 <= momentum <= 1.0:
-            raise ValueError("Need num_remask >= 1, 0 <= remask_rate <= 1, lam >= 0 and 0 <= momentum <= 1.")
+            raise ConfigError(f"GraphMAE needs graph.num_remask >= 1, 0 <= graph.remask_rate <= 1, graph.lam >= 0 and "
+                              f"0 <= graph.momentum <= 1; got {num_remask}, {remask_rate}, {lam} and {momentum}.")
+        if not 0.0 <= mask_rate <= 1.0 or not 0.0 <= replace_rate <= 1.0:
+            raise ConfigError(f"GraphMAE needs 0 <= graph.mask_rate <= 1 and 0 <= graph.replace_rate <= 1; got {mask_rate} "
+                              f"and {replace_rate}.")
         self.encoder = encoder
         self.in_dim, self.mask_rate, self.replace_rate, self.alpha = in_dim, mask_rate, replace_rate, alpha
         self.remask, self.num_remask, self.remask_rate = remask, num_remask, remask_rate
@@ -141,13 +149,20 @@ class GraphMAE(Method):
                                    torch.empty(0, dtype=torch.long, device=data.x.device))
             target = self.target_projector(self.target_encoder(data, clean)[keep])
         pred = self.predictor(self.projector(codes[keep]))
-        loss = scaled_cosine_error(pred, target, 1.0)
-        if self.training:
-            with torch.no_grad():
-                for student, teacher in ((self.encoder, self.target_encoder), (self.projector, self.target_projector)):
-                    for p, t in zip(student.parameters(), teacher.parameters()):
-                        t.mul_(self.momentum).add_(p.detach(), alpha=1.0 - self.momentum)
-        return loss
+        if self.training:  # the student's weights of this step, for after_step's EMA
+            self._ema_source = [p.detach().clone() for m in (self.encoder, self.projector) for p in m.parameters()]
+        return scaled_cosine_error(pred, target, 1.0)
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        """GraphMAE2's EMA: ``target = momentum * target + (1 - momentum) * student`` for the encoder and
+        the projector, with the student's weights of the forward pass (see the class docstring)."""
+        source = self.__dict__.pop("_ema_source", None)
+        if source is None:
+            return
+        targets = [t for m in (self.target_encoder, self.target_projector) for t in m.parameters()]
+        for t, p in zip(targets, source):
+            t.mul_(self.momentum).add_(p, alpha=1.0 - self.momentum)
 
 
 METHODS.alias("graphmae2", "graphmae")

@@ -23,7 +23,7 @@ from geossl.registry import METHODS
 STRATEGIES = ("joint", "two_stage")
 
 
-@METHODS.register("selftask")
+@METHODS.register("selftask", domain="graph")
 class SelfTask(Method):
     """The paper's GCN with pretext heads on its first-layer embedding.
 

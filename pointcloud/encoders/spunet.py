@@ -48,7 +48,7 @@ class _Block(nn.Module):
         return y.replace_feature(torch.relu(y.features + skip))
 
 
-@ENCODERS.register("spunet")
+@ENCODERS.register("spunet", domain="scene")
 class SpUNet(Encoder):
     """Sparse-conv UNet returning per-point features ``[N, out_dim]`` for a :class:`PointBatch`.
 

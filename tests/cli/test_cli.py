@@ -107,7 +107,7 @@ def test_encoder_file_of_another_kind(tmp_path):
 
 def test_unknown_command_and_help():
     res = geossl("pretrian")
-    assert res.returncode == 2 and "Valid commands: pretrain, evaluate, fit-gaussians, show, datasets, config" in res.stderr
+    assert res.returncode == 2 and "Valid commands: pretrain, evaluate, datasets, config, fit-gaussians, show" in res.stderr
     res = geossl("--help")
     assert res.returncode == 0 and "pretrain graph=<method>" in res.stdout
 
@@ -222,7 +222,7 @@ def test_fit_gaussians_end_to_end_on_redwood(tmp_path):
     from geossl.gaussians.ply import load_ply
 
     assert len(load_ply(out / "scene.ply")) == summary["gaussians"] > 100
-    _assert_clean_error(geossl("fit-gaussians", "dataset=cora", cwd=tmp_path), "needs posed RGB-D frames", "sevenscenes, redwood, scannet_export, rooms")
+    _assert_clean_error(geossl("fit-gaussians", "dataset=cora", cwd=tmp_path), "'cora' is a graph dataset", "Valid scene datasets: redwood, rooms")
     _assert_clean_error(geossl("fit-gaussians", "dataset=redwood", f"dataset.root={tmp_path / 'missing'}", cwd=tmp_path),
                         "Redwood RGB-D sequence not found", "missing")
 
@@ -246,7 +246,7 @@ def test_show_writes_views_of_a_scannet_scene(tmp_path):
 def test_show_writes_views_of_a_procedural_room_with_its_rgbd_views(tmp_path):
     from PIL import Image
 
-    res = geossl("show", "dataset=rooms", "dataset.seed=3", "dataset.width=64", "dataset.height=48", "size=300",
+    res = geossl("show", "dataset=rooms", "dataset.scene=3", "dataset.width=64", "dataset.height=48", "size=300",
                  f"run_dir={tmp_path}", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "rooms-seed3: 50000 points" in res.stdout
@@ -254,11 +254,11 @@ def test_show_writes_views_of_a_procedural_room_with_its_rgbd_views(tmp_path):
     assert rgbd.size == (128, 4 * 48)  # 4 views, colour | depth
     top = torch.from_numpy(__import__("numpy").array(Image.open(tmp_path / "rooms-seed3_top.png").convert("RGB"))).reshape(-1, 3)
     assert ((top == torch.tensor([220, 0, 0])).all(1)).sum() > 100  # box outlines drawn
-    _assert_clean_error(geossl("show", "dataset=cora", cwd=tmp_path), "Unknown scene dataset 'cora'", "scannet, rooms, sevenscenes")
+    _assert_clean_error(geossl("show", "dataset=cora", cwd=tmp_path), "'cora' is a graph dataset", "Valid scene datasets: redwood, rooms, scannet")
 
 
 def test_fit_gaussians_on_the_ray_cast_views_of_a_procedural_room(tmp_path):
-    res = geossl("fit-gaussians", "dataset=rooms", "dataset.seed=2", "dataset.num_views=6", "dataset.test_every=3",
+    res = geossl("fit-gaussians", "dataset=rooms", "dataset.scene=2", "dataset.num_views=6", "dataset.test_every=3",
                  "dataset.width=48", "dataset.height=36", "fit.voxel=0.1", "fit.iterations=30", "fit.eval_every=15",
                  "progress=false", f"run_dir={tmp_path / 'fit'}", cwd=tmp_path)
     assert res.returncode == 0, res.stderr

@@ -10,7 +10,9 @@ from geossl.cli import _compose
 from geossl.config import validate
 from geossl.engine import TrainerConfig
 from geossl.errors import ConfigError
-from geossl.graph import run
+from geossl.graph import adapter as run
+from geossl.pipeline import section
+from geossl.registry import DATASETS, ENCODERS, METHODS
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -19,28 +21,70 @@ def _options(group):
     return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
 
 
-RGBD = {"sevenscenes", "redwood", "scannet_export"}  # dataset configs of `geossl fit-gaussians`
-SCENES = {"scannet", "rooms"}  # dataset configs of `geossl show` only
+def _domain_options(group, domain, registry):
+    return [o for o in _options(group) if o in registry.names(domain)]
 
 
-@pytest.mark.parametrize("dataset", [d for d in _options("dataset") if d not in RGBD | SCENES])
+GRAPH_DATASETS = _domain_options("dataset", "graph", DATASETS)
+SCENE_DATASETS = _domain_options("dataset", "scene", DATASETS)
+RGBD = {"sevenscenes", "redwood", "scannet_export"}  # RGB-D sequences
+
+
+def test_every_dataset_config_is_a_registered_dataset_of_one_domain():
+    assert sorted(GRAPH_DATASETS + SCENE_DATASETS) == _options("dataset")
+    assert set(SCENE_DATASETS) == {"rooms", "scannet", "scene_folder"} | RGBD
+
+
+@pytest.mark.parametrize("dataset", GRAPH_DATASETS)
 @pytest.mark.parametrize("method", _options("graph"))
-@pytest.mark.parametrize("encoder", _options("encoder"))
+@pytest.mark.parametrize("encoder", _domain_options("encoder", "graph", ENCODERS))
 def test_every_graph_combination_composes_and_validates(method, dataset, encoder):
     extra = ["dataset.path=graphs.pt"] if dataset == "graph_list" else []
     cfg = _compose("pretrain_graph", [f"graph={method}", f"dataset={dataset}", f"encoder={encoder}", *extra])
     TrainerConfig(**validate(cfg.trainer, TrainerConfig, "trainer"))
-    run._section(cfg, "graph", run.METHODS.get(cfg.graph.name), exclude=("encoder", "in_dim"))
-    run._section(cfg, "encoder", run.ENCODERS.get(cfg.encoder.name), exclude=("in_dim",))
+    section(cfg, "graph", METHODS.get(cfg.graph.name), exclude=("encoder", "in_dim"))
+    section(cfg, "encoder", ENCODERS.get(cfg.encoder.name), exclude=("in_dim",))
     run.dataset_builder(cfg)
     run.eval_kwargs(cfg)
 
 
+@pytest.mark.parametrize("dataset", SCENE_DATASETS)
+@pytest.mark.parametrize("model", _options("model"))
+def test_every_scene_combination_composes_and_validates(dataset, model):
+    from geossl.pipeline import build_method, dataset_builder
+    from geossl.pointcloud.adapter import ADAPTER, probe_settings
+    from geossl.pointcloud.transforms import TransformConfig
+
+    extra = ["dataset.root=/data/mine"] if dataset in ("scannet_export", "scene_folder") else []
+    cfg = _compose("pretrain_scene", [f"dataset={dataset}", f"model={model}", *extra])
+    TrainerConfig(**validate(cfg.trainer, TrainerConfig, "trainer"))
+    build_method(cfg, ADAPTER, validate_only=True)
+    dataset_builder(cfg, "scene", extra={"batch_size": 8}, exclude=("split",))
+    TransformConfig(**validate(cfg.transform, TransformConfig, "transform"))
+    probe_settings(cfg)
+    assert cfg.model == model and cfg.transform.points >= cfg.encoder.centres * cfg.encoder.patch
+
+
 def test_every_preset_is_reachable():
+    methods = {"graph": _options("graph"), "scene": _options("scene")}
     for preset in _options("preset"):
         parts = preset.split("_")
-        assert parts[0] in _options("graph") and parts[1] in _options("dataset"), preset
+        if parts[0] in methods["scene"]:  # <method>_<encoder>_<model size>
+            encoder, model = "_".join(parts[1:-1]), parts[-1]
+            assert encoder in _options("encoder") and model in _options("model"), preset
+            continue
+        assert parts[0] in methods["graph"] and parts[1] in GRAPH_DATASETS, preset
         assert len(parts) == 2 or (len(parts) == 3 and parts[2] in _options("encoder")), preset
+
+
+def test_scene_model_sizes_select_their_preset():
+    cpu = _compose("pretrain_scene", [])
+    paper = _compose("pretrain_scene", ["model=paper"])
+    assert (cpu.scene.name, cpu.encoder.name, cpu.dataset.name, cpu.eval.name) == ("pointmae", "point_patch_transformer", "rooms", "auto")
+    assert (cpu.encoder.dim, cpu.encoder.depth, cpu.scene.decoder_depth) == (128, 4, 2)
+    assert (paper.encoder.dim, paper.encoder.depth, paper.encoder.heads, paper.scene.decoder_depth, paper.encoder.centres,
+            paper.encoder.patch, paper.trainer.epochs) == (384, 12, 6, 4, 64, 32, 300)
+    assert _compose("pretrain_scene", ["model=paper", "encoder.depth=2"]).encoder.depth == 2  # the command line wins
 
 
 def test_dataset_choice_applies_the_paper_preset():
@@ -90,7 +134,7 @@ def test_graphmae2_selects_its_options_and_its_cora_preset():
 def test_unknown_keys_are_errors():
     cfg = _compose("pretrain_graph", ["+graph.mask_ratio=0.3"])
     with pytest.raises(ConfigError, match="graph.mask_ratio.*Valid keys of graph: mask_rate"):
-        run._section(cfg, "graph", run.METHODS.get("graphmae"), exclude=("encoder", "in_dim"))
+        section(cfg, "graph", METHODS.get("graphmae"), exclude=("encoder", "in_dim"))
     with pytest.raises(ConfigError, match="trainer.epoch'"):
         validate(OmegaConf.create({"epoch": 3}), TrainerConfig, "trainer")
 
@@ -107,31 +151,35 @@ def test_fit_gaussians_configs_compose_into_the_fit_settings(dataset):
     from dataclasses import fields
 
     from geossl.gaussians.fit import FitConfig
-    from geossl.pointcloud.scenes import SEQUENCE_DATASETS
+    from geossl.pipeline import dataset_builder
 
-    cfg = _compose("fit_gaussians", [f"dataset={dataset}"])
-    assert cfg.dataset.name in SEQUENCE_DATASETS and int(cfg.dataset.test_every) > 1
+    extra = ["dataset.root=/data/mine"] if dataset == "scannet_export" else []
+    cfg = _compose("fit_gaussians", [f"dataset={dataset}", *extra])
+    dataset_builder(cfg, "scene", extra={"batch_size": 8}, exclude=("split",))
+    assert int(cfg.dataset.test_every) > 1
     assert set(cfg.fit) == {f.name for f in fields(FitConfig)} - {"seed"}
     FitConfig(**OmegaConf.to_container(cfg.fit))
     assert isinstance(cfg.fit.lr_scales, float) and isinstance(cfg.fit.densify_grad, float)
 
 
-def test_rgbd_datasets_are_refused_by_graph_pretraining():
+def test_datasets_of_the_other_domain_are_refused_with_this_domains_choices():
+    from geossl.errors import UnknownNameError
+
     cfg = _compose("pretrain_graph", ["graph=graphmae", "dataset=sevenscenes"])
-    with pytest.raises(Exception, match="Valid"):
+    with pytest.raises(UnknownNameError, match="'sevenscenes' is a scene dataset, and this is a graph run. Valid graph datasets: citeseer"):
         run.dataset_builder(cfg)
+    with pytest.raises(ConfigError, match="Valid choices of graph dataset: citeseer, collab, cora") as info:
+        _compose("pretrain_graph", ["dataset=coral"], "graph")
+    assert "rooms" not in str(info.value)
+    with pytest.raises(ConfigError, match="Valid choices of scene dataset: redwood, rooms, scannet") as info:
+        _compose("pretrain_scene", ["dataset=romos"], "scene")
+    assert "cora" not in str(info.value)
 
 
-@pytest.mark.parametrize("dataset", sorted(SCENES | RGBD))
+@pytest.mark.parametrize("dataset", SCENE_DATASETS)
 def test_show_configs_compose_with_keys_the_scene_loaders_take(dataset):
-    import inspect
+    from geossl.pipeline import dataset_builder
 
-    from geossl.pointcloud.rooms import make_room
-    from geossl.pointcloud.scenes import SCENE_DATASETS
-    from geossl.pointcloud.tsdf import fuse_tsdf
-
-    cfg = _compose("show", [f"dataset={dataset}"])
-    assert cfg.dataset.name == dataset and dataset in SCENE_DATASETS
-    assert set(cfg.fusion) <= set(inspect.signature(fuse_tsdf).parameters)
-    if dataset == "rooms":
-        assert set(cfg.dataset) - {"name", "test_every"} == set(inspect.signature(make_room).parameters)
+    extra = ["dataset.root=/data/mine"] if dataset in ("scannet_export", "scene_folder") else []
+    cfg = _compose("show", [f"dataset={dataset}", *extra])
+    dataset_builder(cfg, "scene", extra={"batch_size": 8}, exclude=("split",))

@@ -72,11 +72,41 @@ def test_foreign_safetensors_is_refused(tmp_path):
         geossl.load_encoder(path)
 
 
-def test_header_naming_a_non_geossl_module_is_refused(tmp_path):
-    path = tmp_path / "evil.safetensors"
-    header = {"format": "geossl-encoder", "format_version": 1, "encoder": "gat", "module": "os", "config": {}}
-    save_file({"w": torch.zeros(2)}, str(path), metadata={"geossl": json.dumps(header)})
-    with pytest.raises(CheckpointError, match="only geossl modules"):
+def test_the_header_module_is_never_imported_and_only_registered_encoders_are_built(tmp_path):
+    import sys
+
+    path = geossl.save_encoder(GCN(4, hidden=4), tmp_path / "e.safetensors")
+    header = geossl.encoder.read_encoder_header(path)
+    from safetensors.torch import load_file
+
+    header["module"] = "geossl.__main__"  # importing it would run the CLI
+    save_file(load_file(str(path)), str(path), metadata={"geossl": json.dumps(header)})
+    sys.modules.pop("geossl.__main__", None)
+    assert geossl.load_encoder(path).config()["hidden"] == 4
+    assert "geossl.__main__" not in sys.modules
+    header["encoder"] = "os"
+    save_file(load_file(str(path)), str(path), metadata={"geossl": json.dumps(header)})
+    with pytest.raises(CheckpointError, match="Unknown encoder 'os'. Valid encoders: gat, gcn, gin"):
+        geossl.load_encoder(path)
+
+
+def test_header_sizes_are_checked_against_the_stored_tensors_before_allocating(tmp_path):
+    import resource
+
+    path = geossl.save_encoder(GCN(4, hidden=4), tmp_path / "e.safetensors")
+    header = geossl.encoder.read_encoder_header(path)
+    from safetensors.torch import load_file
+
+    weights = load_file(str(path))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    header["config"]["hidden"] = 100_000  # would ask for 40 GB for its second weight matrix
+    save_file(weights, str(path), metadata={"geossl": json.dumps(header)})
+    with pytest.raises(CheckpointError, match="do not fit encoder 'gcn'.*stored"):
+        geossl.load_encoder(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: nothing big was allocated
+    header["config"]["hidden"] = -3
+    save_file(weights, str(path), metadata={"geossl": json.dumps(header)})
+    with pytest.raises(CheckpointError, match="does not fit encoder 'gcn'"):
         geossl.load_encoder(path)
 
 

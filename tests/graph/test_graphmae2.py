@@ -52,19 +52,25 @@ def test_latent_prediction_against_an_ema_target():
     assert torch.allclose(out["loss"], out["sce"] + 0.5 * out["latent"])
     out["loss"].backward()
     assert all(p.grad is None for p in m.target_encoder.parameters())
+    target_before = [t.detach().clone() for t in m.target_encoder.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(target_before, m.target_encoder.parameters()))  # not in forward
     with torch.no_grad():
         for p in m.encoder.parameters():
-            p.add_(1.0)  # a "step" of the student
-    target_before = [t.detach().clone() for t in m.target_encoder.parameters()]
-    m(batch)
-    for t0, t1, p in zip(target_before, m.target_encoder.parameters(), m.encoder.parameters()):
-        assert torch.allclose(t1, 0.9 * t0 + 0.1 * p)  # EMA after the forward
+            p.add_(1.0)  # the optimiser's step of the student
+    m.after_step()  # what the engine calls after every optimiser step
+    for t0, t1, p in zip(target_before, m.target_encoder.parameters(), student0):
+        # the student's weights of the forward pass (before the step), as the reference's ema_update in forward
+        assert torch.allclose(t1, 0.9 * t0 + 0.1 * p)
+    moved = [t.detach().clone() for t in m.target_encoder.parameters()]
+    m.after_step()  # no forward since: nothing to average in
+    assert all(torch.equal(a, b) for a, b in zip(moved, m.target_encoder.parameters()))
     # momentum 0 copies the student into the target at every step
     copy = _method(lam=1.0, momentum=0.0)
     with torch.no_grad():
         for p in copy.encoder.parameters():
             p.mul_(2.0)
     copy(batch)
+    copy.after_step()
     assert all(torch.equal(t, p) for t, p in zip(copy.target_encoder.parameters(), copy.encoder.parameters()))
     assert student0  # the student itself is untouched by the EMA
 

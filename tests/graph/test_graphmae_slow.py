@@ -12,7 +12,7 @@ def test_graphmae_learns_cora_in_300_epochs(tmp_path):
     raw features (53.3% here); the full schedule's numbers are in docs/results.md."""
     from geossl.cli import _compose
     from geossl.eval import linear_probe
-    from geossl.graph import run
+    from geossl.graph import adapter as run
 
     cfg = _compose("pretrain_graph", ["graph=graphmae", "dataset=cora", "seed=0", "trainer.epochs=300", "trainer.progress=false"])
     data = run.load_graph_dataset(cfg).data

@@ -19,7 +19,7 @@ def test_training_loader_shards_graphs_across_processes_and_reshuffles_per_epoch
     from torch_geometric.data import Data
 
     from geossl.graph.datasets import GraphDataset
-    from geossl.graph.run import graph_loader
+    from geossl.graph.adapter import graph_loader
 
     graphs = [Data(x=torch.full((2, 1), float(i)), edge_index=torch.tensor([[0, 1], [1, 0]]), y=torch.tensor([i % 2])) for i in range(10)]
     ds = GraphDataset("toy", "graph", graphs, 1, 2, "memory")

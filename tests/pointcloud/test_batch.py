@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from geossl.pointcloud.batch import PointBatchError, collate, devoxelize
+from geossl.points import PointBatchError, collate, devoxelize
 
 
 def _scene(n, seed, extent=1.0):

@@ -5,7 +5,7 @@ import torch
 
 import geossl
 from geossl.errors import ConfigError
-from geossl.pointcloud.batch import collate
+from geossl.points import collate
 from geossl.pointcloud.encoders import PointPatchTransformer, SpUNet
 
 

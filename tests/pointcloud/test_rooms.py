@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from geossl.ops.camera import backproject_depth
-from geossl.pointcloud.batch import collate
+from geossl.points import collate
 from geossl.pointcloud.rooms import CLASSES, SEMANTIC, RoomsError, make_room
 
 

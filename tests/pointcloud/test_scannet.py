@@ -7,7 +7,7 @@ import torch
 import pytest
 
 from geossl.errors import DatasetNotFoundError
-from geossl.pointcloud.batch import collate
+from geossl.points import collate
 from geossl.pointcloud.scannet import SceneFileError, load_scannet_scene, scannet_scenes
 from tests.conftest import requires_scannet
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from geossl.ops.camera import backproject_depth
-from geossl.pointcloud.rgbd import RGBDFrame, sevenscenes
+from geossl.frames import RGBDFrame
+from geossl.pointcloud.rgbd import sevenscenes
 from geossl.pointcloud.tsdf import FusionError, fuse_tsdf
 from tests.conftest import requires_sevenscenes
 

@@ -1,0 +1,203 @@
+"""The graph domain's adapter to the shared run pipeline (:mod:`geossl.pipeline`).
+
+It says which data a graph run reads (a node-level graph or a graph-level dataset), in which batches
+(the whole graph every step, or shuffled mini-batches of graphs), and how it is evaluated: RankMe
+during pretraining (no labels), then the linear probe (node level), the SVC protocol (graph level)
+or fine-tuning. Joint SelfTask training is its own evaluation (its classifier at the best validation epoch).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict
+
+import torch
+from omegaconf import DictConfig
+
+from geossl.errors import ConfigError
+from geossl.eval import linear_probe, rankme, svc_cross_validation
+from geossl.graph.datasets import GraphDataset
+from geossl.graph.finetune import finetune
+from geossl.graph.pooling import POOLINGS, embed_graphs
+from geossl.config import schema_from_signature, validate
+from geossl.pipeline import DomainAdapter, Job, dataset_builder as _dataset_builder
+
+#: The evaluation each kind of dataset takes: eval.name -> (dataset task, evaluation function, fixed arguments).
+EVALS = {
+    "linear_probe": ("node", linear_probe, ("embeddings", "labels", "train_mask", "val_mask", "test_mask", "seed")),
+    "svc": ("graph", svc_cross_validation, ("embeddings", "labels")),
+    "finetune": ("node", finetune, ("encoder", "data", "seed")),
+}
+
+#: Arguments a method may take that the run supplies (not the config): name -> value from (dataset, cfg).
+RUN_SUPPLIED = {
+    "data": lambda dataset, cfg: dataset.data,
+    "num_classes": lambda dataset, cfg: dataset.num_classes,
+    "seed": lambda dataset, cfg: int(cfg.seed),
+}
+
+#: Datasets whose files the user names, and how.
+USER_FILE_DATASETS = {
+    "tu": "any TU raw folder: dataset=tu dataset.name=<NAME> [dataset.root=<dir>] (docs/datasets.md)",
+    "graph_list": "a saved list of PyG Data: dataset=graph_list dataset.path=<file.pt> (docs/datasets.md)",
+}
+
+#: Graphs per batch when embedding a graph-level dataset for evaluation (eval mode: no effect on results).
+EVAL_BATCH = 256
+
+
+def dataset_builder(cfg: DictConfig):
+    """The graph dataset builder of ``cfg.dataset`` and its validated keyword arguments
+    (``dataset.batch_size``, graphs per step for graph-level datasets, is the run's, not the builder's)."""
+    builder, kwargs, _ = _dataset_builder(cfg, "graph", extra={"batch_size": 32})
+    return builder, kwargs
+
+
+def load_graph_dataset(cfg: DictConfig) -> GraphDataset:
+    builder, kwargs = dataset_builder(cfg)
+    return builder(**kwargs)
+
+
+def eval_kwargs(cfg: DictConfig) -> Dict[str, Any]:
+    """The validated ``eval`` section (without its name)."""
+    if cfg.eval.name not in EVALS:
+        raise ConfigError(f"Unknown eval {cfg.eval.name!r}. Valid choices of eval for graphs: {', '.join(sorted(EVALS))}.")
+    _, fn, fixed = EVALS[cfg.eval.name]
+    extra = {"name": None, "pooling": "mean"} if cfg.eval.name == "svc" else {"name": None}
+    out = validate(cfg.eval, schema_from_signature(fn, exclude=fixed, extra=extra), "eval")
+    out.pop("name")
+    if "pooling" in out and out["pooling"] not in POOLINGS:
+        raise ConfigError(f"eval.pooling={out['pooling']!r} is not a pooling. Valid choices: {', '.join(POOLINGS)}.")
+    return out
+
+
+def _check_eval_fits(cfg: DictConfig, dataset: GraphDataset) -> None:
+    if cfg.eval.name not in EVALS:
+        raise ConfigError(f"Unknown eval {cfg.eval.name!r}. Valid choices of eval for graphs: {', '.join(sorted(EVALS))}.")
+    task = EVALS[cfg.eval.name][0]
+    if task != dataset.task:
+        want = next(k for k, v in EVALS.items() if v[0] == dataset.task)
+        raise ConfigError(f"Dataset {dataset.name!r} is {dataset.task}-level but eval={cfg.eval.name} evaluates "
+                          f"{task}-level embeddings; use eval={want}.")
+    eval_kwargs(cfg)  # a bad key fails before hours of pretraining
+
+
+def graph_loader(dataset: GraphDataset, batch_size: int, shuffle: bool, world_size: int = 1, rank: int = 0, seed: int = 0):
+    """A PyG ``DataLoader`` over the graphs of a graph-level dataset.
+
+    For training (``shuffle``) it uses a ``DistributedSampler``: with one process that is a
+    seeded shuffle per epoch (the engine calls ``set_epoch``, so resumed runs see the same
+    order); with several, every process takes its own 1/world_size share of the graphs.
+    """
+    from torch.utils.data import DistributedSampler
+    from torch_geometric.loader import DataLoader
+
+    if not shuffle:
+        return DataLoader(dataset.data, batch_size=batch_size, shuffle=False)
+    sampler = DistributedSampler(dataset.data, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+    return DataLoader(dataset.data, batch_size=batch_size, sampler=sampler)
+
+
+def _evaluate_embeddings(cfg: DictConfig, dataset: GraphDataset, embed_nodes, device, encoder=None) -> Dict[str, Any]:
+    """RankMe and the configured protocol's accuracy for an embedding function on ``dataset``
+    (``encoder`` is what fine-tuning trains further; it defaults to ``embed_nodes``)."""
+    kwargs = eval_kwargs(cfg)
+    if cfg.eval.name == "finetune":
+        data = dataset.data.to(device)
+        r = finetune(encoder if encoder is not None else embed_nodes, data, seed=int(cfg.seed), **kwargs)
+        return {"rankme": rankme(embed_nodes(data)), "test_acc": r.test_acc, "val_acc": r.val_acc, "best_epoch": r.best_epoch,
+                "final_test_acc": r.final_test_acc}
+    if dataset.task == "node":
+        data = dataset.data.to(device)
+        z = embed_nodes(data)
+        r = linear_probe(z, data.y, data.train_mask, data.val_mask, data.test_mask, seed=int(cfg.seed), **kwargs)
+        return {"rankme": rankme(z), "test_acc": r.test_acc, "val_acc": r.val_acc, "best_epoch": r.best_epoch,
+                "final_test_acc": r.final_test_acc}
+    pooling = kwargs.pop("pooling")
+    z, y = embed_graphs(embed_nodes, graph_loader(dataset, EVAL_BATCH, shuffle=False), pooling, device)
+    r = svc_cross_validation(z, y, **kwargs)
+    return {"rankme": rankme(z), "cv_acc": r.acc, "cv_std": r.std, "fold_accs": r.fold_accs, "chosen_C": r.chosen_C,
+            "pooling": pooling}
+
+
+class GraphAdapter(DomainAdapter):
+    """Graphs: PyG datasets, full-graph or mini-batch steps, linear probe / SVC / fine-tuning."""
+
+    domain = "graph"
+    supplied = tuple(RUN_SUPPLIED)
+
+    def load_dataset(self, cfg: DictConfig) -> GraphDataset:
+        return load_graph_dataset(cfg)
+
+    def check(self, cfg: DictConfig, dataset: GraphDataset) -> None:
+        _check_eval_fits(cfg, dataset)
+
+    def method_inputs(self, cfg: DictConfig, dataset: GraphDataset, accepted) -> Dict[str, Any]:
+        return {k: f(dataset, cfg) for k, f in RUN_SUPPLIED.items() if k in accepted}
+
+    def job(self, cfg: DictConfig, dataset: GraphDataset, engine) -> Job:
+        best: Dict[str, Any] = {}
+        monitor_every = int(cfg.trainer.monitor_every)
+        if dataset.task == "node":
+            data = dataset.data.to(engine.device)
+            batches = [data]
+            epoch = iter(range(1, 1 << 62))
+
+            def monitor(m) -> Dict[str, float]:
+                if not getattr(m, "supervised", False):
+                    return {"rankme": rankme(m.embed(data))}
+                # joint training: track its classifier every epoch and select by validation accuracy
+                acc = m.accuracies(data)
+                at = next(epoch) * monitor_every
+                if acc["val_acc"] >= best.get("val_acc", -1.0):
+                    best.update(val_acc=acc["val_acc"], test_acc=acc["test_acc"], best_epoch=at)
+                return acc
+        else:
+            fabric = engine.fabric
+            batch_size = int(cfg.dataset.get("batch_size") or 32)
+            batches = graph_loader(dataset, batch_size, True, fabric.world_size, fabric.global_rank, int(cfg.seed))
+            eval_batches = graph_loader(dataset, EVAL_BATCH, shuffle=False)
+            pooling = eval_kwargs(cfg)["pooling"]
+
+            def monitor(m) -> Dict[str, float]:
+                return {"rankme": rankme(embed_graphs(m.embed, eval_batches, pooling, engine.device)[0])}
+
+        def evaluate(method) -> Dict[str, Any]:
+            if getattr(method, "supervised", False):
+                # Joint training is its own evaluation: the test accuracy at the best validation epoch.
+                return {"rankme": rankme(method.embed(dataset.data.to(engine.device))), "selection": "best validation epoch", **best}
+            return _evaluate_embeddings(cfg, dataset, method.embed, engine.device, encoder=method.encoder)
+
+        return Job(batches, monitor, evaluate)
+
+    def evaluate_encoder(self, cfg: DictConfig, dataset: GraphDataset, encoder) -> Dict[str, Any]:
+        return _evaluate_embeddings(cfg, dataset, torch.no_grad()(encoder), torch.device("cpu"), encoder=encoder)
+
+    def dataset_status(self, root) -> list:
+        """``(name, state, where)`` of every graph dataset: found or missing under the data root, and where."""
+        from geossl.graph.datasets import dataset_status
+        from geossl.registry import DATASETS
+
+        out = []
+        for name in DATASETS.names("graph"):
+            if name in USER_FILE_DATASETS:
+                out.append((name, "", USER_FILE_DATASETS[name]))
+                continue
+            ok, where = dataset_status(name, root)
+            out.append((name, "found" if ok else "missing", where))
+        return out
+
+    def describe(self, summary: Dict[str, Any], run_dir: Path) -> str:
+        if "test_acc" in summary:
+            return (f"{summary['method']} on {summary['dataset']}: test_acc={summary['test_acc']:.4f} "
+                    f"val_acc={summary['val_acc']:.4f} rankme={summary['rankme']:.1f} "
+                    f"({summary['seconds_per_epoch']:.3f} s/epoch) -> {run_dir}")
+        if "cv_acc" in summary:
+            return (f"{summary['method']} on {summary['dataset']}: cv_acc={summary['cv_acc']:.2f} ± {summary['cv_std']:.2f} "
+                    f"({summary['pooling']} pooling, SVC, 10-fold) rankme={summary['rankme']:.1f} "
+                    f"({summary['seconds_per_epoch']:.3f} s/epoch, {summary['world_size']} process(es)) -> {run_dir}")
+        return super().describe(summary, run_dir)
+
+
+#: The adapter the CLI finds through the ``geossl.domains`` entry point ``graph``.
+ADAPTER = GraphAdapter()

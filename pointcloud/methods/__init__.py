@@ -1,0 +1,3 @@
+"""Scene pretraining methods (registered in ``geossl.registry.METHODS`` under the domain "scene")."""
+
+from geossl.pointcloud.methods.pointmae import PointMAE  # noqa: F401

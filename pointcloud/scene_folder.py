@@ -1,0 +1,219 @@
+"""The scene-folder format: your own scenes for ``dataset=scene_folder dataset.root=<folder>``.
+
+A few lines of NumPy and JSON write it (``write_scene`` and ``write_meta`` below do exactly that)::
+
+    <root>/meta.json            {"semantic_classes": [...], "box_classes": [...],
+                                 "splits": {"train": [...], "val": [...], "test": [...]}}   (every key optional)
+    <root>/<scene>/points.npz   coord [N, 3] float metres; color [N, 3] uint8 0-255 or float 0-1;
+                                optional normal [N, 3], semantic [N] int (-1: unlabelled), instance [N] int
+                 (or points.ply with x, y, z, red, green, blue and optional nx, ny, nz, semantic, instance)
+    <root>/<scene>/boxes.json   optional: [{"class": "chair", "center": [x, y, z], "size": [dx, dy, dz],
+                                            "yaw": 0.0}, ...]   (yaw in radians about z, optional)
+    <root>/<scene>/frames/      optional posed RGB-D frames: intrinsics.txt (3x3 K of the depth image),
+                                <id>.color.png|.jpg, <id>.depth.png (uint16 millimetres, 0 = invalid),
+                                <id>.pose.txt (4x4 camera -> world, OpenCV camera axes)
+
+``semantic`` ids index ``semantic_classes``; a box's ``class`` must be one of ``box_classes``. Without
+``splits`` every scene (every sub-folder with a points file) is in every split. Everything is read
+without pickle (``np.load(allow_pickle=False)``, JSON, PNG); a file that does not fit the format is
+refused with a :class:`SceneFolderError` that names it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from geossl.errors import DatasetNotFoundError, GeosslError
+from geossl.frames import RGBDFrame, RGBDSequence
+
+
+class SceneFolderError(GeosslError, ValueError):
+    """A scene folder that does not follow the format (a missing colour array, an unknown box class, ...)."""
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SceneFolderError(f"{path} is not readable JSON: {e}") from None
+
+
+def _names(value: Any, what: str, path: Path) -> Optional[List[str]]:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SceneFolderError(f"{path}: {what} must be a list of names.")
+    return list(value)
+
+
+def read_meta(root: str) -> Dict[str, Any]:
+    """``semantic_classes``, ``box_classes``, ``splits`` (or None) and ``scenes`` of a scene folder."""
+    folder = Path(root)
+    if not folder.is_dir():
+        raise DatasetNotFoundError(f"Scene folder {folder} not found. Point dataset.root at a folder in the scene-folder "
+                                   "format (docs/datasets.md): meta.json and one folder per scene with points.npz or points.ply.")
+    meta_path = folder / "meta.json"
+    meta = _json(meta_path) if meta_path.is_file() else {}
+    if not isinstance(meta, dict):
+        raise SceneFolderError(f"{meta_path} must hold a JSON object.")
+    scenes = sorted(p.name for p in folder.iterdir() if p.is_dir() and any((p / f).is_file() for f in ("points.npz", "points.ply")))
+    if not scenes:
+        raise DatasetNotFoundError(f"Scene folder {folder} has no scenes: no sub-folder holds points.npz or points.ply.")
+    splits = meta.get("splits")
+    if splits is not None:
+        if not isinstance(splits, dict):
+            raise SceneFolderError(f"{meta_path}: splits must map split names to lists of scene folders.")
+        splits = {k: _names(v, f"splits.{k}", meta_path) for k, v in splits.items()}
+        missing = sorted({s for v in splits.values() for s in v} - set(scenes))
+        if missing:
+            raise SceneFolderError(f"{meta_path} names scenes that are not in {folder}: {', '.join(missing[:5])}.")
+    return {"semantic_classes": _names(meta.get("semantic_classes"), "semantic_classes", meta_path),
+            "box_classes": _names(meta.get("box_classes"), "box_classes", meta_path), "splits": splits, "scenes": scenes}
+
+
+def _points(folder: Path) -> Dict[str, np.ndarray]:
+    npz, ply = folder / "points.npz", folder / "points.ply"
+    if npz.is_file():
+        try:
+            with np.load(npz, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError) as e:
+            raise SceneFolderError(f"{npz} is not a readable NumPy archive: {e}") from None
+    from plyfile import PlyData
+
+    try:
+        v = PlyData.read(str(ply))["vertex"]
+    except Exception as e:  # plyfile raises several kinds
+        raise SceneFolderError(f"{ply} is not a readable PLY point cloud: {e}") from None
+    names = {p.name for p in v.properties}
+    stack = lambda keys: np.stack([np.asarray(v[k]) for k in keys], 1) if set(keys) <= names else None  # noqa: E731
+    out = {"coord": stack(("x", "y", "z")), "color": stack(("red", "green", "blue")), "normal": stack(("nx", "ny", "nz"))}
+    for k in ("semantic", "instance"):
+        if k in names:
+            out[k] = np.asarray(v[k])
+    return {k: a for k, a in out.items() if a is not None}
+
+
+def read_scene(root: str, name: str, meta: Dict[str, Any], frames: bool = True) -> Dict[str, Any]:
+    """One scene of a scene folder as a scene dict (``coord``, ``feat``, and ``labels``, ``normal``,
+    ``instance``, ``boxes``, ``frames`` where present)."""
+    folder = Path(root) / str(name)
+    if not folder.is_dir():
+        raise DatasetNotFoundError(f"Scene {name!r} not found: no folder {folder}.")
+    arrays = _points(folder)
+    where = folder / ("points.npz" if (folder / "points.npz").is_file() else "points.ply")
+    coord = arrays.get("coord")
+    if coord is None or coord.ndim != 2 or coord.shape[1] != 3 or len(coord) == 0:
+        raise SceneFolderError(f"{where}: needs coord [N, 3] with N >= 1 (got {None if coord is None else coord.shape}).")
+    if "color" not in arrays:
+        raise SceneFolderError(f"{where} has points but no colours: the scene-folder format needs color [N, 3] "
+                               "(uint8 0-255 or float 0-1; red, green, blue in a PLY).")
+    n = len(coord)
+    for k, width in (("color", 3), ("normal", 3), ("semantic", None), ("instance", None)):
+        a = arrays.get(k)
+        if a is not None and (len(a) != n or (width and (a.ndim != 2 or a.shape[1] != width))):
+            raise SceneFolderError(f"{where}: {k} has shape {a.shape}, expected {n} rows{f' of {width}' if width else ''}.")
+    if not np.isfinite(coord).all():
+        raise SceneFolderError(f"{where}: coord holds NaN or inf.")
+    color = arrays["color"].astype(np.float32)
+    if arrays["color"].dtype == np.uint8 or color.max(initial=0) > 1.0:
+        color = color / 255.0
+    scene: Dict[str, Any] = {"coord": torch.from_numpy(coord.astype(np.float32)), "feat": torch.from_numpy(color.clip(0, 1)),
+                             "name": str(name)}
+    if "normal" in arrays:
+        scene["normal"] = torch.from_numpy(arrays["normal"].astype(np.float32))
+    if "semantic" in arrays:
+        sem = arrays["semantic"].astype(np.int64)
+        classes = meta["semantic_classes"]
+        if classes is None or sem.max(initial=-1) >= len(classes) or sem.min(initial=-1) < -1:
+            raise SceneFolderError(f"{where}: semantic ids must be -1 (unlabelled) or index meta.json's semantic_classes "
+                                   f"({0 if classes is None else len(classes)} names); found {sem.min()}..{sem.max()}.")
+        scene["labels"] = torch.from_numpy(sem)
+    if "instance" in arrays:
+        scene["instance"] = torch.from_numpy(arrays["instance"].astype(np.int64))
+    if (folder / "boxes.json").is_file():
+        scene["boxes"] = _boxes(folder / "boxes.json", meta["box_classes"])
+    if frames and (folder / "frames").is_dir():
+        scene["frames"] = RGBDSequence(_frames(folder / "frames"), str(name))
+    return scene
+
+
+def _boxes(path: Path, classes: Optional[List[str]]) -> torch.Tensor:
+    boxes = _json(path)
+    if not isinstance(boxes, list):
+        raise SceneFolderError(f"{path} must hold a list of boxes.")
+    rows, yaw = [], any(isinstance(b, dict) and "yaw" in b for b in boxes)
+    for i, b in enumerate(boxes):
+        try:
+            cls, centre, size = b["class"], [float(v) for v in b["center"]], [float(v) for v in b["size"]]
+            angle = float(b.get("yaw", 0.0))
+        except (TypeError, KeyError, ValueError):
+            raise SceneFolderError(f"{path}: box {i} needs class, center [x, y, z], size [dx, dy, dz] and an optional yaw.") from None
+        if classes is None or cls not in classes:
+            raise SceneFolderError(f"{path}: box {i} has class {cls!r}, which is not in meta.json's box_classes "
+                                   f"({', '.join(classes or []) or 'none listed'}).")
+        if len(centre) != 3 or len(size) != 3 or min(size) <= 0 or not np.isfinite(centre + size + [angle]).all():
+            raise SceneFolderError(f"{path}: box {i} needs a finite 3-vector center and a size of three positive numbers.")
+        rows.append(centre + size + ([angle] if yaw else []) + [float(classes.index(cls))])
+    return torch.tensor(rows, dtype=torch.float32).reshape(-1, 8 if yaw else 7)
+
+
+def _frames(folder: Path) -> List[RGBDFrame]:
+    from .rgbd import _read_image, _read_matrix, make_frame
+
+    intr = folder / "intrinsics.txt"
+    if not intr.is_file():
+        raise SceneFolderError(f"{folder} has frames but no intrinsics.txt (the 3x3 K of the depth images).")
+    K = _read_matrix(intr, 3)
+    out = []
+    for pose in sorted(folder.glob("*.pose.txt")):
+        stem = pose.name[: -len(".pose.txt")]
+        color = next((c for c in (folder / f"{stem}.color.png", folder / f"{stem}.color.jpg") if c.is_file()), None)
+        depth = folder / f"{stem}.depth.png"
+        if color is None or not depth.is_file():
+            raise SceneFolderError(f"{folder}: frame {stem} needs {stem}.color.png (or .jpg) and {stem}.depth.png beside its pose.")
+        out.append(make_frame(_read_image(color), _read_image(depth), K.clone(), _read_matrix(pose), stem))
+    return out
+
+
+def write_meta(root: str, semantic_classes: Optional[Sequence[str]] = None, box_classes: Optional[Sequence[str]] = None,
+               splits: Optional[Dict[str, Sequence[str]]] = None) -> Path:
+    """Write ``<root>/meta.json``."""
+    path = Path(root) / "meta.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {k: (list(v) if not isinstance(v, dict) else {s: list(n) for s, n in v.items()})
+            for k, v in (("semantic_classes", semantic_classes), ("box_classes", box_classes), ("splits", splits)) if v is not None}
+    path.write_text(json.dumps(meta, indent=2))
+    return path
+
+
+def write_scene(root: str, name: str, coord, color, semantic=None, instance=None, normal=None,
+                boxes: Optional[List[Dict[str, Any]]] = None, frames: Sequence[RGBDFrame] = ()) -> Path:
+    """Write one scene (arrays or tensors; ``color`` in [0, 1] or 0-255; ``boxes`` as dicts with
+    class/center/size[/yaw]; ``frames`` as :class:`RGBDFrame` s of one intrinsics) in the scene-folder format."""
+    from PIL import Image
+
+    folder = Path(root) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    arr = lambda a: a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a)  # noqa: E731
+    data = {"coord": arr(coord).astype(np.float32), "color": arr(color)}
+    for k, v in (("semantic", semantic), ("instance", instance), ("normal", normal)):
+        if v is not None:
+            data[k] = arr(v)
+    np.savez(folder / "points.npz", **data)
+    if boxes is not None:
+        (folder / "boxes.json").write_text(json.dumps(boxes))
+    if frames:
+        fdir = folder / "frames"
+        fdir.mkdir(exist_ok=True)
+        np.savetxt(fdir / "intrinsics.txt", arr(frames[0].K))
+        for f in frames:
+            Image.fromarray((arr(f.color) * 255).round().clip(0, 255).astype(np.uint8)).save(fdir / f"{f.name}.color.png")
+            Image.fromarray((arr(f.depth) * 1000).round().clip(0, 65535).astype(np.uint16)).save(fdir / f"{f.name}.depth.png")
+            np.savetxt(fdir / f"{f.name}.pose.txt", arr(f.cam_to_world))
+    return folder
