@@ -115,7 +115,8 @@ def cmd_pretrain(overrides: List[str]) -> int:
     _check_dataset_domain(cfg, domain)
     run_dir = run_dir_for(cfg, f"{cfg[domain].name}-{cfg.dataset.name}")
     summary = pretrain(cfg, run_dir, adapter)
-    print(adapter.describe(summary, run_dir))
+    if int(os.environ.get("RANK", "0")) == 0:  # the other processes of a torchrun job evaluate nothing
+        print(adapter.describe(summary, run_dir))
     return 0
 
 

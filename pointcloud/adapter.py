@@ -12,6 +12,7 @@ scored on test.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -116,17 +117,17 @@ def probe(features: Callable, data: SceneData, cfg: DictConfig) -> Dict[str, Any
     the test points' features."""
     settings = probe_settings(cfg)
     name = settings.pop("name")
-    train_scenes, per_scene = settings.pop("train_scenes"), settings.pop("points_per_scene")
     test_x, test_y = point_features(features, data.split("test"), data.batch_size)
     out: Dict[str, Any] = {"rankme": rankme(test_x)}
     classes = data.semantic_classes
     if name == "none" or (name == "auto" and classes is None):
         return out
+    train_scenes, per_scene = settings.pop("train_scenes"), settings.pop("points_per_scene")
     train_x, train_y = point_features(features, data.split("train"), data.batch_size, train_scenes, per_scene)
     val_x, val_y = point_features(features, data.split("val"), data.batch_size)
     r = seg_probe(train_x, train_y, val_x, val_y, test_x, test_y, len(classes), seed=int(cfg.seed), **settings)
     out.update({"seg_miou": r.miou, "seg_oa": r.oa, "seg_val_miou": r.val_miou, "seg_best_epoch": r.best_epoch,
-                "seg_class_iou": dict(zip(classes, r.class_iou)), "seg_train_points": len(train_x), "seg_test_points": len(test_x)})
+                "seg_class_iou": {c: (None if math.isnan(v) else v) for c, v in zip(classes, r.class_iou)}, "seg_train_points": len(train_x), "seg_test_points": len(test_x)})
     return out
 
 
@@ -173,15 +174,23 @@ class SceneAdapter(DomainAdapter):
         if name == "seg_probe" and data.semantic_classes is None:
             raise ConfigError(f"eval=seg_probe needs per-point semantic labels, and dataset {data.name!r} has none. Datasets with "
                               f"labels: {labelled_datasets()}; eval=auto or eval=none evaluates without labels.")
-        if cfg.get("encoder") is not None and cfg.encoder.get("name") in ENCODERS:
+        if cfg.get("encoder_file") is None:  # pretraining: the encoder of the config (evaluate: check_encoder)
             encoder_cls = ENCODERS.get(cfg.encoder.name, domain="scene")
             with torch.device("meta"):
                 shell = encoder_cls(in_dim=data.in_dim, **section(cfg, "encoder", encoder_cls, exclude=("in_dim",)))
-            need = int(getattr(shell, "min_points", 1))
-            if data.transform.points < need:
-                raise ConfigError(f"transform.points={data.transform.points} is below what encoder={cfg.encoder.name} needs per scene: "
-                                  f"{need} points (encoder.centres={shell.centres} x encoder.patch={shell.patch}). Raise "
-                                  "transform.points or lower the encoder's centres or patch size.")
+            self._check_points(data, shell, f"encoder={cfg.encoder.name}")
+
+    @staticmethod
+    def _check_points(data: SceneData, encoder, what: str) -> None:
+        need = int(getattr(encoder, "min_points", 1))
+        if data.transform.points < need:
+            raise ConfigError(f"transform.points={data.transform.points} is below what {what} needs per scene: "
+                              f"{need} points (encoder.centres={encoder.centres} x encoder.patch={encoder.patch}). Raise "
+                              "transform.points or lower the encoder's centres or patch size.")
+
+    def check_encoder(self, cfg: DictConfig, data: SceneData, encoder, path: str) -> None:
+        super().check_encoder(cfg, data, encoder, path)
+        self._check_points(data, encoder, f"the encoder in {path!r}")
 
     def check_method(self, cfg: DictConfig, method_cls, encoder_cls) -> None:
         if hasattr(method_cls, "check_encoder"):

@@ -273,3 +273,117 @@ def test_show_fuses_an_rgbd_sequence(tmp_path):
     assert res.returncode == 0, res.stderr
     n = int(res.stdout.split(": ")[1].split(" points")[0])
     assert n > 10_000 and (tmp_path / "7scenes_tsdf_fusion_every5th_top.png").is_file()
+
+
+TINY_SCENE = ["dataset.splits.train=[0,4]", "dataset.splits.val=[1000,1002]", "dataset.splits.test=[2000,2002]",
+              "dataset.num_points=3000", "dataset.batch_size=2", "transform.points=512", "encoder.centres=8", "encoder.patch=16",
+              "encoder.dim=32", "encoder.depth=1", "encoder.heads=4", "encoder.tokeniser=8", "scene.decoder_depth=1",
+              "scene.decoder_heads=4", "trainer.epochs=2", "trainer.warmup=1", "trainer.progress=false", "eval.train_scenes=4",
+              "eval.epochs=5"]
+NO_PROBE = [o for o in TINY_SCENE if not o.startswith("eval.")]
+
+
+def test_scene_pretrain_then_evaluate_on_rooms(tmp_path):
+    run_dir = tmp_path / "run"
+    res = geossl("pretrain", "scene=pointmae", "dataset=rooms", f"run_dir={run_dir}", *TINY_SCENE, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "pointmae on rooms: held-out chamfer=" in res.stdout and "seg_probe mIoU=" in res.stdout
+    for name in ("config.yaml", "metrics.csv", "checkpoint.pt", "encoder.safetensors", "summary.json"):
+        assert (run_dir / name).is_file(), name
+    assert any((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for key in ("method", "dataset", "seed", "epochs", "rankme", "pretrain_seconds", "seconds_per_epoch", "test_chamfer",
+                "test_chamfer_copy", "seg_miou", "seg_oa", "seg_class_iou", "train_scenes", "steps_per_epoch"):
+        assert key in summary, key
+    assert (summary["method"], summary["dataset"], summary["epochs"], summary["train_scenes"], summary["steps_per_epoch"]) == \
+        ("pointmae", "rooms", 2, 4, 2)
+    assert summary["seg_test_points"] == 2 * 512 and set(summary["seg_class_iou"]) == {"floor", "wall", "table", "chair", "cabinet",
+                                                                                        "bed", "sofa", "bookshelf"}
+    header = json.loads(__import__("safetensors").safe_open(str(run_dir / "encoder.safetensors"), "pt").metadata()["geossl"])
+    assert header["encoder"] == "point_patch_transformer" and header["domain"] == "scene"
+    # the saved encoder, evaluated on its own, gives the run's numbers (same frozen features, probe and seed)
+    res = geossl("evaluate", f"encoder={run_dir / 'encoder.safetensors'}", "dataset=rooms", *[o for o in TINY_SCENE if not o.startswith(
+        ("encoder.", "scene.", "trainer."))])
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["seg_miou"] == summary["seg_miou"] and out["rankme"] == pytest.approx(summary["rankme"])
+
+
+def test_an_interrupted_scene_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    """Killed after epoch 2's checkpoint (2 workers), resumed (no workers): the final weights equal an
+    uninterrupted run's, since every item's augmentation comes from its own seed."""
+    from geossl import cli
+    from geossl.engine.engine import Engine
+
+    args = ["pretrain", "scene=pointmae", "dataset=rooms", *NO_PROBE, "trainer.epochs=3", "eval=none"]
+    assert cli.main([*args, f"run_dir={tmp_path / 'full'}", "trainer.num_workers=0"]) == 0
+    save = Engine._save
+
+    def killed_after_epoch_2(self, method, opt, sched, epoch, losses):
+        save(self, method, opt, sched, epoch, losses)
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Engine, "_save", killed_after_epoch_2)
+    assert cli.main([*args, f"run_dir={tmp_path / 'cut'}", "trainer.num_workers=2"]) == 130
+    monkeypatch.setattr(Engine, "_save", save)
+    assert cli.main([*args, f"trainer.resume={tmp_path / 'cut'}", "trainer.num_workers=0"]) == 0
+    full = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)
+    cut = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
+    assert full["epoch"] == cut["epoch"] == 3
+    for k, v in full["model"].items():
+        assert torch.equal(v, cut["model"][k]), k
+
+
+def test_torchrun_two_processes_pretrain_a_scene_encoder(tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "geossl", "pretrain",
+           "scene=pointmae", "dataset=rooms", "trainer.accelerator=cpu", *NO_PROBE, "eval=none"]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    runs = list((tmp_path / "runs" / "pointmae-rooms").iterdir())
+    assert len(runs) == 1, runs
+    summary = json.loads((runs[0] / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps_per_epoch"] == 1 and "test_chamfer" in summary  # 4 scenes, 2 per rank
+
+
+@requires_scannet
+@requires_sevenscenes
+def test_scene_pretraining_on_scannet_samples_and_a_real_rgbd_sequence(tmp_path):
+    small = [o for o in TINY_SCENE if not o.startswith("dataset.")] + ["dataset.batch_size=2"]
+    res = geossl("pretrain", "scene=pointmae", "dataset=scannet", "dataset.loop=2", f"run_dir={tmp_path / 's'}", *small, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    scannet = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert scannet["train_scenes"] == 2 and len(scannet["seg_class_iou"]) == 20 and 0 <= scannet["seg_miou"] <= 1
+    res = geossl("pretrain", "scene=pointmae", "dataset=sevenscenes", "dataset.loop=2", "dataset.stride=4", f"run_dir={tmp_path / 'q'}",
+                 *small, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    seven = json.loads((tmp_path / "q" / "summary.json").read_text())
+    assert seven["dataset"] == "sevenscenes" and "seg_miou" not in seven and seven["rankme"] > 1 and "test_chamfer" in seven
+    res = geossl("pretrain", "scene=pointmae", "dataset=sevenscenes", "eval=seg_probe", *small, cwd=tmp_path)
+    _assert_clean_error(res, "eval=seg_probe needs per-point semantic labels, and dataset 'sevenscenes' has none")
+
+
+@requires_cora
+def test_scene_and_graph_inputs_are_not_mixed(tmp_path):
+    _assert_clean_error(geossl("pretrain", "scene=pointmae", "graph=graphmae", "dataset=rooms", cwd=tmp_path),
+                        "graph= and scene= were given together")
+    _assert_clean_error(geossl("pretrain", "scene=pointmae", "dataset=cora", cwd=tmp_path),
+                        "Dataset 'cora' is a graph dataset, and this is a scene run", "Valid scene datasets: redwood, rooms")
+    _assert_clean_error(geossl("pretrain", "graph=graphmae", "dataset=rooms", cwd=tmp_path),
+                        "Dataset 'rooms' is a scene dataset, and this is a graph run", "Valid graph datasets: citeseer")
+    _assert_clean_error(geossl("pretrain", "graph=graphmae", "dataset=cora", "encoder=spunet", cwd=tmp_path),
+                        "Encoder 'spunet' is a scene encoder, and this is a graph run", "Valid graph encoders: gat, gcn, gin")
+    _assert_clean_error(geossl("pretrain", "scene=pointmae", "dataset=rooms", "transform.points=1000", cwd=tmp_path),
+                        "transform.points=1000 is below what encoder=point_patch_transformer needs per scene: 2048 points")
+    _assert_clean_error(geossl("pretrain", "scene=pointmae", "dataset=rooms", "encoder=spunet", cwd=tmp_path),
+                        "scene=pointmae needs a patch encoder")
+    import geossl as g
+    from geossl.graph.encoders import GCN
+    from geossl.pointcloud.encoders import PointPatchTransformer
+
+    g.save_encoder(PointPatchTransformer(centres=8, patch=16, dim=32, depth=1), tmp_path / "scene.safetensors")
+    g.save_encoder(GCN(1433, hidden=8), tmp_path / "graph.safetensors")
+    _assert_clean_error(geossl("evaluate", f"encoder={tmp_path / 'scene.safetensors'}", "dataset=cora", cwd=tmp_path),
+                        "is a scene encoder and dataset 'cora' is a graph dataset", "Valid scene datasets")
+    _assert_clean_error(geossl("evaluate", f"encoder={tmp_path / 'graph.safetensors'}", "dataset=rooms", cwd=tmp_path),
+                        "is a graph encoder and dataset 'rooms' is a scene dataset", "Valid graph datasets")

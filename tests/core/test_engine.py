@@ -120,3 +120,93 @@ def test_torchrun_environment_fills_in_devices_nodes_and_ddp(monkeypatch):
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
     assert torchrun_layout(1, 1, "auto") == (4, 2, "ddp")
     assert torchrun_layout(4, 2, "ddp_find_unused_parameters_true") == (4, 2, "ddp_find_unused_parameters_true")  # explicit wins
+
+
+class _Quadratic(nn.Module):
+    """loss = mean over the batch of (w - x)^2, with a second parameter group and an after-step counter."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(3))
+        self.b = nn.Parameter(torch.zeros(1))
+        self.after = 0
+
+    def forward(self, batch):
+        return {"loss": ((self.w - batch) ** 2).mean() + (self.b - 1.0).pow(2).sum()}
+
+    def param_groups(self):
+        return [{"params": [self.w]}, {"params": [self.b], "lr_scale": 0.5, "weight_decay": 0.0}]
+
+    def after_step(self):
+        self.after += 1
+
+
+def test_parameter_groups_per_step_warmup_cosine_and_the_after_step_hook(tmp_path):
+    cfg = _cfg(epochs=2, optimizer="adamw", lr=0.1, weight_decay=0.01, scheduler="cosine", schedule_every="step", warmup=2)
+    engine = Engine(cfg, tmp_path, seed=0)
+    method = _Quadratic()
+    batches = [torch.full((4, 3), float(i)) for i in range(5)]
+    factor = engine.schedule_factor(5)
+    assert [round(factor(t), 6) for t in (0, 1, 2)] == [0.5, 1.0, 1.0]  # linear warm-up, then the cosine starts at 1
+    assert abs(factor(6) - 0.5) < 1e-9 and factor(10) < 1e-12  # half-way through the 8 cosine steps, and the end
+    engine.fit(method, batches)
+    assert method.after == 10  # one call per optimiser step
+    opt_groups = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["optimizer"]["param_groups"]
+    assert [g["weight_decay"] for g in opt_groups] == [0.01, 0.0]
+    assert opt_groups[1]["initial_lr"] == pytest.approx(0.05) and opt_groups[0]["initial_lr"] == pytest.approx(0.1)
+
+
+def test_gradient_accumulation_equals_one_step_on_the_whole_batch(tmp_path):
+    batches = [torch.randn(4, 3, generator=torch.Generator().manual_seed(i)) for i in range(4)]
+    a, b = _Quadratic(), _Quadratic()
+    Engine(_cfg(epochs=1, optimizer="sgd", scheduler="none", accumulate=4), tmp_path / "a", seed=0).fit(a, batches)
+    Engine(_cfg(epochs=1, optimizer="sgd", scheduler="none"), tmp_path / "b", seed=0).fit(b, [torch.cat(batches)])
+    assert a.after == 1 and torch.allclose(a.w, b.w, atol=1e-6) and torch.allclose(a.b, b.b)
+    c = _Quadratic()  # an epoch's last, shorter window steps too
+    Engine(_cfg(epochs=1, optimizer="sgd", scheduler="none", accumulate=3), tmp_path / "c", seed=0).fit(c, batches)
+    assert c.after == 2
+
+
+def test_a_param_group_that_leaves_out_parameters_is_refused(tmp_path):
+    class Partial(_Quadratic):
+        def param_groups(self):
+            return [{"params": [self.w]}]
+
+    with pytest.raises(ConfigError, match="leaves out trainable parameters: b"):
+        Engine(_cfg(epochs=1), tmp_path, seed=0).fit(Partial(), [torch.zeros(1, 3)])
+
+
+def test_bad_schedule_and_loop_settings_are_errors():
+    with pytest.raises(ConfigError, match="schedule_every"):
+        TrainerConfig(schedule_every="batch")
+    for key in ("accumulate", "epochs"):
+        with pytest.raises(ConfigError, match=f"trainer.{key} must be >= 1"):
+            TrainerConfig(**{key: 0})
+    with pytest.raises(ConfigError, match="warmup must be >= 0"):
+        TrainerConfig(warmup=-1)
+
+
+class _Noisy(torch.utils.data.Dataset):
+    """Items that draw their randomness from the seed the sampler gives them."""
+
+    def __len__(self):
+        return 10
+
+    def __getitem__(self, key):
+        index, seed = key
+        return torch.tensor([float(index)]), torch.rand(2, generator=torch.Generator().manual_seed(seed))
+
+
+def test_seeded_loader_gives_the_same_items_with_any_number_of_workers(tmp_path):
+    seen = {}
+    for workers in (0, 2):
+        engine = Engine(_cfg(epochs=1, num_workers=workers), tmp_path / str(workers), seed=3)
+        loader = engine.loader(_Noisy(), batch_size=4, seeded=True)
+        epochs = []
+        for epoch in (0, 1):
+            loader.sampler.set_epoch(epoch)
+            epochs.append([torch.cat([i, r], 1) for i, r in loader])
+        seen[workers] = epochs
+        assert not torch.equal(torch.cat(epochs[0]), torch.cat(epochs[1]))  # a new order and new draws every epoch
+    for e in (0, 1):
+        assert all(torch.equal(a, b) for a, b in zip(seen[0][e], seen[2][e]))

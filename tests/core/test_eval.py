@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from geossl.errors import GeosslError
 from geossl.eval import linear_probe, rankme
 
 
@@ -67,3 +68,36 @@ def test_svc_cross_validation_on_separable_and_on_random_labels():
     assert 20.0 < noise.acc < 80.0  # chance level, not memorised
     # the folds are fixed by fold_seed: the same inputs give the same answer
     assert svc_cross_validation(separable, y, fold_seed=3).fold_accs == svc_cross_validation(separable, y, fold_seed=3).fold_accs
+
+
+def test_miou_and_overall_accuracy_on_a_hand_counted_confusion():
+    from geossl.eval.seg_probe import confusion, iou_scores
+
+    labels = torch.tensor([0, 0, 0, 1, 1, 2, -1])
+    pred = torch.tensor([0, 0, 1, 1, 2, 2, 0])
+    conf = confusion(pred, labels, 4)
+    assert conf.tolist() == [[2, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 0], [0, 0, 0, 0]]  # the -1 point is ignored
+    miou, oa, per_class = iou_scores(conf)
+    # IoU: class 0: 2 / 3, class 1: 1 / (2 + 2 - 1), class 2: 1 / (2 + 1 - 1); class 3 neither present nor predicted
+    assert per_class[:3] == pytest.approx([2 / 3, 1 / 3, 1 / 2]) and math.isnan(per_class[3])
+    assert miou == pytest.approx((2 / 3 + 1 / 3 + 1 / 2) / 3) and oa == pytest.approx(4 / 6)
+
+
+def test_segmentation_probe_separates_classes_that_a_linear_layer_can_and_selects_on_validation():
+    from geossl.eval import seg_probe
+
+    g = torch.Generator().manual_seed(0)
+
+    def points(n):
+        y = torch.randint(0, 3, (n,), generator=g)
+        x = torch.randn(n, 8, generator=g) * 0.3
+        x[torch.arange(n), y] += 3.0  # class c lives along axis c
+        return x, y
+
+    (tx, ty), (vx, vy), (sx, sy) = points(600), points(200), points(300)
+    r = seg_probe(tx, ty, vx, vy, sx, sy, 3, epochs=100)
+    assert r.miou > 0.95 and r.oa > 0.97 and r.val_miou > 0.95 and 0 <= r.best_epoch < 100
+    noise = seg_probe(torch.randn(600, 8, generator=g), ty, vx, vy, sx, sy, 3, epochs=100)
+    assert noise.miou < 0.6  # features that carry no label information do not score
+    with pytest.raises(GeosslError, match="no labels"):
+        seg_probe(tx, torch.full_like(ty, -1), vx, vy, sx, sy, 3)

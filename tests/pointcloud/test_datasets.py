@@ -1,0 +1,134 @@
+"""Scene datasets: splits, items, labels and views; the scene-folder format and what it refuses."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from geossl.errors import ConfigError, DatasetNotFoundError, GeosslError
+from geossl.frames import RGBDFrame
+from geossl.points import collate
+from geossl.pointcloud.datasets import SceneDatasetError, rooms, scannet, scene_folder
+from geossl.pointcloud.rooms import CLASSES, SEMANTIC
+from geossl.pointcloud.scene_folder import SceneFolderError, write_meta, write_scene
+from tests.conftest import requires_scannet, requires_sevenscenes
+
+
+def test_rooms_splits_are_ranges_of_seeds_and_items_are_deterministic():
+    splits = {"train": [0, 6], "val": [10, 12], "test": [20, 23]}
+    ds = {s: rooms(split=s, splits=splits, num_points=3000, loop=2 if s == "train" else 1) for s in ("train", "val", "test")}
+    assert (len(ds["train"]), len(ds["val"]), len(ds["test"])) == (12, 2, 3)  # loop repeats the train split
+    assert ds["test"].keys == [20, 21, 22] and ds["train"].semantic_classes == SEMANTIC and ds["train"].box_classes == CLASSES
+    item = ds["train"][(1, 5)]
+    assert item["coord"].shape == (3000, 3) and item["feat"].shape == (3000, 3) and item["name"] == "rooms-seed1"
+    assert item["labels"].min() >= 0 and item["labels"].max() < len(SEMANTIC) and item["boxes"].shape[1] == 7
+    assert torch.equal(ds["train"][(7, 5)]["coord"], item["coord"])  # index 7 is seed 1 again (loop 2)
+    with pytest.raises(ConfigError, match="no 'extra' split"):
+        rooms(split="extra", splits=splits)
+
+
+def test_rooms_items_carry_posed_views_drawn_per_seed():
+    ds = rooms(split="train", splits={"train": [0, 2]}, num_points=2000, num_views=5, views=2, width=32, height=24)
+    a, b = ds[(0, 1)], ds[(0, 2)]
+    assert len(a["views"]) == 2 and all(isinstance(f, RGBDFrame) and f.size == (32, 24) for f in a["views"])
+    assert len({f.name for f in a["views"]}) == 2  # two different views of the five
+    assert [f.name for f in ds[(0, 1)]["views"]] == [f.name for f in a["views"]]
+    batch = collate([a, b])
+    assert batch.views.color.shape == (2, 2, 24, 32, 3) and batch.views.K.shape == (2, 2, 3, 3)
+    assert batch.views.scene(1)[0].name == "view0"
+    with pytest.raises(ConfigError, match="dataset.views=5 views per item, but each room renders dataset.num_views=4"):
+        rooms(split="train", views=5)
+
+
+@requires_scannet
+def test_scannet_samples_map_to_the_benchmark_classes_and_the_detection_classes():
+    train, test = scannet(split="train"), scannet(split="test")
+    assert train.keys == ["scene0000_00", "scene0000_01"] and test.keys == ["scene0000_02"] and len(scannet(split="train", loop=3)) == 6
+    assert len(train.semantic_classes) == 20 and len(train.box_classes) == 18 and train.box_classes[13] == "showercurtrain"
+    s = train.scene("scene0000_00", frames=False)
+    from geossl.data import data_root
+
+    raw = np.load(data_root() / "3d/scannet_scene0000_mmdet3d/instance_data/scene0000_00_sem_label_all.npy")
+    assert int((s["labels"] == 0).sum()) == int((raw == 1).sum()) == 13899  # nyu40 1 (wall) is class 0
+    assert int((s["labels"] == -1).sum()) == 21917  # nyu40 0, 15, 18, 19, 22, 25, 32, 38, 40: not benchmark classes
+    assert len(s["boxes"]) == 27 and s["boxes"][:, 6].max() < 18
+    with pytest.raises(DatasetNotFoundError, match="scene9999_00_vert_all.npy"):
+        train.find("scene9999_00")
+
+
+@requires_sevenscenes
+def test_an_rgbd_sequence_is_one_scene_whose_splits_differ_in_their_views():
+    from geossl.pointcloud.datasets import DATASETS
+
+    build = DATASETS.get("sevenscenes")
+    train, test = build(split="train", stride=4, views=3, width=80, height=60), build(split="test", stride=4, views=2, width=80, height=60)
+    a, b = train[(0, 0)], test[(0, 0)]
+    assert len(a["coord"]) > 5000 and a["name"] == "7scenes_tsdf_fusion_every5th"
+    seq = train.scene("sevenscenes")["frames"]
+    held = {f.name for f in seq.split(10)[1]}
+    assert all(f.name not in held for f in a["views"]) and all(f.name in held for f in b["views"])
+    assert len(train) == 1 and train.semantic_classes is None
+
+
+def _folder(tmp_path, **overrides):
+    g = np.random.default_rng(0)
+    coord = g.random((500, 3)).astype(np.float32) * 2
+    kw = dict(coord=coord, color=(g.random((500, 3)) * 255).astype(np.uint8), semantic=g.integers(-1, 2, 500),
+              boxes=[{"class": "chair", "center": [1, 1, 0.5], "size": [0.5, 0.5, 1.0]}])
+    kw.update(overrides)
+    write_scene(str(tmp_path), "a", **kw)
+    write_scene(str(tmp_path), "b", **kw)
+    write_meta(str(tmp_path), semantic_classes=["floor", "chair"], box_classes=["chair", "table"],
+               splits={"train": ["a"], "val": ["b"], "test": ["b"]})
+    return tmp_path
+
+
+def test_the_scene_folder_format_round_trips(tmp_path):
+    room = rooms(split="train", num_points=100, num_views=2, width=32, height=24).find(3)
+    frames = [RGBDFrame(f.color, f.depth, f.K, f.cam_to_world, f"f{i}") for i, f in enumerate(room["frames"].frames)]
+    root = _folder(tmp_path, frames=frames)
+    train = scene_folder(split="train", root=str(root), views=2)
+    assert train.keys == ["a"] and train.semantic_classes == ("floor", "chair") and train.box_classes == ("chair", "table")
+    item = train[(0, 0)]
+    assert item["coord"].shape == (500, 3) and item["feat"].max() <= 1 and set(item["labels"].unique().tolist()) <= {-1, 0, 1}
+    assert item["boxes"].tolist() == [[1, 1, 0.5, 0.5, 0.5, 1.0, 0]]
+    assert len(item["views"]) == 2 and torch.allclose(item["views"][0].depth, frames[0].depth, atol=1e-3)
+    assert torch.allclose(item["views"][0].color, frames[0].color, atol=1 / 255)
+    write_scene(str(tmp_path), "c", coord=np.zeros((3, 3)), color=np.ones((3, 3)),
+                boxes=[{"class": "table", "center": [0, 0, 0], "size": [1, 1, 1], "yaw": 0.5}])
+    yawed = scene_folder(split="train", root=str(tmp_path)).find("c")
+    assert yawed["boxes"].tolist() == [[0, 0, 0, 1, 1, 1, 0.5, 1]]
+
+
+def test_the_scene_folder_refuses_what_does_not_fit_the_format(tmp_path):
+    root = _folder(tmp_path / "nocolor")
+    np.savez(root / "a" / "points.npz", coord=np.zeros((5, 3)))
+    with pytest.raises(SceneFolderError, match="has points but no colours"):
+        scene_folder(split="train", root=str(root))[0]
+    root = _folder(tmp_path / "badclass", boxes=[{"class": "sofa", "center": [0, 0, 0], "size": [1, 1, 1]}])
+    with pytest.raises(SceneFolderError, match="class 'sofa', which is not in meta.json's box_classes \\(chair, table\\)"):
+        scene_folder(split="train", root=str(root))[0]
+    root = _folder(tmp_path / "badsize", boxes=[{"class": "chair", "center": [0, 0, 0], "size": [1, 0, 1]}])
+    with pytest.raises(SceneFolderError, match="three positive numbers"):
+        scene_folder(split="train", root=str(root))[0]
+    room = rooms(split="train", num_points=100, num_views=1, width=32, height=24).find(3)
+    f = room["frames"].frames[0]
+    wrong = f.K.clone()
+    wrong[0, 2], wrong[1, 2] = 320.0, 240.0  # the intrinsics of a 640x480 image
+    root = _folder(tmp_path / "badframes", frames=[RGBDFrame(f.color, f.depth, wrong, f.cam_to_world, "f0")])
+    with pytest.raises(GeosslError, match="principal point .* lies outside the 32x24 depth image"):
+        scene_folder(split="train", root=str(root), views=1)[0]
+    root = _folder(tmp_path / "badsplit")
+    (root / "meta.json").write_text(json.dumps({"splits": {"train": ["a", "zz"]}}))
+    with pytest.raises(SceneFolderError, match="names scenes that are not in .*: zz"):
+        scene_folder(split="train", root=str(root))
+    root = _folder(tmp_path / "badlabel", semantic=np.full(500, 7))
+    with pytest.raises(SceneFolderError, match="semantic ids must be -1 .* or index meta.json's semantic_classes \\(2 names\\)"):
+        scene_folder(split="train", root=str(root))[0]
+    with pytest.raises(DatasetNotFoundError, match="Scene folder .*nowhere not found"):
+        scene_folder(split="train", root=str(tmp_path / "nowhere"))
+    with pytest.raises(SceneDatasetError, match="no scenes in its test split"):
+        root = _folder(tmp_path / "empty")
+        (root / "meta.json").write_text(json.dumps({"splits": {"train": ["a"], "test": []}}))
+        scene_folder(split="test", root=str(root))
