@@ -91,16 +91,15 @@ def point_features(features: Callable, dataset: SceneDataset, batch_size: int, m
     """``(features [N, D], labels [N])`` of the scenes of ``dataset`` (its first ``max_scenes``), each item with
     its evaluation seed; ``points_per_scene`` keeps a fixed random subset of each scene's points.
     ``features(batch)`` is an encoder in eval mode, or any function of a batch (raw xyz+rgb, say)."""
-    from torch.utils.data import DataLoader, Subset
+    from torch.utils.data import DataLoader
 
     from geossl.engine.loader import SeededSampler
 
     n = len(dataset) if max_scenes is None else min(max_scenes, len(dataset))
-    subset = Subset(dataset, range(n)) if n < len(dataset) else dataset
-    sampler = SeededSampler(torch.utils.data.SequentialSampler(subset), seed)
+    sampler = SeededSampler(range(n), seed)
     g = torch.Generator().manual_seed(seed)
     xs, ys = [], []
-    for batch in DataLoader(subset, batch_size=batch_size, sampler=sampler, collate_fn=collate):
+    for batch in DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate):
         f = features(batch)
         labels = batch.labels if batch.labels is not None else torch.full((len(batch.coord),), -1, dtype=torch.long)
         for s in batch.scene_slices():
@@ -143,8 +142,7 @@ def held_out_metrics(method, data: SceneData, device) -> Dict[str, float]:
     was = method.training
     method.eval()
     try:
-        loader = DataLoader(test, batch_size=data.batch_size, sampler=SeededSampler(torch.utils.data.SequentialSampler(test), 0),
-                            collate_fn=collate)
+        loader = DataLoader(test, batch_size=data.batch_size, sampler=SeededSampler(range(len(test)), 0), collate_fn=collate)
         for i, batch in enumerate(loader):
             for k, v in method.held_out_metrics(batch.to(device), torch.Generator().manual_seed(i)).items():
                 sums[k] = sums.get(k, 0.0) + v
