@@ -179,12 +179,13 @@ def render(runs, randoms, raws, speeds, note: str) -> None:
     per_class = {c: [r["seg_class_iou"][c] for r in runs if r["seg_class_iou"].get(c) is not None] for c in SEMANTIC}
     lines += ["", "Per-class test IoU of the pretrained encoder (%): " +
               ", ".join(f"{c} {ms(v, 100, 1)}" for c, v in per_class.items() if v) + ".", ""]
-    lines += ["Pretraining time per seed (these runs, the machine may have been shared): " +
-              ", ".join(f"seed {r['seed']}: {r['pretrain_seconds'] / 60:.1f} min ({r['seconds_per_epoch']:.1f} s/epoch)" for r in runs) +
-              f"; evaluation (held-out Chamfer, probe) adds about a minute.", ""]
+    lines += ["Pretraining time per seed (these runs; the machine may have been shared): " +
+              ", ".join(f"seed {r['seed']}: {r['pretrain_seconds'] / 60:.1f} min ({r['seconds_per_epoch']:.1f} s/epoch"
+                        + (f", then {r['evaluate_seconds']:.0f} s of evaluation" if "evaluate_seconds" in r else "") + ")"
+                        for r in runs) + ".", ""]
     if speeds:
         lines += ["**(c) Cost of a training step** (8 rooms, 2048 points each; data generation and transforms included; each "
-                  "case in a fresh process, median-free mean over the timed steps; peak resident memory of the process):", "",
+                  "case in a fresh process, mean over the timed steps after two warm-up steps; peak resident memory of the process):", "",
                   "| model | encoder parameters | threads | s/step | of which data | peak RSS (MB) |", "|---|---|---|---|---|---|"]
         for s in speeds:
             lines.append(f"| {s['model']} | {s['encoder_params'] / 1e6:.2f} M | {s['threads']} | {s['step_s']:.3f} | "

@@ -22,6 +22,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 from torch import Tensor
 
+from geossl.frames import RGBDFrame
 from geossl.gaussians.metrics import psnr, ssim
 from geossl.gaussians.model import GaussianSet, GaussianSetError
 from geossl.ops.camera import backproject_depth, invert_pose
@@ -67,9 +68,9 @@ def voxel_downsample(points: Tensor, colors: Tensor, voxel: float):
     keys = torch.floor(points / voxel).long()
     _, inv = torch.unique(keys, dim=0, return_inverse=True)
     n = int(inv.max()) + 1 if len(inv) else 0
-    count = torch.zeros(n).index_add_(0, inv, torch.ones(len(inv)))[:, None]
-    p = torch.zeros(n, 3).index_add_(0, inv, points) / count
-    c = torch.zeros(n, 3).index_add_(0, inv, colors) / count
+    count = points.new_zeros(n).index_add_(0, inv, points.new_ones(len(inv)))[:, None]
+    p = points.new_zeros(n, 3).index_add_(0, inv, points) / count
+    c = colors.new_zeros(n, 3).index_add_(0, inv, colors) / count
     return p, c
 
 
@@ -135,9 +136,9 @@ def densify_and_prune(g: GaussianSet, opt: torch.optim.Adam, grad_mean: Tensor, 
             s = g.scales[split]
             from geossl.ops.rasterize import quat_scale_to_covariance
 
-            L = torch.linalg.cholesky(quat_scale_to_covariance(g.quats[split], s) + 1e-12 * torch.eye(3))
+            L = torch.linalg.cholesky(quat_scale_to_covariance(g.quats[split], s) + 1e-12 * torch.eye(3, device=s.device))
             for _ in range(2):
-                sample = (L @ torch.randn(len(s), 3, 1))[..., 0] + g.means[split]
+                sample = (L @ torch.randn(len(s), 3, 1, device=s.device))[..., 0] + g.means[split]
                 new["means"] = torch.cat([new["means"], sample])
                 new["log_scales"] = torch.cat([new["log_scales"], (s / 1.6).log()])
                 for n in ("quats", "opacity_logits", "sh_dc", "sh_rest"):
@@ -147,14 +148,24 @@ def densify_and_prune(g: GaussianSet, opt: torch.optim.Adam, grad_mean: Tensor, 
     return {"cloned": int(clone.sum()), "split": int(split.sum()), "pruned": int((~keep).sum() - split.sum())}
 
 
+def _on(frame, device) -> RGBDFrame:
+    """A frame's tensors on ``device`` (any object with color, depth, K, cam_to_world and name)."""
+    return RGBDFrame(frame.color.to(device), frame.depth.to(device), frame.K.to(device), frame.cam_to_world.to(device),
+                     getattr(frame, "name", ""))
+
+
 def fit_gaussians(train: Sequence, test: Sequence, cfg: FitConfig = FitConfig(),
-                  progress: Optional[Callable[[int, Dict[str, float]], None]] = None) -> FitResult:
+                  progress: Optional[Callable[[int, Dict[str, float]], None]] = None,
+                  device: Optional[str | torch.device] = None) -> FitResult:
     """Fit Gaussians to ``train`` frames, evaluating on ``test`` every ``cfg.eval_every`` steps and
     at the end. ``progress(step, stats)`` is called after every step (for a progress bar). A
     non-finite loss or gradient stops the fit before that step's update; the result keeps the last
-    good Gaussians and says why in ``stopped``."""
+    good Gaussians and says why in ``stopped``. Everything runs on ``device`` (default: the frames'
+    device): gsplat's rasterizer on CUDA, the compiled compositor on CPU (``rasterize_gaussians``)."""
     if not train:
         raise GaussianSetError("No training frames to fit.")
+    device = torch.device(device) if device is not None else train[0].color.device
+    train, test = [_on(f, device) for f in train], [_on(f, device) for f in test]
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     points, colors = points_from_frames(train, cfg.voxel)
@@ -164,7 +175,7 @@ def fit_gaussians(train: Sequence, test: Sequence, cfg: FitConfig = FitConfig(),
     opt = _optimizer(g, cfg, extent)
     views = [(invert_pose(f.cam_to_world)[None], f.K[None], f) for f in train]
     result = FitResult(g)
-    grad_sum, grad_count = torch.zeros(len(g)), torch.zeros(len(g))
+    grad_sum, grad_count = g.means.new_zeros(len(g)), g.means.new_zeros(len(g))
     start, step = 0.0, 0
 
     def record(at: int) -> None:
@@ -199,13 +210,13 @@ def fit_gaussians(train: Sequence, test: Sequence, cfg: FitConfig = FitConfig(),
         opt.step()
         densifying = cfg.densify_from <= step < cfg.densify_until
         if densifying and meta["means2d"].grad is not None:
-            gr = meta["means2d"].grad[0] * torch.tensor([w / 2.0, h / 2.0])  # to 3DGS's NDC units
+            gr = meta["means2d"].grad[0] * torch.tensor([w / 2.0, h / 2.0], device=device)  # to 3DGS's NDC units
             seen = (meta["radii"][0] > 0).all(-1)
             grad_sum[seen] += gr[seen].norm(dim=-1)
             grad_count[seen] += 1
             if step % cfg.densify_every == 0:
                 densify_and_prune(g, opt, grad_sum / grad_count.clamp_min(1), cfg, extent)
-                grad_sum, grad_count = torch.zeros(len(g)), torch.zeros(len(g))
+                grad_sum, grad_count = g.means.new_zeros(len(g)), g.means.new_zeros(len(g))
         out_of_time = cfg.max_seconds and time.time() - start > cfg.max_seconds
         if progress:
             progress(step, {"loss": float(loss.detach()), "gaussians": len(g)})

@@ -70,9 +70,9 @@ class GaussianSet(nn.Module):
         sq, _ = nearest(points.float(), points.float(), k + 1)  # the first neighbour is the point itself
         dist = sq[:, 1:].mean(1).sqrt().clamp_min(1e-7)
         n = len(points)
-        quats = torch.zeros(n, 4)
+        quats = points.new_zeros(n, 4)
         quats[:, 0] = 1
-        logit = torch.logit(torch.tensor(opacity)).expand(n).clone()
+        logit = torch.logit(torch.tensor(opacity, device=points.device)).expand(n).clone()
         return cls(points.float(), dist.log()[:, None].repeat(1, 3), quats, logit, rgb_to_sh_dc(colors.float())[:, None],
                    sh_degree=sh_degree)
 

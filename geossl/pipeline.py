@@ -222,7 +222,9 @@ def pretrain(cfg: DictConfig, run_dir: Path, adapter: DomainAdapter) -> Dict[str
         "method": cfg[domain].name, "dataset": dataset.name, "seed": int(cfg.seed), "epochs": result.epochs,
         "in_dim": dataset.in_dim, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     })
+    t0 = time.perf_counter()
     summary.update(job.evaluate(method))
+    summary["evaluate_seconds"] = round(time.perf_counter() - t0, 3)
     summary.update({"encoder": str(encoder_path.resolve()), "run_dir": str(run_dir.resolve()), **_environment(engine.device)})
     write_json(run_dir / "summary.json", summary)
     return summary

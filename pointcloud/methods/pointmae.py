@@ -71,7 +71,7 @@ class PointMAE(Method):
         """``[scenes, centres]`` bool, True for the ``int(mask_ratio * centres)`` hidden patches of each scene."""
         G = self.encoder.centres
         hidden = int(self.mask_ratio * G)
-        order = torch.rand(scenes, G, generator=generator).argsort(1).to(device)
+        order = torch.rand(scenes, G, generator=generator, device="cpu").argsort(1).to(device)  # CPU draws: same masks on any device
         mask = torch.zeros(scenes, G, dtype=torch.bool, device=device)
         return mask.scatter_(1, order[:, :hidden], True)
 

@@ -138,3 +138,43 @@ def test_a_non_finite_loss_stops_the_fit_and_keeps_the_last_good_gaussians():
     assert "non-finite loss" in res.stopped and res.iterations < 50
     assert all(torch.isfinite(p).all() for p in res.gaussians.parameters())
     assert res.history[-1]["iteration"] == res.iterations
+
+
+def test_fitting_allocates_on_the_frames_device_only():
+    """Under a `meta` default device, any tensor made without an explicit device lands on `meta` and cannot
+    meet the CPU frames: the fit (densification and evaluation included) must run through."""
+    from geossl.gaussians.fit import FitConfig, fit_gaussians
+    from geossl.pointcloud.rooms import make_room
+
+    frames = make_room(2, num_points=100, num_views=3, width=32, height=24)["frames"].frames
+    cfg = FitConfig(iterations=4, eval_every=2, voxel=0.2, densify_from=1, densify_until=4, densify_every=2)
+    with torch.device("meta"):
+        result = fit_gaussians(frames[1:], frames[:1], cfg)
+    assert result.gaussians.means.device.type == "cpu" and [h["iteration"] for h in result.history] == [0, 2, 4]
+
+
+def test_point_mae_steps_allocate_on_the_batch_device_only():
+    from geossl.points import collate
+    from geossl.pointcloud.encoders import PointPatchTransformer
+    from geossl.pointcloud.methods import PointMAE
+
+    g = torch.Generator().manual_seed(0)
+    batch = collate([{"coord": torch.rand(300, 3, generator=g), "feat": torch.rand(300, 3, generator=g)} for _ in range(2)])
+    m = PointMAE(PointPatchTransformer(centres=8, patch=16, dim=32, depth=1, tokeniser=8), 3, decoder_depth=1, decoder_heads=4)
+    with torch.device("meta"):
+        loss = m(batch)["loss"]
+        loss.backward()
+        metrics = m.held_out_metrics(batch, torch.Generator().manual_seed(0))
+    assert loss.device.type == "cpu" and metrics["chamfer"] > 0
+
+
+def test_the_fit_device_is_auto_cpu_or_cuda():
+    from geossl.errors import ConfigError
+    from geossl.gaussians.run import fit_device
+
+    assert fit_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu") and fit_device("cpu").type == "cpu"
+    with pytest.raises(ConfigError, match="Valid choices: auto, cpu, cuda"):
+        fit_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            fit_device("cuda")
