@@ -166,8 +166,7 @@ def test_gat_backbone_ends_in_a_one_head_gat_layer():
 def test_finetune_leaves_the_pretrained_encoder_untouched_on_gcn_and_gat():
     for enc in (GCN(in_dim=6, hidden=8, layers=1), GAT(in_dim=6, hidden=8, layers=1, heads=2)):
         before = {k: v.clone() for k, v in enc.state_dict().items()}
-        res = finetune(enc, BARBELL, epochs=5)
-        assert 0.0 <= res.test_acc <= 1.0 and 0 <= res.best_epoch < 5
+        finetune(enc, BARBELL, epochs=5)
         assert all(torch.equal(before[k], v) for k, v in enc.state_dict().items())
 
 
