@@ -6,6 +6,16 @@ evaluation and the accelerated ops. Domain packages (``geossl.graph``, ``geossl.
 ``geossl.gaussians``) register their datasets, encoders and methods here.
 """
 
+import os as _os
+import sys as _sys
+
+# `python -m geossl` puts the working directory first on sys.path (Python does, for -m) before this package
+# is imported, so a `hydra.py` or `torch.py` lying in the folder a user runs geossl from would be imported
+# instead of the library. Nothing is imported from the working directory: while -m locates this package,
+# sys.argv[0] is "-m", and the working-directory entry is dropped before any import below.
+if _sys.argv[:1] == ["-m"] and _sys.path and _sys.path[0] in ("", _os.getcwd()):
+    del _sys.path[0]
+
 __version__ = "0.1.0"
 
 from geossl.encoder import Encoder, load_encoder, save_encoder  # noqa: E402

@@ -151,7 +151,9 @@ def cmd_config(overrides: List[str]) -> int:
     from omegaconf import OmegaConf
 
     domain = _domain(overrides)
-    print(OmegaConf.to_yaml(_compose(f"pretrain_{domain}", overrides, domain)))
+    cfg = _compose(f"pretrain_{domain}", overrides, domain)
+    _check_dataset_domain(cfg, domain)
+    print(OmegaConf.to_yaml(cfg))
     return 0
 
 

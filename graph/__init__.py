@@ -5,4 +5,4 @@ Importing this package registers its datasets (Planetoid citation graphs), encod
 """
 
 from geossl.graph import datasets, encoders, methods  # noqa: F401  (registration side effects)
-from geossl.graph.datasets import GraphDataset, load_dataset  # noqa: F401
+from geossl.graph.datasets import GraphDataset, load_dataset, prepare  # noqa: F401

@@ -145,6 +145,28 @@ def load_planetoid(name: str, root: Optional[str] = None, download: bool = False
     )
 
 
+def prepare(data, normalize_features: bool = False):
+    """A copy of a PyG graph (``Data`` or ``Batch``) in the form geossl's encoders were pretrained on:
+    self-loops removed, then one added to every node (GAT and GIN expect them; GCN adds its own); with
+    ``normalize_features``, every node's features divided by their sum (PyG's ``NormalizeFeatures``, what
+    the Planetoid datasets get). A graph loaded with :func:`load_dataset` is already prepared.
+
+    Example::
+
+        encoder = geossl.load_encoder("runs/graphmae-cora/<stamp>/encoder.safetensors")
+        embeddings = encoder(prepare(my_graph, normalize_features=True))
+    """
+    from torch_geometric.transforms import NormalizeFeatures
+    from torch_geometric.utils import add_self_loops, remove_self_loops
+
+    out = data.clone()
+    edge_index, _ = remove_self_loops(out.edge_index)
+    out.edge_index, _ = add_self_loops(edge_index, num_nodes=out.num_nodes)
+    if normalize_features:
+        out = NormalizeFeatures()(out)
+    return out
+
+
 class _AdjacencyListUnpickler(pickle.Unpickler):
     """Unpickler for Planetoid's ``ind.<name>.graph`` (a ``defaultdict`` of int lists) that
     refuses every other class, so a foreign file cannot run code."""

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -422,10 +423,46 @@ class Engine:
         raise NonFiniteLossError(f"The loss became {value} in epoch {epoch + 1}; the run stopped without taking that step. {kept}{how}")
 
     def _progress(self, start: int):
+        """A rich progress bar on a terminal; plain lines when the output is not one (a batch job, nohup, CI)."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         enabled = self.cfg.progress and self.fabric.is_global_zero
+        if enabled and not sys.stdout.isatty():
+            return PlainProgress(start)
         return Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             TimeRemainingColumn(), TextColumn("{task.fields[info]}"), disable=not enabled, transient=False,
         )
+
+
+class PlainProgress:
+    """Progress as plain lines (epoch, losses, elapsed, estimated time left), at most one every ``interval``
+    seconds plus the first and the last epoch, for output that is not a terminal. It has the part of
+    rich's ``Progress`` interface the engine uses."""
+
+    def __init__(self, start: int, interval: float = 30.0, file=None):
+        self.start, self.interval, self.file = start, interval, file
+        self.total, self.description, self.t0, self.last = 0, "", 0.0, -1e9
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def add_task(self, description: str, total: int, completed: int = 0, info: str = "") -> int:
+        self.description, self.total = description, total
+        return 0
+
+    def update(self, task: int, completed: int, info: str = "") -> None:
+        now = time.perf_counter()
+        if now - self.last < self.interval and completed not in (self.start + 1, self.total):
+            return
+        self.last = now
+        elapsed = now - self.t0
+        done = completed - self.start
+        eta = elapsed / done * (self.total - completed) if done > 0 else float("nan")
+        fmt = lambda sec: time.strftime("%H:%M:%S", time.gmtime(sec)) if math.isfinite(sec) else "?"  # noqa: E731
+        print(f"{self.description}: epoch {completed}/{self.total} {info} elapsed {fmt(elapsed)} eta {fmt(eta)}",
+              file=self.file or sys.stdout, flush=True)

@@ -35,6 +35,12 @@ def load_extension():
             os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
         src = Path(__file__).with_name("csrc") / "composite.cpp"
+        from torch.utils.cpp_extension import _get_build_directory
+
+        build = Path(_get_build_directory("geossl_composite_cpu", verbose=False))
+        if not any(build.glob("*.so")):
+            print(f"geossl: building the compiled CPU Gaussian compositor (once, about a minute; cached in {build})",
+                  file=sys.stderr, flush=True)
         _EXT = load(name="geossl_composite_cpu", sources=[str(src)], extra_cflags=["-O3", "-fopenmp"],
                     extra_ldflags=["-fopenmp"], verbose=False)
     except Exception as e:  # no compiler, no OpenMP, read-only cache: the PyTorch path still works

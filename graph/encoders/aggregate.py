@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from geossl.graph.encoders.inputs import csr_tensor
+
 
 def _head_csr(rows: Tensor, cols: Tensor, values: Tensor, num_rows: int, num_cols: int, heads: int):
     """CSR matrix with entries ``[rows_e * H + h, cols_e * H + h] = values[e, h]``.
@@ -25,7 +27,7 @@ def _head_csr(rows: Tensor, cols: Tensor, values: Tensor, num_rows: int, num_col
     order = torch.argsort(row_keys, stable=True)
     crow = torch.zeros(num_rows * heads + 1, dtype=torch.long, device=rows.device)
     torch.cumsum(torch.bincount(row_keys, minlength=num_rows * heads), 0, out=crow[1:])
-    matrix = torch.sparse_csr_tensor(crow, col_keys[order], values.reshape(-1)[order], (num_rows * heads, num_cols * heads), check_invariants=False)
+    matrix = csr_tensor(crow, col_keys[order], values.reshape(-1)[order], (num_rows * heads, num_cols * heads))
     return matrix, order
 
 

@@ -23,6 +23,14 @@ from geossl.ops import dropout as apply_dropout
 from geossl.ops import dropout_mask
 
 
+def csr_tensor(crow: Tensor, col: Tensor, val: Tensor, shape) -> Tensor:
+    """``torch.sparse_csr_tensor`` without invariant checks (the callers build valid indices) and without
+    torch's "Sparse CSR tensor support is in beta state" warning, which these uses need not show a user."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, col, val, shape, check_invariants=False)
+
+
 @dataclass
 class CSRRows:
     """A sparse matrix in CSR form built for fast row gathers and ``A @ W`` / ``A.T @ G``.
@@ -64,7 +72,7 @@ class CSRRows:
         return CSRRows(self.crow, self.col, val, self.shape)
 
     def torch_csr(self) -> Tensor:
-        return torch.sparse_csr_tensor(self.crow, self.col, self.val, self.shape, check_invariants=False)
+        return csr_tensor(self.crow, self.col, self.val, self.shape)
 
     def transpose_csr(self) -> Tensor:
         """``A.T`` as a torch CSR tensor (columns become rows)."""
@@ -74,7 +82,7 @@ class CSRRows:
         order = torch.argsort(self.col, stable=True)
         crow = torch.zeros(self.shape[1] + 1, dtype=self.crow.dtype, device=self.col.device)
         torch.cumsum(torch.bincount(self.col, minlength=self.shape[1]), 0, out=crow[1:])
-        return torch.sparse_csr_tensor(crow, rows[order], self.val[order], (self.shape[1], self.shape[0]), check_invariants=False)
+        return csr_tensor(crow, rows[order], self.val[order], (self.shape[1], self.shape[0]))
 
     def to_dense(self) -> Tensor:
         return self.torch_csr().to_dense()

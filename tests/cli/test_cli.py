@@ -38,6 +38,7 @@ def test_pretrain_then_evaluate_on_cora(tmp_path):
 
     res = geossl("evaluate", f"encoder={run_dir / 'encoder.safetensors'}", "dataset=cora", "eval.epochs=5")
     assert res.returncode == 0, res.stderr
+    assert "Warning" not in res.stderr, res.stderr  # nothing geossl knows to be harmless leaks
     out = json.loads(res.stdout)
     # the saved encoder, frozen, with the same probe and seed, gives exactly the run's own evaluation
     assert out["dataset"] == "cora" and (out["test_acc"], out["val_acc"], out["best_epoch"]) == \
@@ -379,6 +380,8 @@ def test_scene_and_graph_inputs_are_not_mixed(tmp_path):
                         "Dataset 'cora' is a graph dataset, and this is a scene run", "Valid scene datasets: redwood, rooms")
     _assert_clean_error(geossl("pretrain", "graph=graphmae", "dataset=rooms", cwd=tmp_path),
                         "Dataset 'rooms' is a scene dataset, and this is a graph run", "Valid graph datasets: citeseer")
+    _assert_clean_error(geossl("config", "graph=graphmae", "dataset=rooms", cwd=tmp_path), "'rooms' is a scene dataset")
+    _assert_clean_error(geossl("pretrain", "graph=graphmae", "dataset=coral", cwd=tmp_path), "Valid choices of graph dataset: citeseer")
     _assert_clean_error(geossl("pretrain", "graph=graphmae", "dataset=cora", "encoder=spunet", cwd=tmp_path),
                         "Encoder 'spunet' is a scene encoder, and this is a graph run", "Valid graph encoders: gat, gcn, gin")
     _assert_clean_error(geossl("pretrain", "scene=pointmae", "dataset=rooms", "transform.points=1000", cwd=tmp_path),
@@ -395,3 +398,25 @@ def test_scene_and_graph_inputs_are_not_mixed(tmp_path):
                         "is a scene encoder and dataset 'cora' is a graph dataset", "Valid scene datasets")
     _assert_clean_error(geossl("evaluate", f"encoder={tmp_path / 'graph.safetensors'}", "dataset=rooms", cwd=tmp_path),
                         "is a graph encoder and dataset 'rooms' is a scene dataset", "Valid graph datasets")
+
+
+def test_nothing_is_imported_from_the_working_directory(tmp_path):
+    """A folder holding a hydra.py or torch.py (a dataset download, a scratch dir) is not code geossl runs."""
+    for name in ("hydra.py", "torch.py", "omegaconf.py"):
+        (tmp_path / name).write_text(f"open({str(tmp_path / 'IMPORTED')!r}, 'a').write({name!r})\nraise SystemExit('imported {name}')\n")
+    res = geossl("config", "dataset=mutag", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    script = Path(sys.executable).with_name("geossl")
+    res = subprocess.run([str(script), "config", "dataset=mutag"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert not (tmp_path / "IMPORTED").exists()
+
+
+@requires_mutag
+def test_progress_is_printed_as_lines_when_the_output_is_not_a_terminal(tmp_path):
+    res = geossl("pretrain", "dataset=mutag", "trainer.epochs=3", "encoder.hidden=16", "encoder.layers=2", f"run_dir={tmp_path / 'r'}",
+                 cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    lines = [line for line in res.stdout.splitlines() if line.startswith("pretrain: epoch")]
+    assert lines[0].startswith("pretrain: epoch 1/3 sce=") and lines[-1].startswith("pretrain: epoch 3/3 sce=")
+    assert all(" elapsed " in line and " eta " in line for line in lines)
