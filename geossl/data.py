@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Optional
+
+from geossl.errors import ConfigError
 
 #: Environment variable naming the data root (tests and CI point it at ``../shared/data``).
 DATA_ENV = "GEOSSL_DATA"
@@ -28,30 +33,64 @@ def cache_root() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "geossl").expanduser()
 
 
-def cached_dataset_dir(raw_src: Path, relative: str) -> Path:
-    """A folder in the cache whose ``raw/`` holds links to the files in ``raw_src``.
+def content_key(files, source: Path) -> str:
+    """16 hex digits of a SHA-256 over the files' names and bytes and the folder they come from: a cache
+    keyed on it is never stale (an edited label file, another folder with the same dataset name)."""
+    h = hashlib.sha256(str(Path(source).resolve()).encode())
+    for f in sorted(files, key=lambda p: Path(p).name):
+        h.update(Path(f).name.encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _inside_cache(path: Path) -> Path:
+    root = (cache_root() / "datasets").resolve()
+    resolved = path.resolve()
+    if resolved != root and root not in resolved.parents:
+        raise ConfigError(f"{path} is outside the dataset cache {root}; dataset names may not hold path separators or '..'.")
+    return path
+
+
+def check_dataset_name(name: str, what: str = "dataset.name") -> str:
+    """A dataset name that is safe as a file-name prefix and a cache folder name: letters, digits and
+    ``_ . + -``, not starting with a dot."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ConfigError(f"{what}={name!r} is not a dataset name: use letters, digits and _ . + - (no path separators, "
+                          "no leading dot).")
+    return name
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")
+
+
+def cached_dataset_dir(raw_src: Path, collection: str, name: str) -> Path:
+    """A folder ``<cache>/datasets/<collection>/<key>/<name>`` whose ``raw/`` holds links to the files in ``raw_src``.
 
     Libraries such as PyG write ``processed/`` next to ``raw/``; geossl never writes into the
     data root (it may be shared or read-only, and root ignores permission bits), so the raw
-    files are linked (copied where links fail) into ``<cache>/datasets/<relative>/raw`` once.
+    files are linked (copied where links fail) into the cache once. ``key`` hashes the files' contents
+    and the source folder (:func:`content_key`), so an edited file or another folder with the same
+    dataset name gets a cache of its own and nothing stale is served. Nothing outside the cache is
+    touched; the folder is built under a temporary name and renamed into place.
     """
-    dst = cache_root() / "datasets" / relative
-    raw_dst = dst / "raw"
-    names = sorted(p.name for p in raw_src.iterdir() if p.is_file())
-    if raw_dst.is_dir() and sorted(p.name for p in raw_dst.iterdir()) == names and all(
-        (raw_dst / n).resolve() == (raw_src / n).resolve() or (raw_dst / n).stat().st_size == (raw_src / n).stat().st_size
-        for n in names
-    ):
+    check_dataset_name(name)
+    files = sorted(p for p in raw_src.iterdir() if p.is_file())
+    keyed = _inside_cache(cache_root() / "datasets" / collection / content_key(files, raw_src))
+    dst = keyed / name
+    if (dst / "raw").is_dir():
         return dst
-    tmp = dst.parent / f".{dst.name}.linking"
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "raw").mkdir(parents=True)
-    for name in names:
+    keyed.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{keyed.name}.", dir=keyed.parent))
+    (tmp / name / "raw").mkdir(parents=True)
+    for f in files:
         try:
-            os.symlink((raw_src / name).resolve(), tmp / "raw" / name)
+            os.symlink(f.resolve(), tmp / name / "raw" / f.name)
         except OSError:
-            shutil.copy2(raw_src / name, tmp / "raw" / name)
-    shutil.rmtree(dst, ignore_errors=True)  # stale processed/ files go with it
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, dst)
+            shutil.copy2(f, tmp / name / "raw" / f.name)
+    try:
+        os.replace(tmp, keyed)
+    except OSError:  # another process made it first: use theirs
+        shutil.rmtree(tmp, ignore_errors=True)
     return dst

@@ -21,7 +21,7 @@ from typing import List, Optional
 
 import torch
 
-from geossl.data import cache_root, data_root, cached_dataset_dir
+from geossl.data import cache_root, cached_dataset_dir, check_dataset_name, content_key, data_root
 from geossl.errors import DatasetNotFoundError
 from geossl.graph.graph_files import GraphFileError, check_tu_folder, find_file, read_gin_file
 from geossl.io import atomic_write
@@ -102,7 +102,7 @@ def _open_pyg(pyg_cls, collection: str, name: str, root: Optional[str], download
             )
         folder = cache_root() / "datasets" / collection / name
         return pyg_cls(str(folder.parent), name=name, **kwargs), folder
-    folder = cached_dataset_dir(src / "raw", f"{collection}/{name}")
+    folder = cached_dataset_dir(src / "raw", collection, name)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), _pyg_safe_load():
         return pyg_cls(str(folder.parent), name=name, **kwargs), src
 
@@ -269,6 +269,7 @@ def load_tu(name: str, root: Optional[str] = None, download: bool = False) -> Gr
     """
     from torch_geometric.datasets import TUDataset
 
+    check_dataset_name(name)
     raw, searched = tu_raw_folder(name, root)
     if raw is None:
         if not download:
@@ -282,7 +283,7 @@ def load_tu(name: str, root: Optional[str] = None, download: bool = False) -> Gr
             ds = TUDataset(str(folder.parent), name=name)
         return prepare_graphs(list(ds), name.lower(), str(folder))
     check_tu_folder(raw, name)
-    folder = cached_dataset_dir(raw, f"tudataset/{name}")
+    folder = cached_dataset_dir(raw, "tudataset", name)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), _pyg_safe_load():
         ds = TUDataset(str(folder.parent), name=name)
     return prepare_graphs(list(ds), name.lower(), str(raw))
@@ -333,8 +334,7 @@ def load_gin_format(name: str, root: Optional[str] = None) -> GraphDataset:
             f"Dataset {name} (GIN text format) was not found: looked for {', '.join(str(c) for c in candidates)}. "
             "Set GEOSSL_DATA or pass dataset.root=<dir> with tudataset_gin_format/ in it."
         )
-    stat = path.stat()
-    cache = cache_root() / "datasets" / "gin_format" / f"{name}-{stat.st_size}-{int(stat.st_mtime)}.pt"
+    cache = cache_root() / "datasets" / "gin_format" / f"{name}-{content_key([path], path.parent)}.pt"
     if cache.is_file():
         parsed = torch.load(cache, weights_only=True)
     else:

@@ -112,3 +112,30 @@ def test_a_copy_of_mutag_in_a_flat_folder_equals_the_registered_dataset(tmp_path
     flat, registered = load_dataset("tu", name="MUTAG", root=str(tmp_path)), load_dataset("mutag")
     assert len(flat.data) == len(registered.data) == 188
     assert all(torch.equal(a.x, b.x) and torch.equal(a.edge_index, b.edge_index) for a, b in zip(flat.data, registered.data))
+
+
+def test_a_dataset_name_cannot_reach_outside_the_cache(tmp_path, monkeypatch):
+    from geossl.errors import ConfigError
+
+    monkeypatch.setenv("GEOSSL_CACHE", str(tmp_path / "cache"))
+    victim = tmp_path / "cache" / "datasets" / "keep"
+    victim.mkdir(parents=True)
+    (victim / "precious.txt").write_text("x")
+    _tiny_tu(tmp_path / "data" / "tudataset" / "TINY" / "raw")
+    for name in ("../keep", "..", "a/b", "/etc", ".hidden"):
+        with pytest.raises(ConfigError, match="is not a dataset name"):
+            load_dataset("tu", name=name, root=str(tmp_path / "data"), download=True)
+    assert (victim / "precious.txt").is_file()
+
+
+def test_the_processed_cache_follows_the_files_content_and_their_folder(tmp_path, monkeypatch):
+    """An edited label file (same size) and a second folder with the same dataset name each get their own
+    processed copy: no stale labels, no other folder's edges."""
+    monkeypatch.setenv("GEOSSL_CACHE", str(tmp_path / "cache"))
+    first = _tiny_tu(tmp_path / "one" / "TINY")
+    assert [int(g.y) for g in load_dataset("tu", name="TINY", root=str(tmp_path / "one")).data] == [0, 1]
+    (first / "TINY_graph_labels.txt").write_text("1\n0\n")  # same size, other labels
+    assert [int(g.y) for g in load_dataset("tu", name="TINY", root=str(tmp_path / "one")).data] == [1, 0]
+    _tiny_tu(tmp_path / "two" / "TINY", A="1, 2\n2, 1\n4, 5\n5, 4\n")  # the triangle lost an edge pair
+    assert load_dataset("tu", name="TINY", root=str(tmp_path / "two")).data[0].edge_index.shape[1] == 2 + 3
+    assert load_dataset("tu", name="TINY", root=str(tmp_path / "one")).data[0].edge_index.shape[1] == 6 + 3
