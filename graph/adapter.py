@@ -79,7 +79,16 @@ def _check_eval_fits(cfg: DictConfig, dataset: GraphDataset) -> None:
         want = next(k for k, v in EVALS.items() if v[0] == dataset.task)
         raise ConfigError(f"Dataset {dataset.name!r} is {dataset.task}-level but eval={cfg.eval.name} evaluates "
                           f"{task}-level embeddings; use eval={want}.")
-    eval_kwargs(cfg)  # a bad key fails before hours of pretraining
+    kwargs = eval_kwargs(cfg)  # a bad key fails before hours of pretraining
+    if cfg.eval.name == "svc":  # stratified folds need every class in every fold
+        labels = torch.cat([torch.as_tensor(g.y).view(-1)[:1] for g in dataset.data])
+        counts = torch.bincount(labels)
+        folds = int(kwargs.get("folds", 10))
+        if len(counts[counts > 0]) < 2 or int(counts[counts > 0].min()) < folds:
+            small = [(int(c), int(n)) for c, n in enumerate(counts.tolist()) if 0 < n < folds]
+            raise ConfigError(f"Dataset {dataset.name!r} cannot be evaluated by {folds}-fold stratified cross-validation: "
+                              + (f"class {small[0][0]} has {small[0][1]} graph(s), fewer than eval.folds={folds}; lower eval.folds "
+                                 "or add graphs of that class." if small else "it has a single class."))
 
 
 def graph_loader(dataset: GraphDataset, batch_size: int, shuffle: bool, world_size: int = 1, rank: int = 0, seed: int = 0):

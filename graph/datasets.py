@@ -228,7 +228,7 @@ def prepare_graphs(graphs: List, name: str, source: str) -> GraphDataset:
 
     if not graphs:
         raise GraphFileError(f"{source} holds no graphs.")
-    with_x = [g.x is not None for g in graphs]
+    with_x = [g.x is not None and g.x.dim() == 2 and g.x.shape[1] > 0 for g in graphs]
     if any(with_x) and not all(with_x):
         raise GraphFileError(f"{source}: some graphs have node features and some do not.")
     labels = torch.cat([torch.as_tensor(g.y).view(-1)[:1] for g in graphs])
@@ -238,7 +238,7 @@ def prepare_graphs(graphs: List, name: str, source: str) -> GraphDataset:
         width = int(max(int(d.max()) if d.numel() else 0 for d in degs)) + 1
     out = []
     for i, g in enumerate(graphs):
-        x = g.x.float() if g.x is not None else F.one_hot(degs[i], width).float()
+        x = g.x.float() if with_x[i] else F.one_hot(degs[i], width).float()
         edge_index, _ = remove_self_loops(g.edge_index)
         edge_index, _ = add_self_loops(edge_index, num_nodes=x.shape[0])
         out.append(Data(x=x, edge_index=edge_index, y=y[i:i + 1]))
@@ -284,8 +284,11 @@ def load_tu(name: str, root: Optional[str] = None, download: bool = False) -> Gr
         return prepare_graphs(list(ds), name.lower(), str(folder))
     check_tu_folder(raw, name)
     folder = cached_dataset_dir(raw, "tudataset", name)
+    # Node labels are the features when a dataset has them (as GraphMAE uses them); a dataset with attributes
+    # and no labels gets its attributes (PyG drops them unless asked, which left zero-width features).
+    attributes_only = (raw / f"{name}_node_attributes.txt").is_file() and not (raw / f"{name}_node_labels.txt").is_file()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), _pyg_safe_load():
-        ds = TUDataset(str(folder.parent), name=name)
+        ds = TUDataset(str(folder.parent), name=name, use_node_attr=attributes_only)
     return prepare_graphs(list(ds), name.lower(), str(raw))
 
 

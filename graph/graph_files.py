@@ -53,6 +53,23 @@ def _ints(path: Path, lines: List[str], columns: int) -> np.ndarray:
     return values.reshape(len(lines), columns)
 
 
+def _check_attributes(path: Path) -> None:
+    """Node attributes must be rows of one number of comma-separated finite floats."""
+    width = None
+    for i, line in enumerate(_rows(path), start=1):
+        try:
+            values = [float(v) for v in line.split(",")]
+        except ValueError:
+            raise GraphFileError(f"{path}, line {i}: expected comma-separated numbers, got {line[:60]!r}.") from None
+        if width is None:
+            width = len(values)
+        if len(values) != width:
+            raise GraphFileError(f"{path}, line {i}: {len(values)} attributes where line 1 has {width}.")
+        if not all(np.isfinite(values)):
+            raise GraphFileError(f"{path}, line {i}: a node attribute is NaN or infinite; fix or remove it (the data, not "
+                                 "the learning rate, is at fault).")
+
+
 def check_tu_folder(folder: Path, name: str) -> None:
     """Refuse a TU raw folder whose files are missing or disagree with each other.
 
@@ -87,6 +104,8 @@ def check_tu_folder(folder: Path, name: str) -> None:
         raise GraphFileError(
             f"{path('graph_labels')} has {len(labels)} labels but {path('graph_indicator').name} names {graphs} graphs."
         )
+    if path("node_attributes").is_file():
+        _check_attributes(path("node_attributes"))
     for part in TU_PER_NODE:
         if path(part).is_file() and len(_rows(path(part))) != n:
             raise GraphFileError(

@@ -420,3 +420,15 @@ def test_progress_is_printed_as_lines_when_the_output_is_not_a_terminal(tmp_path
     lines = [line for line in res.stdout.splitlines() if line.startswith("pretrain: epoch")]
     assert lines[0].startswith("pretrain: epoch 1/3 sce=") and lines[-1].startswith("pretrain: epoch 3/3 sce=")
     assert all(" elapsed " in line and " eta " in line for line in lines)
+
+
+def test_an_evaluation_that_cannot_run_is_refused_before_pretraining(tmp_path):
+    raw = tmp_path / "SMALL"
+    raw.mkdir()
+    (raw / "SMALL_A.txt").write_text("".join(f"{2 * i + 1}, {2 * i + 2}\n{2 * i + 2}, {2 * i + 1}\n" for i in range(15)))
+    (raw / "SMALL_graph_indicator.txt").write_text("".join(f"{i + 1}\n{i + 1}\n" for i in range(15)))
+    (raw / "SMALL_graph_labels.txt").write_text("0\n" * 12 + "1\n" * 3)  # class 1: 3 graphs for 10 folds
+    res = geossl("pretrain", "dataset=tu", "dataset.name=SMALL", f"dataset.root={tmp_path}", *TINY_GRAPH, f"run_dir={tmp_path / 'r'}",
+                 cwd=tmp_path)
+    _assert_clean_error(res, "class 1 has 3 graph(s), fewer than eval.folds=10")
+    assert not (tmp_path / "r" / "checkpoint.pt").exists()  # nothing was trained

@@ -139,3 +139,18 @@ def test_the_processed_cache_follows_the_files_content_and_their_folder(tmp_path
     _tiny_tu(tmp_path / "two" / "TINY", A="1, 2\n2, 1\n4, 5\n5, 4\n")  # the triangle lost an edge pair
     assert load_dataset("tu", name="TINY", root=str(tmp_path / "two")).data[0].edge_index.shape[1] == 2 + 3
     assert load_dataset("tu", name="TINY", root=str(tmp_path / "one")).data[0].edge_index.shape[1] == 6 + 3
+
+
+def test_node_attributes_without_node_labels_are_the_features(tmp_path):
+    _tiny_tu(tmp_path / "TINY", node_labels=None, node_attributes="0.5, 1.0\n1.5, 2.0\n2.5, 3.0\n3.5, 4.0\n4.5, 5.0\n")
+    ds = load_dataset("tu", name="TINY", root=str(tmp_path))
+    assert ds.num_features == 2 and ds.data[0].x.tolist() == [[0.5, 1.0], [1.5, 2.0], [2.5, 3.0]]
+    _tiny_tu(tmp_path / "bare" / "TINY", node_labels=None)  # neither labels nor attributes: degree features
+    bare = load_dataset("tu", name="TINY", root=str(tmp_path / "bare"))
+    assert bare.num_features == 3 and bare.data[0].x.sum(0).tolist() == [0.0, 0.0, 3.0]  # triangle: degree 2
+
+
+def test_non_finite_node_attributes_name_the_file_and_line(tmp_path):
+    _tiny_tu(tmp_path / "TINY", node_labels=None, node_attributes="0.5, 1.0\n1.5, nan\n2.5, 3.0\n3.5, 4.0\n4.5, 5.0\n")
+    with pytest.raises(GraphFileError, match="TINY_node_attributes.txt, line 2: a node attribute is NaN or infinite"):
+        load_dataset("tu", name="TINY", root=str(tmp_path))
