@@ -53,6 +53,22 @@ class FitConfig:
     eval_every: int = 500
     seed: int = 0
 
+    def __post_init__(self):
+        from geossl.errors import ConfigError
+
+        bad = [f"fit.{k}={getattr(self, k)} (needs {rule})" for k, ok, rule in (
+            ("iterations", self.iterations >= 1, ">= 1"), ("eval_every", self.eval_every >= 1, ">= 1"),
+            ("densify_every", self.densify_every >= 1, ">= 1"), ("voxel", self.voxel > 0, "> 0"),
+            ("max_seconds", self.max_seconds >= 0, ">= 0"), ("init_opacity", 0 < self.init_opacity < 1, "in (0, 1)"),
+            ("sh_degree", self.sh_degree in (0, 1, 2, 3), "0 to 3"), ("means_lr_decay", self.means_lr_decay > 0, "> 0"),
+            ("lambda_dssim", 0 <= self.lambda_dssim <= 1, "in [0, 1]"), ("depth_weight", self.depth_weight >= 0, ">= 0"),
+            ("densify_grad", self.densify_grad > 0, "> 0"), ("prune_opacity", 0 <= self.prune_opacity < 1, "in [0, 1)"),
+        ) if not ok]
+        bad += [f"fit.{k}={getattr(self, k)} (needs >= 0)" for k in ("lr_means", "lr_scales", "lr_quats", "lr_opacity", "lr_sh")
+                if getattr(self, k) < 0]
+        if bad:
+            raise ConfigError(f"Bad fit settings: {'; '.join(bad)}.")
+
 
 @dataclass
 class FitResult:

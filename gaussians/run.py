@@ -53,6 +53,15 @@ def fit_device(name: str) -> torch.device:
     return device
 
 
+def fit_config(cfg) -> FitConfig:
+    """The ``fit`` section of ``geossl fit-gaussians`` validated (unknown keys and bad values are refused) and the run seed."""
+    from geossl.config import validate
+
+    settings = validate(cfg.fit, FitConfig, "fit")
+    settings["seed"] = int(cfg.seed)
+    return FitConfig(**settings)
+
+
 def fit_scene(cfg, run_dir: Path, sequence) -> dict:
     """Fit ``sequence`` (an RGB-D sequence with ``split``) with ``cfg.fit`` and write the run folder."""
     from omegaconf import OmegaConf
@@ -63,7 +72,7 @@ def fit_scene(cfg, run_dir: Path, sequence) -> dict:
     train, test = sequence.split(int(cfg.dataset.test_every))
     if not test:
         test = train[:1]
-    fit_cfg = FitConfig(**OmegaConf.to_container(cfg.fit), seed=int(cfg.seed))
+    fit_cfg = fit_config(cfg)
     device = fit_device(str(cfg.device))
     t0 = time.time()
     if cfg.progress:

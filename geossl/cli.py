@@ -179,6 +179,10 @@ def _friendly(exc: BaseException) -> Optional[str]:
 
     if isinstance(exc, GeosslError):
         return str(exc)
+    if isinstance(exc, PermissionError):
+        where = exc.filename or "a file"
+        return (f"Permission denied writing or reading {where}. Choose folders you can write: out_dir=<dir> or run_dir=<dir> for "
+                "runs, GEOSSL_CACHE=<dir> for processed datasets.")
     if isinstance(exc, (HydraException, OmegaConfBaseException)):
         text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         text = text.replace("Available options in", ". Available options in").replace(" . ", ". ")

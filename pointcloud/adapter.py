@@ -244,6 +244,13 @@ class SceneAdapter(DomainAdapter):
         return {"fit-gaussians": cmd_fit_gaussians, "show": cmd_show}
 
 
+def _strict(cfg: DictConfig, allowed: Tuple[str, ...], command: str) -> None:
+    """Refuse top-level keys a command does not read (``+sizee=3``): a typo must not pass silently."""
+    unknown = sorted(set(cfg) - set(allowed))
+    if unknown:
+        raise ConfigError(f"Unknown key(s) {', '.join(repr(k) for k in unknown)} for geossl {command}. Valid keys: {', '.join(allowed)}.")
+
+
 def _raw_scene(cfg: DictConfig) -> Dict[str, Any]:
     builder, kwargs, _ = dataset_builder(cfg, "scene", extra={"batch_size": 8}, exclude=("split",))
     return scene_for_show(kwargs, builder)
@@ -256,6 +263,7 @@ def cmd_show(overrides: List[str], compose) -> int:
     from .show import save_rgbd_views, save_scene_views
 
     cfg = compose("show", overrides, "scene")
+    _strict(cfg, ("dataset", "size", "out_dir", "run_dir"), "show")
     scene = _raw_scene(cfg)
     out = run_dir_for(cfg, f"show-{cfg.dataset.name}")
     paths = save_scene_views(scene, out, scene["name"], int(cfg.size))
@@ -271,10 +279,12 @@ def cmd_fit_gaussians(overrides: List[str], compose) -> int:
     """``geossl fit-gaussians dataset=<name>``: fit 3D Gaussians to a scene's posed RGB-D frames."""
     import sys
 
-    from geossl.gaussians.run import fit_scene
+    from geossl.gaussians.run import fit_config, fit_device, fit_scene
     from geossl.pipeline import run_dir_for
 
     cfg = compose("fit_gaussians", overrides, "scene")
+    _strict(cfg, ("dataset", "fit", "grid_views", "threads", "device", "progress", "seed", "out_dir", "run_dir"), "fit-gaussians")
+    fit_config(cfg), fit_device(str(cfg.device))  # bad settings fail before the scene is read
     scene = _raw_scene(cfg)
     if scene.get("frames") is None or not len(scene["frames"].frames):
         with_views = [n for n in DATASETS.names("scene") if n != "scannet"]

@@ -232,6 +232,8 @@ def _sequence_dataset(name: str, reader, split: str, root, stride: int, width: i
 
     if test_every < 2:
         raise ConfigError(f"dataset.test_every must be >= 2 (every test_every-th frame is held out), got {test_every}.")
+    if stride < 1 or (width is not None and width < 1) or (height is not None and height < 1) or (max_frames is not None and max_frames < 1):
+        raise ConfigError(f"dataset.stride, width, height and max_frames must be >= 1; got {stride}, {width}, {height} and {max_frames}.")
     settings = {**FUSION, **dict(fusion or {})}
     cache: Dict[str, Any] = {}
 

@@ -432,3 +432,26 @@ def test_an_evaluation_that_cannot_run_is_refused_before_pretraining(tmp_path):
                  cwd=tmp_path)
     _assert_clean_error(res, "class 1 has 3 graph(s), fewer than eval.folds=10")
     assert not (tmp_path / "r" / "checkpoint.pt").exists()  # nothing was trained
+
+
+def test_show_and_fit_gaussians_refuse_misspelt_keys_and_bad_values(tmp_path):
+    _assert_clean_error(geossl("show", "dataset=rooms", "+sizee=300", cwd=tmp_path), "Unknown key(s) 'sizee' for geossl show",
+                        "Valid keys: dataset, size")
+    _assert_clean_error(geossl("fit-gaussians", "dataset=rooms", "+fit.iteration=3", cwd=tmp_path), "fit.iteration", "iterations")
+    _assert_clean_error(geossl("fit-gaussians", "dataset=rooms", "fit.voxel=0", "fit.eval_every=0", cwd=tmp_path),
+                        "fit.eval_every=0 (needs >= 1)", "fit.voxel=0.0 (needs > 0)")
+    _assert_clean_error(geossl("fit-gaussians", "dataset=sevenscenes", "dataset.stride=0", cwd=tmp_path), "dataset.stride")
+    _assert_clean_error(geossl("fit-gaussians", "dataset=rooms", "device=tpu", cwd=tmp_path), "Unknown device 'tpu'")
+
+
+def test_an_unwritable_run_folder_is_a_message_not_a_traceback(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if os.geteuid() == 0:  # root ignores permission bits; sysfs refuses new folders even to root
+        locked = Path("/sys/geossl-unwritable")
+    try:
+        (locked / "probe").mkdir(parents=True)
+        pytest.skip(f"{locked} is writable here")
+    except PermissionError:
+        pass
+    _assert_clean_error(geossl("pretrain", "dataset=mutag", *TINY_GRAPH, f"out_dir={locked}", cwd=tmp_path), "Permission denied")
