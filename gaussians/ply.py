@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from geossl.gaussians.model import GaussianSet, GaussianSetError
-from geossl.io import atomic_write
+from geossl.io import atomic_write, ply_header_problem
 
 _BASE = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
 _TAIL = ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
@@ -42,10 +43,13 @@ def load_ply(path: str | os.PathLike) -> GaussianSet:
     properties (e.g. a plain point cloud) is refused, naming what is missing."""
     from plyfile import PlyData
 
+    problem = ply_header_problem(path) if Path(path).is_file() else "no such file"
+    if problem:
+        raise GaussianSetError(f"{path} is not a readable PLY file: {problem}.")
     try:
         ply = PlyData.read(str(path))
     except Exception as e:  # plyfile raises several kinds on malformed files
-        raise GaussianSetError(f"{path} is not a readable PLY file: {e}") from e
+        raise GaussianSetError(f"{path} is not a readable PLY file: {type(e).__name__}: {e}") from None
     if "vertex" not in [el.name for el in ply.elements]:
         raise GaussianSetError(f"{path} has no 'vertex' element: not a Gaussian splat PLY.")
     v = ply["vertex"]

@@ -90,3 +90,53 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
             fh.write("\n")
 
     return atomic_write(path, _w)
+
+
+#: Bytes of each PLY scalar type.
+_PLY_SIZES = {"char": 1, "uchar": 1, "int8": 1, "uint8": 1, "short": 2, "ushort": 2, "int16": 2, "uint16": 2, "int": 4,
+              "uint": 4, "int32": 4, "uint32": 4, "float": 4, "float32": 4, "double": 8, "float64": 8}
+
+
+def ply_header_problem(path: str | os.PathLike, max_header: int = 1 << 16) -> str | None:
+    """What is wrong with a PLY file's header before a PLY library reads it, or None.
+
+    The element counts a header declares must fit in the bytes that follow it (each binary row takes its
+    properties' bytes, each text row at least two bytes per property), so a crafted count cannot make
+    the reader allocate more than the file could hold.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(max_header)
+        size = os.fstat(fh.fileno()).st_size
+    end = head.find(b"end_header")
+    if not head.startswith(b"ply") or end < 0:
+        return "it does not start with a PLY header ending in end_header"
+    data_start = head.find(b"\n", end)
+    remaining = size - (data_start + 1 if data_start >= 0 else size)
+    fmt, elements = None, []
+    for raw_line in head[:end].decode("ascii", "replace").splitlines():
+        words = raw_line.split()
+        if not words:
+            continue
+        if words[0] == "format" and len(words) >= 2:
+            fmt = words[1]
+        elif words[0] == "element":
+            if len(words) != 3 or not words[2].isdigit():
+                return f"malformed element line {raw_line.strip()[:60]!r}"
+            elements.append([int(words[2]), 0, 0])
+        elif words[0] == "property" and elements:
+            if len(words) >= 2 and words[1] == "list":
+                size_of = _PLY_SIZES.get(words[2] if len(words) > 2 else "", 0)
+                if not size_of:
+                    return f"malformed list property {raw_line.strip()[:60]!r}"
+                elements[-1][1] += size_of
+            elif len(words) >= 2 and words[1] in _PLY_SIZES:
+                elements[-1][1] += _PLY_SIZES[words[1]]
+            else:
+                return f"unknown property type in {raw_line.strip()[:60]!r}"
+            elements[-1][2] += 1
+    if fmt not in ("ascii", "binary_little_endian", "binary_big_endian"):
+        return f"unknown PLY format {fmt!r}"
+    need = sum(count * (row if fmt != "ascii" else 2 * max(props, 1)) for count, row, props in elements)
+    if need > remaining:
+        return f"its header declares {sum(c for c, _, _ in elements)} rows needing at least {need} bytes, and {remaining} follow the header"
+    return None

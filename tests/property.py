@@ -1,0 +1,77 @@
+"""Shared machinery of the property tests of file readers: a reader given arbitrary bytes, truncations or
+mutations of a valid file either reads it or raises geossl's own error, never another exception, a hang
+(Hypothesis' deadline) or an allocation beyond a bound (tracemalloc's peak, which counts NumPy and Python
+allocations)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import tracemalloc
+from pathlib import Path
+from typing import Callable
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+from geossl.errors import GeosslError
+
+#: Examples per property: a few dozen in CI; HYPOTHESIS_PROFILE=slow runs many more.
+settings.register_profile("ci", max_examples=40, deadline=5000, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("slow", max_examples=500, deadline=20000, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+#: Peak allocation allowed while reading a file of n bytes.
+def memory_bound(n: int) -> int:
+    return 64 * 2**20 + 50 * n
+
+
+def variants(valid: bytes) -> st.SearchStrategy[bytes]:
+    """Arbitrary bytes, truncations of ``valid``, byte flips in it, and line-level mutations of its text (a line
+    replaced by noise or a number replaced by an extreme one)."""
+    lines = valid.split(b"\n")
+    numbers = st.sampled_from([b"0", b"-1", b"-7", b"99999999999", b"1e308", b"nan", b"inf", b"3.5", b"x", b""])
+    truncated = st.integers(0, len(valid)).map(lambda k: valid[:k])
+    flipped = st.lists(st.tuples(st.integers(0, max(len(valid) - 1, 0)), st.integers(0, 255)), min_size=1, max_size=8).map(
+        lambda flips: bytes(_flip(bytearray(valid), flips)))
+    line_swapped = st.tuples(st.integers(0, max(len(lines) - 1, 0)), st.binary(max_size=40)).map(
+        lambda t: b"\n".join(lines[: t[0]] + [t[1]] + lines[t[0] + 1:]))
+    number_swapped = st.tuples(st.integers(0, max(len(lines) - 1, 0)), numbers).map(
+        lambda t: b"\n".join(lines[: t[0]] + [_swap_number(lines[t[0]], t[1])] + lines[t[0] + 1:]))
+    return st.one_of(st.binary(max_size=600), truncated, flipped, line_swapped, number_swapped)
+
+
+def _flip(buf: bytearray, flips) -> bytearray:
+    for i, v in flips:
+        if buf:
+            buf[i % len(buf)] = v
+    return buf
+
+
+def _swap_number(line: bytes, number: bytes) -> bytes:
+    parts = line.split(b" ")
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i][:1].isdigit() or parts[i][:1] == b"-":
+            parts[i] = number
+            return b" ".join(parts)
+    return line + b" " + number
+
+
+def read_or_refuse(read: Callable[[Path], object], data: bytes, name: str, check: Callable[[object], None] = lambda r: None):
+    """Write ``data`` as ``name`` in a fresh folder and read it: the result passes ``check``, or the reader
+    raised a :class:`GeosslError` with a one-paragraph message; the peak allocation stays within the bound."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / name
+        path.write_bytes(data)
+        tracemalloc.start()
+        try:
+            result = read(path)
+        except GeosslError as e:
+            assert str(e) and "\n" not in str(e).strip() or len(str(e).splitlines()) <= 3, str(e)
+            result = None
+        finally:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+        assert peak <= memory_bound(len(data)), f"{peak / 2**20:.0f} MB allocated reading {len(data)} bytes"
+        if result is not None:
+            check(result)
