@@ -58,14 +58,21 @@ def load_ply(path: str | os.PathLike) -> GaussianSet:
     if missing:
         raise GaussianSetError(f"{path} lacks the 3DGS properties {missing}: it is not a Gaussian splat PLY "
                                "(a plain point cloud?).")
-    rest = sorted((p for p in props if p.startswith("f_rest_")), key=lambda s: int(s.split("_")[-1]))
+    rest = [p for p in props if p.startswith("f_rest_")]
+    if rest != [f"f_rest_{i}" for i in range(len(rest))]:
+        rest = sorted(rest, key=lambda s: int(s[7:]) if s[7:].isdigit() else -1)
+        if rest != [f"f_rest_{i}" for i in range(len(rest))]:
+            raise GaussianSetError(f"{path}: the f_rest properties must be f_rest_0 to f_rest_{len(rest) - 1}.")
     k = len(rest) // 3 + 1
     degree = int(round(math.sqrt(k))) - 1
     if (degree + 1) ** 2 != k or len(rest) % 3:
         raise GaussianSetError(f"{path} has {len(rest)} f_rest properties, which is no SH degree's count (0, 9, 24, 45).")
 
     def col(names):
-        return torch.from_numpy(np.stack([np.asarray(v[nm], dtype=np.float32) for nm in names], 1))
+        try:
+            return torch.from_numpy(np.stack([np.asarray(v[nm], dtype=np.float32) for nm in names], 1))
+        except (TypeError, ValueError) as e:  # a list property where a number belongs, say
+            raise GaussianSetError(f"{path}: properties {names} are not numbers ({e}).") from None
 
     n = len(v.data)
     sh_rest = col(rest).reshape(n, 3, k - 1).transpose(1, 2) if rest else torch.zeros(n, 0, 3)

@@ -9,6 +9,7 @@ features of width :attr:`Encoder.out_dim`. It remembers the keyword arguments it
 from __future__ import annotations
 
 import functools
+import math
 import inspect
 import json
 import os
@@ -166,13 +167,20 @@ def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cp
     config = header.get("config")
     if not isinstance(config, dict):
         raise CheckpointError(f"The header of {str(path)!r} has no constructor config (got {type(config).__name__}).")
+    with safe_open(str(path), framework="pt") as fh:
+        stored = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+    # No size a constructor takes (a width, a depth) can exceed the numbers the file stores: a crafted header
+    # asking for a billion layers is refused here, before even the memory-free build spends time on it.
+    numel = sum(math.prod(s) for s in stored.values())
+    ints = lambda v: [x for x in (v if isinstance(v, (list, tuple)) else [v]) if isinstance(x, int) and not isinstance(x, bool)]  # noqa: E731
+    too_big = {k: v for k, v in config.items() if any(x > max(numel, 1024) for x in ints(v))}
+    if too_big:
+        raise CheckpointError(f"The config in {str(path)!r} asks for sizes {too_big} larger than the {numel} numbers the file stores.")
     try:
         with torch.device("meta"):
             shell = cls(**config)
     except (TypeError, ValueError, RuntimeError, GeosslError) as exc:
         raise CheckpointError(f"The config in {str(path)!r} does not fit encoder {header['encoder']!r}: {exc}") from None
-    with safe_open(str(path), framework="pt") as fh:
-        stored = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
     expected = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
     if stored != expected:
         wrong = sorted(k for k in set(stored) | set(expected) if stored.get(k) != expected.get(k))
