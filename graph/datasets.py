@@ -15,6 +15,7 @@ import collections
 import contextlib
 import io
 import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
@@ -287,8 +288,11 @@ def load_tu(name: str, root: Optional[str] = None, download: bool = False) -> Gr
     # Node labels are the features when a dataset has them (as GraphMAE uses them); a dataset with attributes
     # and no labels gets its attributes (PyG drops them unless asked, which left zero-width features).
     attributes_only = (raw / f"{name}_node_attributes.txt").is_file() and not (raw / f"{name}_node_labels.txt").is_file()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), _pyg_safe_load():
-        ds = TUDataset(str(folder.parent), name=name, use_node_attr=attributes_only)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), _pyg_safe_load():
+            ds = TUDataset(str(folder.parent), name=name, use_node_attr=attributes_only)
+    except (ValueError, IndexError, RuntimeError, TypeError) as err:  # what our checks let through and PyG's reader refuses
+        raise GraphFileError(f"PyG's TU reader could not read {raw}: {type(err).__name__}: {err}") from None
     return prepare_graphs(list(ds), name.lower(), str(raw))
 
 
@@ -366,6 +370,24 @@ for _key, _file in GIN_FORMAT_NAMES.items():
     DATASETS.register(_key, domain="graph")(_gin_builder)
 
 
+def _graph_problem(g) -> Optional[str]:
+    """What makes a user's PyG ``Data`` unusable as a graph-classification example, or None."""
+    ei, y = g.edge_index, torch.as_tensor(g.y)
+    if not torch.is_tensor(ei) or ei.dim() != 2 or ei.shape[0] != 2 or ei.dtype not in (torch.int64, torch.int32):
+        return f"has edge_index of shape {tuple(getattr(ei, 'shape', ()))}, expected an integer [2, E] tensor"
+    if y.numel() < 1 or y.is_floating_point() and not torch.isfinite(y).all():
+        return "has no usable label y"
+    x = g.x
+    if x is not None and (not torch.is_tensor(x) or x.dim() != 2 or not x.is_floating_point() or not torch.isfinite(x).all()):
+        return "has node features x that are not a finite float [N, F] tensor"
+    nodes = x.shape[0] if x is not None else g.num_nodes
+    if nodes is None or nodes < 1:
+        return "has no nodes"
+    if ei.numel() and (int(ei.min()) < 0 or int(ei.max()) >= nodes):
+        return f"has edges naming nodes outside 0..{nodes - 1}"
+    return None
+
+
 @DATASETS.register("graph_list", domain="graph")
 def graph_list(path: str = "???", name: Optional[str] = None) -> GraphDataset:
     """Graphs a user saved with ``torch.save(list_of_pyg_Data, path)`` (graph classification).
@@ -384,15 +406,24 @@ def graph_list(path: str = "???", name: Optional[str] = None) -> GraphDataset:
     if not file.is_file():
         raise DatasetNotFoundError(f"Graph list {file} was not found (dataset=graph_list dataset.path=<file saved with torch.save>).")
     try:
-        with _pyg_safe_load():
+        with _pyg_safe_load(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")  # a corrupt file: refused below
             graphs = torch.load(file, weights_only=True)
     except Exception as err:
-        raise GraphFileError(f"{file} could not be read as a saved list of PyG Data objects: {str(err).splitlines()[0]}") from None
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise GraphFileError(f"{file} could not be read as a saved list of PyG Data objects: {first}") from None
     if not isinstance(graphs, (list, tuple)) or not all(isinstance(g, Data) for g in graphs):
         raise GraphFileError(f"{file} does not hold a list of torch_geometric.data.Data objects (found {type(graphs).__name__}).")
-    missing = [i for i, g in enumerate(graphs) if g.edge_index is None or g.y is None]
-    if missing:
-        raise GraphFileError(f"{file}: graph {missing[0]} lacks edge_index or its label y ({len(missing)} such graphs).")
+    try:
+        missing = [i for i, g in enumerate(graphs) if g.edge_index is None or g.y is None]
+        if missing:
+            raise GraphFileError(f"{file}: graph {missing[0]} lacks edge_index or its label y ({len(missing)} such graphs).")
+        for i, g in enumerate(graphs):
+            problem = _graph_problem(g)
+            if problem:
+                raise GraphFileError(f"{file}: graph {i} {problem}.")
+    except (RuntimeError, AttributeError, TypeError, KeyError) as err:  # a Data object whose storage is not PyG's
+        raise GraphFileError(f"{file} holds Data objects PyG cannot use: {type(err).__name__}: {str(err)[:200]}") from None
     return prepare_graphs(list(graphs), name or file.stem.lower(), str(file))
 
 

@@ -14,8 +14,8 @@ lines ``tag k nbr_1 ... nbr_k [attributes...]`` with 0-based neighbour ids.
 
 from __future__ import annotations
 
-import io
 import zipfile
+import zlib
 from pathlib import Path
 from typing import List, Optional
 
@@ -40,16 +40,29 @@ class GraphFileError(GeosslError, ValueError):
 
 
 def _rows(path: Path) -> List[str]:
-    return [line for line in path.read_text().splitlines() if line.strip()]
+    """The lines of a TU text file; blank lines may only end it (PyG's reader takes every line)."""
+    try:
+        lines = path.read_bytes().decode("utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise GraphFileError(f"{path} is not a text file ({err.reason} at byte {err.start}).") from None
+    while lines and not lines[-1].strip():
+        lines.pop()
+    blank = next((i for i, line in enumerate(lines) if not line.strip()), None)
+    if blank is not None:
+        raise GraphFileError(f"{path}, line {blank + 1} is blank: a TU file has one entry on every line.")
+    return lines
 
 
 def _ints(path: Path, lines: List[str], columns: int) -> np.ndarray:
+    """The integers of ``lines``, exactly ``columns`` per line (comma- or space-separated)."""
+    split = [line.replace(",", " ").split() for line in lines]
+    bad = next((i for i, parts in enumerate(split) if len(parts) != columns), None)
+    if bad is not None:
+        raise GraphFileError(f"{path}, line {bad + 1}: expected {columns} integer(s) on each line.")
     try:
-        values = np.array(" ".join(lines).replace(",", " ").split(), dtype=np.int64)
-    except ValueError as err:
+        values = np.array([v for parts in split for v in parts], dtype=np.int64)
+    except (ValueError, OverflowError) as err:
         raise GraphFileError(f"{path}: expected integers, {err}.") from None
-    if values.size != columns * len(lines):
-        raise GraphFileError(f"{path}: expected {columns} integer(s) on each of its {len(lines)} lines.")
     return values.reshape(len(lines), columns)
 
 
@@ -100,6 +113,10 @@ def check_tu_folder(folder: Path, name: str) -> None:
     if np.any(np.diff(indicator) < 0):
         raise GraphFileError(f"{path('graph_indicator')}: the nodes of each graph must be listed together, in graph order.")
     labels = _rows(path("graph_labels"))
+    _ints(path("graph_labels"), labels, 1)
+    if path("node_labels").is_file():
+        node_labels = _rows(path("node_labels"))
+        _ints(path("node_labels"), node_labels, len(node_labels[0].replace(",", " ").split()) if node_labels else 1)
     if len(labels) != graphs:
         raise GraphFileError(
             f"{path('graph_labels')} has {len(labels)} labels but {path('graph_indicator').name} names {graphs} graphs."
@@ -113,6 +130,8 @@ def check_tu_folder(folder: Path, name: str) -> None:
                 f"(one per node): graph indicator length and node count disagree."
             )
     a_lines = _rows(path("A"))
+    if not a_lines:
+        raise GraphFileError(f"{path('A')} lists no edges.")
     edges = _ints(path("A"), a_lines, 2)
     if edges.size and (edges.min() < 1 or edges.max() > n):
         raise GraphFileError(f"{path('A')}: node ids must lie in 1..{n} (the number of lines in {path('graph_indicator').name}).")
@@ -146,22 +165,28 @@ def read_gin_text(text: str, source: str) -> List[dict]:
         count = int(lines[0])
     except (IndexError, ValueError):
         fail("the first line must be the number of graphs")
+    if count < 1 or count > len(lines):
+        fail(f"the file cannot hold {count} graphs")
     pos, graphs = 1, []
     for _ in range(count):
         if pos >= len(lines):
             fail(f"the file ends after {len(graphs)} of {count} graphs")
         head = lines[pos].split()
-        if len(head) != 2:
-            fail("expected 'n label'")
+        if len(head) != 2 or not all(_is_int(h) for h in head) or int(head[0]) < 1:
+            fail("expected 'n label' (n >= 1 nodes, an integer label)")
         n, label = int(head[0]), int(head[1])
         if pos + 1 + n > len(lines):
             fail(f"graph {len(graphs)} has {n} nodes but the file ends first")
         tags, src, dst, attrs = np.empty(n, np.int64), [], [], []
         for i in range(n):
             pos += 1
-            row = np.array(lines[pos].split(), dtype=np.float64)
-            if row.size < 2 or row.size < 2 + int(row[1]):
-                fail("a node line needs its tag, its neighbour count k and k neighbours")
+            try:
+                row = np.array(lines[pos].split(), dtype=np.float64)
+            except ValueError:
+                fail("a node line must hold numbers")
+            if row.size < 2 or not np.isfinite(row).all() or np.abs(row).max() > 2**52 or row[1] < 0 or row.size < 2 + int(row[1]) \
+                    or np.any(row[:2 + int(row[1])] != np.round(row[:2 + int(row[1])])):
+                fail("a node line needs its integer tag, its neighbour count k and k integer neighbours (then finite attributes)")
             k = int(row[1])
             tags[i] = int(row[0])
             nbrs = row[2:2 + k].astype(np.int64)
@@ -179,18 +204,42 @@ def read_gin_text(text: str, source: str) -> List[dict]:
     return graphs
 
 
+#: The most bytes a GIN text file may expand to from its zip (COLLAB's is 84 MB).
+MAX_GIN_TEXT = 1 << 30
+
+
 def read_gin_file(path: Path, name: str) -> List[dict]:
     """Read ``<name>.txt`` in the GIN text format from ``path``: a ``.zip`` holding
     ``<name>/<name>.txt`` (as the GIN authors ship it) or the ``.txt`` itself."""
-    if path.suffix == ".zip":
-        with zipfile.ZipFile(path) as zf:
-            members = [m for m in zf.namelist() if m.endswith(f"{name}.txt") and "__MACOSX" not in m]
-            if not members:
-                raise GraphFileError(f"{path} holds no {name}.txt (GIN text format); it has: {', '.join(zf.namelist()[:5])}...")
-            with zf.open(members[0]) as fh:
-                text = io.TextIOWrapper(fh, encoding="utf-8").read()
-        return read_gin_text(text, f"{path}:{members[0]}")
-    return read_gin_text(path.read_text(), str(path))
+    try:
+        if path.suffix == ".zip":
+            with zipfile.ZipFile(path) as zf:
+                members = [m for m in zf.infolist() if m.filename.endswith(f"{name}.txt") and "__MACOSX" not in m.filename]
+                if not members:
+                    raise GraphFileError(f"{path} holds no {name}.txt (GIN text format); it has: "
+                                         f"{', '.join(zf.namelist()[:5]) or 'nothing'}.")
+                if members[0].compress_size > path.stat().st_size:
+                    raise GraphFileError(f"{path}: {members[0].filename} claims {members[0].compress_size} compressed bytes, more than "
+                                         "the archive holds.")
+                if members[0].file_size > MAX_GIN_TEXT:
+                    raise GraphFileError(f"{path}: {members[0].filename} would expand to {members[0].file_size} bytes, more than "
+                                         f"{MAX_GIN_TEXT}.")
+                with zf.open(members[0]) as fh:
+                    raw = fh.read(MAX_GIN_TEXT + 1)
+            return read_gin_text(raw.decode("utf-8"), f"{path}:{members[0].filename}")
+        return read_gin_text(path.read_bytes().decode("utf-8"), str(path))
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as err:
+        raise GraphFileError(f"{path} is not a readable zip archive: {type(err).__name__}: {err}") from None
+    except UnicodeDecodeError as err:
+        raise GraphFileError(f"{path}: the GIN text is not UTF-8 ({err.reason} at byte {err.start}).") from None
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+        return True
+    except ValueError:
+        return False
 
 
 def find_file(candidates: List[Path]) -> Optional[Path]:

@@ -1,6 +1,5 @@
 """Property test of the 3DGS PLY reader: read correctly or refused with geossl's error."""
 
-import io
 
 import torch
 from hypothesis import given
