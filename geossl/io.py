@@ -6,6 +6,7 @@ import json
 import os
 import re
 import tempfile
+import tokenize
 from pathlib import Path
 from typing import Any, Callable
 
@@ -140,3 +141,25 @@ def ply_header_problem(path: str | os.PathLike, max_header: int = 1 << 16) -> st
     if need > remaining:
         return f"its header declares {sum(c for c, _, _ in elements)} rows needing at least {need} bytes, and {remaining} follow the header"
     return None
+
+
+def load_npy(path: str | os.PathLike, error: type) -> "np.ndarray":
+    """A ``.npy`` array read without pickle, its header's shape checked against the bytes in the file before
+    anything is allocated; any problem raises ``error`` (the caller's GeosslError) naming the file."""
+    import numpy as np
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            if version not in readers:
+                raise ValueError(f"NumPy format version {version} is not read here (1.0 and 2.0 are)")
+            shape, fortran, dtype = readers[version](fh, max_header_size=10_000)
+            need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if dtype.hasobject or need > os.fstat(fh.fileno()).st_size - fh.tell():
+                raise ValueError(f"its header declares {shape} {dtype} ({need} bytes), more than the file holds"
+                                 if not dtype.hasobject else "it holds Python objects")
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, TypeError, SyntaxError, MemoryError, tokenize.TokenError) as e:  # numpy parses headers
+        raise error(f"{path} is not a readable NumPy array: {type(e).__name__}: {e}") from None

@@ -29,23 +29,34 @@ class RGBDError(GeosslError, ValueError):
     """A frame that cannot be used: unreadable files, sizes that disagree, a singular pose."""
 
 
+#: The most pixels an image file may decode to (a 7-Scenes frame has 0.3 M, a ScanNet colour frame 1.3 M).
+MAX_PIXELS = 50_000_000
+
+
 def _read_image(path: Path) -> np.ndarray:
+    """An image file's pixels, refusing unreadable files and sizes beyond :data:`MAX_PIXELS` before decoding."""
     from PIL import Image
 
     try:
         with Image.open(path) as im:
+            if im.size[0] * im.size[1] > MAX_PIXELS:
+                raise RGBDError(f"{path} declares {im.size[0]}x{im.size[1]} pixels, more than {MAX_PIXELS}.")
             return np.array(im)
-    except (OSError, ValueError) as e:
-        raise RGBDError(f"Cannot read image {path}: {e}") from e
+    except RGBDError:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError, MemoryError) as e:
+        raise RGBDError(f"Cannot read image {path}: {type(e).__name__}: {e}") from None
 
 
-def _read_matrix(path: Path, rows: int = 4) -> Tensor:
+def _read_matrix(path: Path, rows: int = 4, finite: bool = True) -> Tensor:
     try:
-        m = np.loadtxt(path, dtype=np.float64).reshape(-1)
-    except (OSError, ValueError) as e:
-        raise RGBDError(f"Cannot read the matrix in {path}: {e}") from e
+        m = np.array(path.read_bytes().decode("utf-8").split(), dtype=np.float64)
+    except (OSError, ValueError) as e:  # UnicodeDecodeError is a ValueError
+        raise RGBDError(f"Cannot read the matrix in {path}: {type(e).__name__}: {e}") from None
     if m.size != rows * rows:
         raise RGBDError(f"{path} holds {m.size} numbers, expected a {rows}x{rows} matrix.")
+    if finite and not np.isfinite(m).all():
+        raise RGBDError(f"{path} holds NaN or infinite numbers.")
     return torch.from_numpy(m.reshape(rows, rows)).float()
 
 
@@ -119,7 +130,10 @@ def sevenscenes(root: Optional[str] = None, stride: int = 1, size: Optional[Tupl
 def read_trajectory_log(path: Path) -> List[Tensor]:
     """Camera -> world poses from a Redwood / Open3D ``trajectory.log`` (per frame: a line of three
     integers, then four rows of the 4x4 matrix)."""
-    rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
+    try:
+        rows = [line.split() for line in path.read_bytes().decode("utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise RGBDError(f"{path}: not a readable trajectory.log ({type(e).__name__}).") from None
     if len(rows) % 5:
         raise RGBDError(f"{path}: {len(rows)} non-empty lines; a trajectory.log has 5 per frame.")
     try:
@@ -139,8 +153,13 @@ def redwood(root: Optional[str] = None, stride: int = 1, size: Optional[Tuple[in
     intr_file = next(iter(sorted(path.glob("*.json"))), None)
     if intr_file is None:
         raise DatasetNotFoundError(f"No intrinsics JSON (camera_primesense.json) in {path}.")
-    intr = json.loads(intr_file.read_text())
-    K = torch.tensor(intr["intrinsic_matrix"], dtype=torch.float32).reshape(3, 3).T
+    try:
+        intr = json.loads(intr_file.read_bytes().decode("utf-8"))
+        K = torch.tensor(intr["intrinsic_matrix"], dtype=torch.float32).reshape(3, 3).T
+        size = (int(intr["width"]), int(intr["height"]))
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:  # JSON, UTF-8 and shape errors are ValueErrors
+        raise RGBDError(f"{intr_file} is not an Open3D intrinsics file (width, height, intrinsic_matrix of 9 numbers): "
+                        f"{type(e).__name__}: {e}") from None
     poses = read_trajectory_log(path / "trajectory.log")
     colors = sorted((path / "color").glob("*.*"))
     depths = sorted((path / "depth").glob("*.png"))
@@ -150,9 +169,8 @@ def redwood(root: Optional[str] = None, stride: int = 1, size: Optional[Tuple[in
     frames = []
     for c, d, pose in list(zip(colors, depths, poses))[::stride][:max_frames]:
         depth = _read_image(d)
-        if (intr.get("width"), intr.get("height")) != (depth.shape[1], depth.shape[0]):
-            raise RGBDError(f"{intr_file} describes {intr.get('width')}x{intr.get('height')} images but {d} is "
-                            f"{depth.shape[1]}x{depth.shape[0]}.")
+        if size != (depth.shape[1], depth.shape[0]):
+            raise RGBDError(f"{intr_file} describes {size[0]}x{size[1]} images but {d} is {depth.shape[1]}x{depth.shape[0]}.")
         frames.append(make_frame(_read_image(c), depth, K.clone(), pose, c.stem, size))
     return RGBDSequence(frames, path.name)
 
@@ -172,7 +190,7 @@ def scannet_export(root: Optional[str] = None, stride: int = 1, size: Optional[T
         raise DatasetNotFoundError(f"No pose/<i>.txt files in {path}: not a ScanNet export.")
     frames = []
     for i in ids[::stride]:
-        pose = _read_matrix(path / "pose" / f"{i}.txt")
+        pose = _read_matrix(path / "pose" / f"{i}.txt", finite=False)  # ScanNet writes inf for lost tracking: skipped
         if not torch.isfinite(pose).all():
             continue
         frames.append(make_frame(_read_image(path / "color" / f"{i}.jpg"), _read_image(path / "depth" / f"{i}.png"),

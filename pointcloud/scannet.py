@@ -13,7 +13,9 @@ callable is refused before anything runs.
 
 from __future__ import annotations
 
+import io
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -22,6 +24,7 @@ import torch
 from torch import Tensor
 
 from geossl.errors import DatasetNotFoundError, GeosslError
+from geossl.io import load_npy
 
 DEFAULT = "3d/scannet_scene0000_mmdet3d/instance_data"
 #: The callables a ScanNet info pickle may name: numpy array reconstruction, and the latin-1
@@ -55,7 +58,11 @@ def load_scannet_scene(scene: str, root: Optional[str] = None) -> Dict[str, Tens
         raise DatasetNotFoundError(f"ScanNet scene {scene!r} not found: missing {', '.join(missing)}. Point dataset.root at a "
                                    "folder of <scene>_vert_all.npy / _sem_label_all.npy / _ins_label_all.npy / _bbox.npy / "
                                    "_bbox_idx.npy files.")
-    arr = {k: np.load(p, allow_pickle=False) for k, p in files.items()}
+    arr = {k: load_npy(p, SceneFileError) for k, p in files.items()}
+    for k, a in arr.items():
+        if not np.issubdtype(a.dtype, np.number) or (k != "vert_all" and k != "bbox" and a.ndim != 1):
+            raise SceneFileError(f"{files[k]} holds {a.dtype} of shape {a.shape}; expected numbers"
+                                 f"{'' if k in ('vert_all', 'bbox') else ' in one dimension'}.")
     vert, boxes, box_idx = arr["vert_all"], arr["bbox"], arr["bbox_idx"]
     n = len(vert)
     if vert.ndim != 2 or vert.shape[1] < 6:
@@ -63,6 +70,8 @@ def load_scannet_scene(scene: str, root: Optional[str] = None) -> Dict[str, Tens
     for k in ("sem_label_all", "ins_label_all"):
         if len(arr[k]) != n:
             raise SceneFileError(f"{files[k]} has {len(arr[k])} labels for {n} vertices.")
+    if not np.isfinite(vert[:, :6]).all() or (boxes.size and not np.isfinite(boxes).all()):
+        raise SceneFileError(f"{files['vert_all']} or {files['bbox']} holds NaN or infinite values.")
     if boxes.ndim != 2 or boxes.shape[1] != 7 or len(box_idx) != len(boxes):
         raise SceneFileError(f"{files['bbox']} ({boxes.shape}) and {files['bbox_idx']} ({box_idx.shape}) do not match: "
                              "expected [K, 7] boxes and K instance ids.")
@@ -77,7 +86,10 @@ def load_scannet_scene(scene: str, root: Optional[str] = None) -> Dict[str, Tens
             "boxes": torch.from_numpy(boxes.astype(np.float32)), "box_instance": torch.from_numpy(box_idx.astype(np.int64))}
 
 
-class _ArraysOnlyUnpickler(pickle.Unpickler):
+class _ArraysOnlyUnpickler(pickle._Unpickler):
+    """The pure-Python unpickler (its reads of a declared length return what is there, where the C one allocates
+    the length first), admitting only numpy's array reconstruction."""
+
     def find_class(self, module: str, name: str):
         if (module, name) not in _INFO_PICKLE_GLOBALS:
             raise SceneFileError(f"refused: it names {module}.{name}, and only numpy arrays, dicts, lists and "
@@ -94,12 +106,16 @@ def read_info_pickle(path: Path) -> Any:
     """An mmdetection3d ScanNet info file (dicts, lists, numpy arrays), read without running code:
     any other callable named in the pickle raises :class:`SceneFileError` before it is called."""
     try:
-        with open(path, "rb") as f:
-            return _ArraysOnlyUnpickler(f).load()
+        # read the bytes first: a length a pickle declares then cannot allocate more than the file holds
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy's deprecation notes about odd dtype arguments of a damaged file
+            return _ArraysOnlyUnpickler(io.BytesIO(Path(path).read_bytes())).load()
     except SceneFileError as e:
         raise SceneFileError(f"{path}: {e}.") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
-        raise SceneFileError(f"{path} is not a readable info pickle: {e}") from e
+    except Exception as e:  # the admitted callables (numpy's array rebuilding, codecs) fail in many ways on damaged data
+        if isinstance(e, OSError) and not Path(path).is_file():
+            raise DatasetNotFoundError(f"No info file at {path}.") from None
+        raise SceneFileError(f"{path} is not a readable info pickle: {type(e).__name__}: {e}") from None
 
 
 def load_scannet_posed(scene: str, root: Optional[str] = None) -> Dict[str, Any]:

@@ -22,6 +22,8 @@ refused with a :class:`SceneFolderError` that names it.
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -30,6 +32,7 @@ import torch
 
 from geossl.errors import DatasetNotFoundError, GeosslError
 from geossl.frames import RGBDFrame, RGBDSequence
+from geossl.io import ply_header_problem
 
 
 class SceneFolderError(GeosslError, ValueError):
@@ -81,9 +84,16 @@ def _points(folder: Path) -> Dict[str, np.ndarray]:
     if npz.is_file():
         try:
             with np.load(npz, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError) as e:
-            raise SceneFolderError(f"{npz} is not a readable NumPy archive: {e}") from None
+                out = {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, NotImplementedError) as e:
+            raise SceneFolderError(f"{npz} is not a readable NumPy archive: {type(e).__name__}: {e}") from None
+        bad = [k for k, a in out.items() if not np.issubdtype(a.dtype, np.number)]
+        if bad:
+            raise SceneFolderError(f"{npz}: {', '.join(bad)} must hold numbers.")
+        return out
+    problem = ply_header_problem(ply)
+    if problem:
+        raise SceneFolderError(f"{ply} is not a readable PLY point cloud: {problem}.")
     from plyfile import PlyData
 
     try:
