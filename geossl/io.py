@@ -143,7 +143,7 @@ def ply_header_problem(path: str | os.PathLike, max_header: int = 1 << 16) -> st
     return None
 
 
-def load_npy(path: str | os.PathLike, error: type) -> "np.ndarray":
+def load_npy(path: str | os.PathLike, error: type):
     """A ``.npy`` array read without pickle, its header's shape checked against the bytes in the file before
     anything is allocated; any problem raises ``error`` (the caller's GeosslError) naming the file."""
     import numpy as np

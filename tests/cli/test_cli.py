@@ -455,3 +455,19 @@ def test_an_unwritable_run_folder_is_a_message_not_a_traceback(tmp_path):
     except PermissionError:
         pass
     _assert_clean_error(geossl("pretrain", "dataset=mutag", *TINY_GRAPH, f"out_dir={locked}", cwd=tmp_path), "Permission denied")
+
+
+@requires_mutag
+def test_runs_started_together_each_get_their_own_folder_and_files(tmp_path):
+    """Three identical runs started at once (same config, same second): three run folders, each complete."""
+    cmd = [sys.executable, "-m", "geossl", "pretrain", "dataset=mutag", *TINY_GRAPH]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    procs = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    runs = sorted((tmp_path / "runs" / "graphmae-mutag").iterdir())
+    assert len(runs) == 3
+    for run in runs:
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["run_dir"] == str(run.resolve()) and (run / "encoder.safetensors").is_file()
+        assert len((run / "metrics.csv").read_text().splitlines()) == 3  # its own two epochs, header included
