@@ -36,6 +36,13 @@ def save_view_grid(gaussians, frames: Sequence, path: Path, views: int = 4) -> P
     return path
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB (Linux reports KiB)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def fit_device(name: str) -> torch.device:
     """``device`` of ``geossl fit-gaussians``: "auto" (CUDA when there is a GPU, else the CPU), "cpu", "cuda[:i]"."""
     from geossl.errors import ConfigError
@@ -98,7 +105,7 @@ def fit_scene(cfg, run_dir: Path, sequence) -> dict:
         "psnr": final["psnr"], "psnr_valid_depth": final["psnr_valid_depth"], "ssim": final["ssim"],
         "gaussians": len(result.gaussians), "iterations": result.iterations, "stopped_early": result.stopped or None,
         "fit_seconds": round(result.seconds, 1), "device": str(device),
-        "total_seconds": round(time.time() - t0, 1), "torch_threads": torch.get_num_threads(),
+        "total_seconds": round(time.time() - t0, 1), "torch_threads": torch.get_num_threads(), "peak_rss_mb": peak_rss_mb(),
         "history": result.history, "config": OmegaConf.to_container(cfg, resolve=True), "run_dir": str(run_dir),
     }
     write_json(run_dir / "summary.json", summary)

@@ -28,9 +28,20 @@ def _check(name: str, points: Tensor) -> None:
         raise GeometryError(f"{name} contains NaN or inf coordinates.")
 
 
+#: The most query x point distances a chunk of ``knn`` or ``chamfer_distance`` holds at once (64 MB of float32).
+MAX_PAIRS = 1 << 24
+
+
+def _rows_per_chunk(chunk: int, points: Tensor) -> int:
+    """At most ``chunk`` query rows, and few enough that a chunk's distances stay within :data:`MAX_PAIRS`."""
+    per_row = points.shape[-2] * (points.shape[0] if points.dim() == 3 else 1)
+    return max(1, min(chunk, MAX_PAIRS // max(per_row, 1)))
+
+
 def knn(query: Tensor, points: Tensor, k: int, chunk: int = 4096) -> Tuple[Tensor, Tensor]:
     """The ``k`` nearest ``points`` ``[N, 3]`` of every ``query`` ``[M, 3]``: ``(squared distances
-    [M, k], indices [M, k])``, nearest first; ``chunk`` query rows at a time (memory chunk x N).
+    [M, k], indices [M, k])``, nearest first; at most ``chunk`` query rows at a time, fewer when ``N`` is
+    large (a chunk's distances stay within :data:`MAX_PAIRS`).
     Batched: ``query [B, M, 3]`` and ``points [B, N, 3]`` give ``[B, M, k]`` (indices into each batch row)."""
     _check("query", query)
     _check("points", points)
@@ -39,6 +50,7 @@ def knn(query: Tensor, points: Tensor, k: int, chunk: int = 4096) -> Tuple[Tenso
     if k > points.shape[-2]:
         raise GeometryError(f"k = {k} neighbours asked of {points.shape[-2]} points.")
     dists, idx = [], []
+    chunk = _rows_per_chunk(chunk, points)
     for s in range(0, query.shape[-2], chunk):
         d = torch.cdist(query[..., s:s + chunk, :], points).pow(2)
         top = d.topk(k, dim=-1, largest=False)
@@ -69,6 +81,7 @@ def farthest_point_sampling(points: Tensor, n: int, start: int = 0) -> Tensor:
 
 
 def _nearest_index(a: Tensor, b: Tensor, chunk: int) -> Tensor:
+    chunk = _rows_per_chunk(chunk, b)
     with torch.no_grad():
         return torch.cat([torch.cdist(a[..., s:s + chunk, :], b).argmin(-1) for s in range(0, a.shape[-2], chunk)], -1)
 
