@@ -2,7 +2,7 @@
 320x240), the case a user reported at 4.3-4.6 GB. The peak comes while the Gaussians are initialised and
 first evaluated, so a short fit (--iterations) measures it; each run is a fresh process.
 
-    python benchmarks/fit_memory.py --before-mb 4141 --before-psnr 19.00 --before-commit 6937e79
+    python benchmarks/fit_memory.py --before-mb 4141 --before-psnr 19.00 --before-commit 5d109af
 
 Writes the `fit_memory` section of docs/results.md and docs/results/fit_memory.json.
 """
