@@ -1,4 +1,4 @@
-"""``geossl <command> key=value ...``: compose the Hydra configs in ``configs/`` and run.
+"""geossl <command> key=value ...: compose the Hydra configs in configs/ and run.
 
 Commands:
     pretrain graph=<method> dataset=<name> [key=value ...]   pretrain an encoder on graphs and evaluate it
@@ -8,6 +8,9 @@ Commands:
     show dataset=<scannet|rooms|sevenscenes|...>             PNG views of a scene (points coloured, boxes drawn)
     datasets                                                 list datasets and where they were found
     config <graph|scene>=<method> dataset=<name> [key=value ...] print the composed config
+
+Examples: geossl pretrain graph=graphmae dataset=cora; geossl pretrain scene=pointmae dataset=rooms.
+Keys: geossl config ... prints every key of a run; docs/ explains them. Tests (in a checkout): ./dev test.
 
 Any error caused by input (a wrong name, a missing file, a bad key) is printed as one paragraph
 and the process exits with status 2; no traceback.

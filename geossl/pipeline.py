@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from geossl.config import schema_from_signature, validate
 from geossl.encoder import Encoder, load_encoder, read_encoder_header, save_encoder
 from geossl.engine import Engine, TrainerConfig
+from geossl.engine.engine import default_threads
 from geossl.errors import CheckpointError, ConfigError
 from geossl.io import write_json
 from geossl.registry import DATASETS, ENCODERS, METHODS
@@ -248,6 +249,8 @@ def evaluate(cfg: DictConfig, adapter: DomainAdapter) -> Dict[str, Any]:
         raise ConfigError(f"The encoder in {path!r} is a {adapter.domain} encoder and dataset {cfg.dataset.name!r} is a "
                           f"{DATASETS.domain(dataset_name)} dataset. Valid {adapter.domain} datasets: "
                           f"{', '.join(DATASETS.names(adapter.domain))}.")
+    threads = int(cfg.trainer.get("threads") or 0) if cfg.get("trainer") is not None else 0
+    torch.set_num_threads(threads if threads > 0 else default_threads())
     encoder: Encoder = load_encoder(path)
     dataset = adapter.load_dataset(cfg)
     adapter.check(cfg, dataset)

@@ -256,6 +256,12 @@ def _raw_scene(cfg: DictConfig) -> Dict[str, Any]:
     return scene_for_show(kwargs, builder)
 
 
+def _box_names(cfg: DictConfig):
+    builder, kwargs, _ = dataset_builder(cfg, "scene", extra={"batch_size": 8}, exclude=("split",))
+    kwargs.pop("scene", None)
+    return builder(split="train", **kwargs).box_classes
+
+
 def cmd_show(overrides: List[str], compose) -> int:
     """``geossl show dataset=<name> [dataset.scene=<id>]``: PNG views of one scene, its boxes and its RGB-D views."""
     from geossl.pipeline import run_dir_for
@@ -266,7 +272,7 @@ def cmd_show(overrides: List[str], compose) -> int:
     _strict(cfg, ("dataset", "size", "out_dir", "run_dir"), "show")
     scene = _raw_scene(cfg)
     out = run_dir_for(cfg, f"show-{cfg.dataset.name}")
-    paths = save_scene_views(scene, out, scene["name"], int(cfg.size))
+    paths = save_scene_views(scene, out, scene["name"], int(cfg.size), _box_names(cfg))
     if scene.get("frames") is not None and len(scene["frames"].frames):
         paths.append(save_rgbd_views(scene["frames"].frames, out / f"{scene['name']}_rgbd.png"))
     print(f"{scene['name']}: {len(scene['coord'])} points, {len(scene.get('boxes', []))} boxes")

@@ -11,7 +11,8 @@ import numpy as np
 from torch import Tensor
 
 
-def _view(coord: np.ndarray, rgb: np.ndarray, boxes: np.ndarray, axes: tuple, depth_axis: int, size: int):
+def _view(coord: np.ndarray, rgb: np.ndarray, boxes: np.ndarray, axes: tuple, depth_axis: int, size: int,
+          box_names=None, point_px: int = 0):
     from PIL import Image, ImageDraw
 
     lo, hi = coord[:, axes].min(0), coord[:, axes].max(0)
@@ -20,27 +21,36 @@ def _view(coord: np.ndarray, rgb: np.ndarray, boxes: np.ndarray, axes: tuple, de
     px = ((coord[:, axes] - lo) * scale + 10).astype(int)
     px[:, 1] = h - 1 - px[:, 1]  # image rows grow downwards
     order = np.argsort(coord[:, depth_axis] * (1 if depth_axis == 2 else -1))  # far first, near last
+    # points drawn as squares of about two pixels per 800 so that small furniture stays visible on white
+    r = point_px or max(1, size // 400)
     img = np.full((h, w, 3), 255, np.uint8)
-    img[px[order, 1].clip(0, h - 1), px[order, 0].clip(0, w - 1)] = (rgb[order] * 255).clip(0, 255).astype(np.uint8)
+    colours = (rgb[order] * 255).clip(0, 255).astype(np.uint8)
+    for dy in range(-r // 2, r - r // 2):
+        for dx in range(-r // 2, r - r // 2):
+            img[(px[order, 1] + dy).clip(0, h - 1), (px[order, 0] + dx).clip(0, w - 1)] = colours
     pil = Image.fromarray(img)
     draw = ImageDraw.Draw(pil)
-    for b in boxes:
+    for i, b in enumerate(boxes):
         c, s = b[:3][list(axes)], b[3:6][list(axes)]
         x0, y0 = (c - s / 2 - lo) * scale + 10
         x1, y1 = (c + s / 2 - lo) * scale + 10
         draw.rectangle([x0, h - 1 - y1, x1, h - 1 - y0], outline=(220, 0, 0), width=2)
+        cls = int(b[-1])
+        label = box_names[cls] if box_names is not None and 0 <= cls < len(box_names) else str(cls)
+        draw.text((x0 + 3, h - 1 - y1 + 2), label, fill=(220, 0, 0))
     return pil
 
 
-def save_scene_views(scene: Dict[str, Tensor], out_dir: Path, name: str, size: int = 800) -> List[Path]:
-    """Write ``<name>_top.png`` and ``<name>_front.png`` into ``out_dir``; return their paths."""
+def save_scene_views(scene: Dict[str, Tensor], out_dir: Path, name: str, size: int = 800, box_names=None) -> List[Path]:
+    """Write ``<name>_top.png`` and ``<name>_front.png`` into ``out_dir``; return their paths. Boxes are drawn
+    in red and labelled with their class (``box_names[class id]`` when given)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     coord, rgb = scene["coord"].numpy(), scene["feat"][:, :3].numpy()
     boxes = scene["boxes"].numpy() if "boxes" in scene else np.zeros((0, 7))
     paths = []
     for view, axes, depth in (("top", (0, 1), 2), ("front", (0, 2), 1)):
         path = out_dir / f"{name}_{view}.png"
-        _view(coord, rgb, boxes, axes, depth, size).save(path)
+        _view(coord, rgb, boxes, axes, depth, size, box_names).save(path)
         paths.append(path)
     return paths
 

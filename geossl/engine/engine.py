@@ -61,7 +61,8 @@ class TrainerConfig:
         precision: "32-true", "bf16-mixed", "16-mixed" (Lightning Fabric).
         deterministic: use deterministic algorithms (``torch.use_deterministic_algorithms``,
             cuDNN deterministic, no cuDNN benchmark).
-        threads: CPU threads for torch (0: leave torch's default).
+        threads: CPU threads for torch (0: as many as the cores other processes leave free, from the
+            load average at start, at least 1; see :func:`default_threads`).
         checkpoint_every: write ``checkpoint.pt`` every this many epochs (and at the end).
         monitor_every: run the method's label-free monitor (RankMe) every this many epochs.
         progress: show a progress bar.
@@ -155,6 +156,19 @@ def _differences(a: Dict[str, Any], b: Dict[str, Any], prefix: str = "") -> List
     return out
 
 
+def default_threads() -> int:
+    """CPU threads that do not oversubscribe the machine: this process's cores (its CPU affinity) minus the
+    load other processes put on them (the 1-minute load average, rounded), at least 1, and never more than
+    torch's own default. Under torchrun, the local processes share the cores."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        busy = round(os.getloadavg()[0])
+    except OSError:
+        busy = 0
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, min(torch.get_num_threads(), (cores - busy) // max(local, 1)))
+
+
 def torchrun_layout(devices: Any, num_nodes: int, strategy: str) -> tuple[Any, int, str]:
     """Devices, nodes and strategy for Fabric, filled in from ``torchrun``'s environment.
 
@@ -186,8 +200,7 @@ class Engine:
 
         self.cfg, self.run_dir, self.seed = cfg, Path(run_dir), seed
         self.config = dict(config or {})
-        if cfg.threads > 0:
-            torch.set_num_threads(cfg.threads)
+        torch.set_num_threads(cfg.threads if cfg.threads > 0 else default_threads())
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # A resumed run logs its epochs to a CSV of its own: Lightning's CSV logger would delete
         # an existing metrics.csv in its folder.

@@ -12,7 +12,9 @@ from safetensors.torch import save_file
 
 from tests.conftest import requires_cora, requires_redwood, requires_scannet, requires_sevenscenes
 
-TINY = ["trainer.epochs=3", "trainer.monitor_every=2", "eval.epochs=5", "trainer.progress=false"]
+# One thread: runs compared number for number (a run with its evaluate, a resumed run with an uninterrupted one)
+# must not depend on the thread count the load average would pick.
+TINY = ["trainer.epochs=3", "trainer.monitor_every=2", "eval.epochs=5", "trainer.progress=false", "trainer.threads=1"]
 
 
 def geossl(*args, cwd=None, env=None):
@@ -36,7 +38,7 @@ def test_pretrain_then_evaluate_on_cora(tmp_path):
     metrics = (run_dir / "metrics.csv").read_text().splitlines()
     assert "train/sce" in metrics[0] and "monitor/rankme" in metrics[0] and len(metrics) == 4
 
-    res = geossl("evaluate", f"encoder={run_dir / 'encoder.safetensors'}", "dataset=cora", "eval.epochs=5")
+    res = geossl("evaluate", f"encoder={run_dir / 'encoder.safetensors'}", "dataset=cora", "eval.epochs=5", "trainer.threads=1")
     assert res.returncode == 0, res.stderr
     assert "Warning" not in res.stderr, res.stderr  # nothing geossl knows to be harmless leaks
     out = json.loads(res.stdout)
@@ -127,7 +129,7 @@ def test_datasets_lists_where_each_was_found(tmp_path):
 requires_mutag = pytest.mark.skipif(
     not (Path(os.environ.get("GEOSSL_DATA", "/nonexistent")) / "tudataset" / "MUTAG" / "raw").is_dir(),
     reason="MUTAG not found under $GEOSSL_DATA")
-TINY_GRAPH = ["trainer.epochs=2", "trainer.progress=false", "encoder.hidden=16", "encoder.layers=2"]
+TINY_GRAPH = ["trainer.epochs=2", "trainer.progress=false", "encoder.hidden=16", "encoder.layers=2", "trainer.threads=1"]
 
 
 @requires_mutag
@@ -142,7 +144,7 @@ def test_graph_level_pretrain_then_evaluate_on_mutag(tmp_path):
     assert summary["dataset"] == "mutag" and len(summary["fold_accs"]) == 10 and 40.0 < summary["cv_acc"] <= 100.0
     for name in ("config.yaml", "metrics.csv", "checkpoint.pt", "encoder.safetensors"):
         assert (run_dir / name).is_file(), name
-    res = geossl("evaluate", f"encoder={run_dir / 'encoder.safetensors'}", "dataset=mutag")
+    res = geossl("evaluate", f"encoder={run_dir / 'encoder.safetensors'}", "dataset=mutag", "trainer.threads=1")
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     # the same frozen encoder, pooling and folds give the same accuracy as at the end of pretraining
@@ -199,12 +201,12 @@ def test_selftask_joint_and_two_stage_from_the_cli(tmp_path):
     assert joint["val_acc"] == max(float(dict(zip(logged[0], r))["monitor/val_acc"]) for r in logged[1:])
     assert {"ce", "ssl", "edge_mask", "node_property", "corrected_label"} <= set(joint["final_losses"])
     res = geossl("pretrain", "graph=selftask", "dataset=cora", "graph.strategy=two_stage", "eval=finetune", "eval.epochs=3",
-                 "trainer.epochs=2", "trainer.progress=false", f"run_dir={tmp_path / 'two'}", cwd=tmp_path)
+                 "trainer.epochs=2", "trainer.progress=false", "trainer.threads=1", f"run_dir={tmp_path / 'two'}", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     two = json.loads((tmp_path / "two" / "summary.json").read_text())
     assert "ce" not in two["final_losses"] and two["best_epoch"] < 3
     res = geossl("evaluate", f"encoder={tmp_path / 'two' / 'encoder.safetensors'}", "dataset=cora", "graph=selftask", "eval=finetune",
-                 "eval.epochs=3")
+                 "eval.epochs=3", "trainer.threads=1")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["test_acc"] == two["test_acc"]  # fine-tuning the saved encoder repeats the run's
     res = geossl("pretrain", "graph=selftask", "dataset=cora", "encoder=gat", "graph.task=pairwise_distance", "trainer.epochs=2",
@@ -287,7 +289,8 @@ def test_show_fuses_an_rgbd_sequence(tmp_path):
 TINY_SCENE = ["dataset.splits.train=[0,4]", "dataset.splits.val=[1000,1002]", "dataset.splits.test=[2000,2002]",
               "dataset.num_points=3000", "dataset.batch_size=2", "transform.points=512", "encoder.centres=8", "encoder.patch=16",
               "encoder.dim=32", "encoder.depth=1", "encoder.heads=4", "encoder.tokeniser=8", "scene.decoder_depth=1",
-              "scene.decoder_heads=4", "trainer.epochs=2", "trainer.warmup=1", "trainer.progress=false", "eval.train_scenes=4",
+              "scene.decoder_heads=4", "trainer.epochs=2", "trainer.warmup=1", "trainer.progress=false", "trainer.threads=1",
+              "eval.train_scenes=4",
               "eval.epochs=5"]
 NO_PROBE = [o for o in TINY_SCENE if not o.startswith("eval.")]
 
@@ -311,8 +314,8 @@ def test_scene_pretrain_then_evaluate_on_rooms(tmp_path):
     header = json.loads(__import__("safetensors").safe_open(str(run_dir / "encoder.safetensors"), "pt").metadata()["geossl"])
     assert header["encoder"] == "point_patch_transformer" and header["domain"] == "scene"
     # the saved encoder, evaluated on its own, gives the run's numbers (same frozen features, probe and seed)
-    res = geossl("evaluate", f"encoder={run_dir / 'encoder.safetensors'}", "dataset=rooms", *[o for o in TINY_SCENE if not o.startswith(
-        ("encoder.", "scene.", "trainer."))])
+    res = geossl("evaluate", f"encoder={run_dir / 'encoder.safetensors'}", "dataset=rooms", "trainer.threads=1",
+                 *[o for o in TINY_SCENE if not o.startswith(("encoder.", "scene.", "trainer."))])
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["seg_miou"] == summary["seg_miou"] and out["rankme"] == pytest.approx(summary["rankme"])

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 from torch import nn
@@ -22,7 +24,7 @@ class _Graph:
 
 
 def _cfg(**kw):
-    base = dict(epochs=6, lr=1e-2, scheduler="cosine", checkpoint_every=2, monitor_every=1, progress=False)
+    base = dict(epochs=6, lr=1e-2, scheduler="cosine", checkpoint_every=2, monitor_every=1, progress=False, threads=1)
     base.update(kw)
     return TrainerConfig(**base)
 
@@ -210,3 +212,17 @@ def test_seeded_loader_gives_the_same_items_with_any_number_of_workers(tmp_path)
         assert not torch.equal(torch.cat(epochs[0]), torch.cat(epochs[1]))  # a new order and new draws every epoch
     for e in (0, 1):
         assert all(torch.equal(a, b) for a, b in zip(seen[0][e], seen[2][e]))
+
+
+def test_the_default_thread_count_leaves_busy_cores_alone(monkeypatch):
+    from geossl.engine.engine import default_threads
+
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(torch, "get_num_threads", lambda: cores)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.0, 0.0))
+    assert default_threads() == cores  # an idle machine: every core
+    monkeypatch.setattr(os, "getloadavg", lambda: (float(cores), 0.0, 0.0))
+    assert default_threads() == 1  # every core busy with other work: one thread, not an oversubscribed pool
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(cores))
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert default_threads() == 1  # torchrun's local processes share the cores
