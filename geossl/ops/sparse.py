@@ -25,12 +25,24 @@ class SparseInputError(GeosslError, ValueError):
     """A sparse tensor that cannot be built: NaN features, coordinates outside the grid, bad shapes."""
 
 
+class _NoFxTracingNote:
+    """Drops torch.fx's note that ``is_fx_tracing`` also answers for torch.export, which spconv's layers ask
+    about on every call: harmless to a user of geossl, and printed to their terminal otherwise."""
+
+    def filter(self, record) -> bool:
+        return "is_fx_tracing will return true" not in record.getMessage()
+
+
 def _spconv():
+    import logging
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # spconv 2.3.x uses torch.cuda.amp decorators
         import spconv.pytorch as spconv
+    fx_log = logging.getLogger("torch.fx._symbolic_trace")
+    if not any(isinstance(f, _NoFxTracingNote) for f in fx_log.filters):
+        fx_log.addFilter(_NoFxTracingNote())
     return spconv
 
 

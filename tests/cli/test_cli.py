@@ -474,3 +474,15 @@ def test_runs_started_together_each_get_their_own_folder_and_files(tmp_path):
         summary = json.loads((run / "summary.json").read_text())
         assert summary["run_dir"] == str(run.resolve()) and (run / "encoder.safetensors").is_file()
         assert len((run / "metrics.csv").read_text().splitlines()) == 3  # its own two epochs, header included
+
+
+def test_evaluating_a_sparse_unet_prints_no_library_notes(tmp_path):
+    import geossl as g
+    from geossl.pointcloud.encoders import SpUNet
+
+    g.save_encoder(SpUNet(voxel_size=0.1), tmp_path / "spunet.safetensors")
+    res = geossl("evaluate", f"encoder={tmp_path / 'spunet.safetensors'}", "dataset=rooms", "dataset.splits.train=[0,2]",
+                 "dataset.splits.val=[5,6]", "dataset.splits.test=[7,8]", "dataset.num_points=3000", "eval.train_scenes=2", "eval.epochs=3",
+                 cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.strip() == "" and {"seg_miou", "seg_oa", "rankme"} <= set(json.loads(res.stdout))
