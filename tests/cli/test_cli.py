@@ -486,3 +486,21 @@ def test_evaluating_a_sparse_unet_prints_no_library_notes(tmp_path):
                  cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert res.stderr.strip() == "" and {"seg_miou", "seg_oa", "rankme"} <= set(json.loads(res.stdout))
+
+
+@requires_mutag
+def test_the_encoder_is_saved_before_the_evaluation_runs(tmp_path, monkeypatch):
+    """Whatever goes wrong in the evaluation, the pretrained encoder is already on disk."""
+    from geossl import cli
+    from geossl.graph import adapter
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("evaluation broke")
+
+    monkeypatch.setattr(adapter, "_evaluate_embeddings", broken)
+    with pytest.raises(RuntimeError, match="evaluation broke"):
+        cli.main(["pretrain", "dataset=mutag", *TINY_GRAPH, f"run_dir={tmp_path / 'r'}"])
+    import geossl as g
+
+    assert g.load_encoder(tmp_path / "r" / "encoder.safetensors").pretrained["dataset"] == "mutag"
+    assert (tmp_path / "r" / "checkpoint.pt").is_file() and not (tmp_path / "r" / "summary.json").exists()
