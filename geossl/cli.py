@@ -4,6 +4,8 @@ Commands:
     pretrain graph=<method> dataset=<name> [key=value ...]   pretrain an encoder on graphs and evaluate it
     pretrain scene=<method> dataset=<name> [key=value ...]   pretrain a scene encoder and evaluate it
     evaluate encoder=<file.safetensors> dataset=<name>       evaluate a saved encoder (graph or scene)
+    finetune detection=votenet dataset=<name> encoder=<file|name> train a 3D detector on a scene encoder, then mAP
+    evaluate detector=<file.safetensors> dataset=<name>      mAP of a saved detector on the test split
     fit-gaussians dataset=<sevenscenes|redwood|scannet_export|rooms> fit 3D Gaussians to posed RGB-D frames
     show dataset=<scannet|rooms|sevenscenes|...>             PNG views of a scene (points coloured, boxes drawn)
     datasets                                                 list datasets and where they were found
@@ -125,6 +127,14 @@ def cmd_pretrain(overrides: List[str]) -> int:
 
 def cmd_evaluate(overrides: List[str]) -> int:
     from geossl.pipeline import encoder_domain, evaluate
+
+    if any(o.startswith("detector=") for o in overrides):  # a saved detector: its domain's command evaluates it
+        command = next((a.commands["evaluate-detector"] for a in _adapters().values() if "evaluate-detector" in getattr(a, "commands", {})), None)
+        if command is None:
+            from geossl.errors import ConfigError
+
+            raise ConfigError("No installed domain evaluates detectors.")
+        return command(overrides, _compose)
 
     # `encoder` is also the name of a config group, so the file path travels as encoder_file.
     overrides = [f"encoder_file={o.split('=', 1)[1]}" if o.startswith("encoder=") else o for o in overrides]

@@ -33,6 +33,8 @@ from .transforms import TransformConfig
 #: ``eval=``: "auto" (the segmentation probe where the dataset has semantic labels, else label-free
 #: metrics only), "seg_probe" (required), "none" (label-free metrics only).
 EVALS = ("auto", "seg_probe", "none")
+#: Keys of a scene dataset's config section that are the run's, not the dataset builder's, with their defaults.
+RUN_KEYS = {"batch_size": 8, "train_fraction": 1.0}
 #: The seg probe's keys that are the run's, not :func:`seg_probe`'s.
 PROBE_KEYS = {"name": None, "train_scenes": 200, "points_per_scene": 2048}
 
@@ -53,12 +55,17 @@ class SceneData:
     batch_size: int
     transform: TransformConfig
     build: Callable[[str], SceneDataset]
+    train_fraction: float = 1.0
     _splits: Dict[str, SceneDataset] = field(default_factory=dict)
 
     def split(self, name: str) -> SceneDataset:
         if name not in self._splits:
             ds = self.build(name)
             ds.transform = self.transform.train() if name == "train" else self.transform.eval()
+            if name == "train" and self.train_fraction < 1.0:
+                # a fixed share of the training scenes: the same subset for every run seed
+                order = torch.randperm(len(ds.keys), generator=torch.Generator().manual_seed(0)).tolist()
+                ds.keys = [ds.keys[i] for i in sorted(order[:max(1, math.ceil(self.train_fraction * len(ds.keys)))])]
             self._splits[name] = ds
         return self._splits[name]
 
@@ -158,12 +165,14 @@ class SceneAdapter(DomainAdapter):
     domain = "scene"
 
     def load_dataset(self, cfg: DictConfig) -> SceneData:
-        builder, kwargs, run_keys = dataset_builder(cfg, "scene", extra={"batch_size": 8}, exclude=("split",))
+        builder, kwargs, run_keys = dataset_builder(cfg, "scene", extra=RUN_KEYS, exclude=("split",))
         kwargs.pop("scene", None)  # which scene `show` draws; a run reads the splits
         transform = TransformConfig(**validate(cfg.transform, TransformConfig, "transform"))
-        if int(run_keys["batch_size"]) < 1:
-            raise ConfigError(f"dataset.batch_size must be >= 1, got {run_keys['batch_size']}.")
-        data = SceneData(cfg.dataset.name, 3, int(run_keys["batch_size"]), transform, lambda split: builder(split=split, **kwargs))
+        if int(run_keys["batch_size"]) < 1 or not 0 < float(run_keys["train_fraction"]) <= 1:
+            raise ConfigError(f"dataset.batch_size must be >= 1 and dataset.train_fraction in (0, 1]; got {run_keys['batch_size']} "
+                              f"and {run_keys['train_fraction']}.")
+        data = SceneData(cfg.dataset.name, 3, int(run_keys["batch_size"]), transform, lambda split: builder(split=split, **kwargs),
+                         float(run_keys["train_fraction"]))
         data.split("train")  # a missing dataset or split fails here, before anything else
         return data
 
@@ -241,7 +250,7 @@ class SceneAdapter(DomainAdapter):
 
     @property
     def commands(self) -> Dict[str, Callable]:
-        return {"fit-gaussians": cmd_fit_gaussians, "show": cmd_show}
+        return {"fit-gaussians": cmd_fit_gaussians, "show": cmd_show, "finetune": cmd_finetune, "evaluate-detector": cmd_evaluate_detector}
 
 
 def _strict(cfg: DictConfig, allowed: Tuple[str, ...], command: str) -> None:
@@ -252,12 +261,12 @@ def _strict(cfg: DictConfig, allowed: Tuple[str, ...], command: str) -> None:
 
 
 def _raw_scene(cfg: DictConfig) -> Dict[str, Any]:
-    builder, kwargs, _ = dataset_builder(cfg, "scene", extra={"batch_size": 8}, exclude=("split",))
+    builder, kwargs, _ = dataset_builder(cfg, "scene", extra=RUN_KEYS, exclude=("split",))
     return scene_for_show(kwargs, builder)
 
 
 def _box_names(cfg: DictConfig):
-    builder, kwargs, _ = dataset_builder(cfg, "scene", extra={"batch_size": 8}, exclude=("split",))
+    builder, kwargs, _ = dataset_builder(cfg, "scene", extra=RUN_KEYS, exclude=("split",))
     kwargs.pop("scene", None)
     return builder(split="train", **kwargs).box_classes
 
@@ -303,6 +312,43 @@ def cmd_fit_gaussians(overrides: List[str], compose) -> int:
     if s["stopped_early"]:
         print(f"geossl: error: the fit stopped early ({s['stopped_early']}); the last good Gaussians were written.", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_finetune(overrides: List[str], compose) -> int:
+    """``geossl finetune detection=<head> dataset=<name> encoder=<file | registry name>``: train and evaluate a detector."""
+    import os
+
+    from geossl.pipeline import run_dir_for
+
+    from .detection.finetune import finetune
+
+    from pathlib import Path as _Path
+
+    def as_file(o: str) -> str:  # encoder=<file> starts from a saved encoder; encoder=<name> picks the encoder group
+        value = o.split("=", 1)[1]
+        return f"encoder_file={value}" if value.endswith(".safetensors") or _Path(value).is_file() else o
+
+    cfg = compose("finetune_scene", [as_file(o) if o.startswith("encoder=") else o for o in overrides], "scene")
+    DATASETS.get(cfg.dataset.name, domain="scene")
+    run_dir = run_dir_for(cfg, f"{cfg.detection.name}-{cfg.dataset.name}")
+    s = finetune(cfg, run_dir, ADAPTER)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"{cfg.detection.name} on {s['dataset']} ({s['train_scenes']} training scenes, encoder {s['encoder']}): "
+              f"mAP@0.25={s['mAP@0.25']:.4f} mAP@0.5={s['mAP@0.5']:.4f} ({s['seconds_per_epoch']:.1f} s/epoch) -> {run_dir}")
+    return 0
+
+
+def cmd_evaluate_detector(overrides: List[str], compose) -> int:
+    """``geossl evaluate detector=<file> dataset=<name>``: mAP of a saved detector on the dataset's test split."""
+    import json
+
+    from .detection.finetune import evaluate_detector
+
+    overrides = [f"detector_file={o.split('=', 1)[1]}" if o.startswith("detector=") else o for o in overrides]
+    cfg = compose("evaluate_detector", overrides, "scene")
+    DATASETS.get(cfg.dataset.name, domain="scene")
+    print(json.dumps(evaluate_detector(cfg, ADAPTER), indent=2))
     return 0
 
 

@@ -378,7 +378,7 @@ class Engine:
                         self._step(module, opt, sched, after_step)
                         pending = 0
                     for k, v in losses.items():
-                        sums[k] = sums.get(k, 0.0) + (value if k == "loss" else float(v))
+                        sums[k] = sums.get(k, 0.0) + (value if k == "loss" else float(v.detach() if torch.is_tensor(v) else v))
                     steps += 1
                 if pending:
                     self._step(module, opt, sched, after_step)

@@ -504,3 +504,50 @@ def test_the_encoder_is_saved_before_the_evaluation_runs(tmp_path, monkeypatch):
 
     assert g.load_encoder(tmp_path / "r" / "encoder.safetensors").pretrained["dataset"] == "mutag"
     assert (tmp_path / "r" / "checkpoint.pt").is_file() and not (tmp_path / "r" / "summary.json").exists()
+
+
+TINY_DETECTION = ["dataset.splits.train=[0,6]", "dataset.splits.val=[1000,1002]", "dataset.splits.test=[2000,2003]",
+                  "dataset.num_points=4000", "dataset.batch_size=3", "transform.points=1024", "encoder.centres=16",
+                  "encoder.dim=32", "encoder.depth=1", "encoder.tokeniser=8", "detection.num_seeds=128", "detection.num_proposals=32",
+                  "detection.group=8", "detection.width=32", "trainer.epochs=2", "trainer.warmup=1", "trainer.progress=false",
+                  "trainer.threads=1"]
+
+
+def test_finetune_a_detector_then_evaluate_it(tmp_path):
+    """From scratch on rooms, on a third of the training scenes: the run folder, the summary's mAP and per-class AP,
+    the detections PNG, and `geossl evaluate detector=` repeating the run's numbers."""
+    res = geossl("finetune", "detection=votenet", "dataset=rooms", "encoder=point_patch_transformer", "dataset.train_fraction=0.34",
+                 f"run_dir={tmp_path / 'det'}", *TINY_DETECTION, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "votenet on rooms (3 training scenes, encoder point_patch_transformer (from scratch)): mAP@0.25=" in res.stdout
+    summary = json.loads((tmp_path / "det" / "summary.json").read_text())
+    for key in ("mAP@0.25", "mAP@0.5", "class_AP@0.25", "class_AP@0.5", "train_scenes", "train_seconds", "seconds_per_step",
+                "inference_seconds_per_scene", "test_scenes"):
+        assert key in summary, key
+    assert summary["train_scenes"] == 3 and summary["test_scenes"] == 3 and summary["epochs"] == 2
+    assert set(summary["class_AP@0.25"]) <= {"table", "chair", "cabinet", "bed", "sofa", "bookshelf"}
+    from PIL import Image
+
+    assert Image.open(tmp_path / "det" / "detections.png").size[1] > 100
+    res = geossl("evaluate", f"detector={tmp_path / 'det' / 'detector.safetensors'}", "dataset=rooms", *[
+        o for o in TINY_DETECTION if o.startswith(("dataset.", "transform."))], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert (out["mAP@0.25"], out["mAP@0.5"]) == (summary["mAP@0.25"], summary["mAP@0.5"])
+
+
+@requires_cora
+def test_finetune_refuses_what_cannot_make_a_detector(tmp_path):
+    import geossl as g
+    from geossl.graph.encoders import GCN
+
+    g.save_encoder(GCN(3, hidden=8), tmp_path / "graph.safetensors")
+    no_sizes = [o for o in TINY_DETECTION if not o.startswith("encoder.")]
+    _assert_clean_error(geossl("finetune", "dataset=rooms", f"encoder={tmp_path / 'graph.safetensors'}", *no_sizes, cwd=tmp_path),
+                        "A detector's backbone must be a scene encoder (point_patch_transformer, spunet); got gcn")
+    _assert_clean_error(geossl("finetune", "dataset=rooms", "encoder=gat", *no_sizes, cwd=tmp_path), "'gat' is a graph encoder")
+    _assert_clean_error(geossl("finetune", "dataset=sevenscenes", "dataset.stride=20", *[o for o in no_sizes if not o.startswith("dataset.")],
+                               cwd=tmp_path), "has no boxes to train a detector on")
+    _assert_clean_error(geossl("finetune", "dataset=rooms", *TINY_DETECTION, "transform.points=100", cwd=tmp_path),
+                        "transform.points=100 is below what")
+    _assert_clean_error(geossl("finetune", "dataset=cora", cwd=tmp_path), "'cora' is a graph dataset")

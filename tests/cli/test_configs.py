@@ -12,6 +12,7 @@ from geossl.engine import TrainerConfig
 from geossl.errors import ConfigError
 from geossl.graph import adapter as run
 from geossl.pipeline import section
+from geossl.pointcloud.adapter import RUN_KEYS
 from geossl.registry import DATASETS, ENCODERS, METHODS
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -59,7 +60,7 @@ def test_every_scene_combination_composes_and_validates(dataset, model):
     cfg = _compose("pretrain_scene", [f"dataset={dataset}", f"model={model}", *extra])
     TrainerConfig(**validate(cfg.trainer, TrainerConfig, "trainer"))
     build_method(cfg, ADAPTER, validate_only=True)
-    dataset_builder(cfg, "scene", extra={"batch_size": 8}, exclude=("split",))
+    dataset_builder(cfg, "scene", extra=RUN_KEYS, exclude=("split",))
     TransformConfig(**validate(cfg.transform, TransformConfig, "transform"))
     probe_settings(cfg)
     assert cfg.model == model and cfg.transform.points >= cfg.encoder.centres * cfg.encoder.patch
@@ -155,7 +156,7 @@ def test_fit_gaussians_configs_compose_into_the_fit_settings(dataset):
 
     extra = ["dataset.root=/data/mine"] if dataset == "scannet_export" else []
     cfg = _compose("fit_gaussians", [f"dataset={dataset}", *extra])
-    dataset_builder(cfg, "scene", extra={"batch_size": 8}, exclude=("split",))
+    dataset_builder(cfg, "scene", extra=RUN_KEYS, exclude=("split",))
     assert int(cfg.dataset.test_every) > 1
     assert set(cfg.fit) == {f.name for f in fields(FitConfig)} - {"seed"}
     FitConfig(**OmegaConf.to_container(cfg.fit))
@@ -182,4 +183,4 @@ def test_show_configs_compose_with_keys_the_scene_loaders_take(dataset):
 
     extra = ["dataset.root=/data/mine"] if dataset in ("scannet_export", "scene_folder") else []
     cfg = _compose("show", [f"dataset={dataset}", *extra])
-    dataset_builder(cfg, "scene", extra={"batch_size": 8}, exclude=("split",))
+    dataset_builder(cfg, "scene", extra=RUN_KEYS, exclude=("split",))
