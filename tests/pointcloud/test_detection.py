@@ -104,3 +104,20 @@ def test_a_detector_saves_and_loads_with_its_predictions(tmp_path):
 
         Detector(GCN(3, hidden=4), CLASSES)
     assert math.isfinite(float(before[0]["scores"].sum()))
+
+
+def test_a_rooms_detector_is_evaluated_on_scannet_through_the_classes_they_share():
+    from omegaconf import OmegaConf
+
+    from geossl.pointcloud.adapter import ADAPTER
+    from geossl.pointcloud.detection.finetune import evaluate_on
+    from tests.conftest import _scene_present
+
+    if not _scene_present("scannet_scene0000_mmdet3d"):
+        pytest.skip("ScanNet samples not under $GEOSSL_DATA")
+    cfg = OmegaConf.create({"dataset": {"name": "scannet", "batch_size": 1}, "transform": {"points": 2048, "budget": "subsample"}})
+    data = ADAPTER.load_dataset(cfg)
+    evaluated = evaluate_on(_detector(), data)
+    m = evaluated["metrics"]
+    assert m["classes_evaluated"] == ["table", "chair", "cabinet", "bed", "sofa", "bookshelf"] and m["test_scenes"] == 1
+    assert set(m["class_AP@0.25"]) <= set(m["classes_evaluated"]) and all(int(b[-1]) in (0, 1, 2, 3, 4, 7) for b in evaluated["ground_truth"][0])  # cabinet, bed, chair, sofa, table, bookshelf
