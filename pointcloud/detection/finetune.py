@@ -169,7 +169,13 @@ def finetune(cfg: DictConfig, run_dir: Path, adapter) -> Dict[str, Any]:
     detector = build_detector(cfg, data)
     train = data.split("train")
     batches = engine.loader(train, data.batch_size, collate_fn=collate, shuffle=True, seeded=True)
-    result = engine.fit(DetectionTraining(detector), batches)
+
+    def monitor(task) -> Dict[str, float]:  # the learning curve: validation mAP every trainer.monitor_every epochs
+        m = evaluate_on(task.detector, data, "val")["metrics"]
+        task.train()
+        return {"val_mAP@0.25": m["mAP@0.25"], "val_mAP@0.5": m["mAP@0.5"]}
+
+    result = engine.fit(DetectionTraining(detector), batches, monitor=monitor)
     source = str(cfg.encoder_file) if cfg.get("encoder_file") else f"{cfg.encoder.name} (from scratch)"
     summary: Dict[str, Any] = {"detection": cfg.detection.name, "dataset": data.name, "encoder": source, "seed": int(cfg.seed),
                                "epochs": result.epochs, "train_scenes": len(train.keys), "train_fraction": data.train_fraction,
@@ -183,12 +189,28 @@ def finetune(cfg: DictConfig, run_dir: Path, adapter) -> Dict[str, Any]:
                                                                           "seed": int(cfg.seed), "epochs": result.epochs})
     evaluated = evaluate_on(detector, data)
     summary.update(evaluated["metrics"])
+    summary["val_curve"] = _curve(run_dir / "metrics.csv")
     summary["detections_png"] = str(save_detection_views(evaluated, list(data.split("test").box_classes), run_dir / "detections.png").resolve())
     summary.update({"detector": str((run_dir / "detector.safetensors").resolve()), "run_dir": str(run_dir.resolve()),
                     "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "geossl": geossl.__version__,
                     "machine": platform.machine()})
     write_json(run_dir / "summary.json", summary)
     return summary
+
+
+def _curve(metrics_csv: Path) -> List[Dict[str, float]]:
+    """``[{epoch, val_mAP@0.25, val_mAP@0.5}]`` from the run's metrics.csv (the monitored epochs)."""
+    import csv
+
+    if not metrics_csv.is_file():
+        return []
+    rows = []
+    with open(metrics_csv) as fh:
+        for row in csv.DictReader(fh):
+            if row.get("monitor/val_mAP@0.25"):
+                rows.append({"epoch": int(float(row["step"])), "val_mAP@0.25": float(row["monitor/val_mAP@0.25"]),
+                             "val_mAP@0.5": float(row["monitor/val_mAP@0.5"])})
+    return rows
 
 
 def evaluate_detector(cfg: DictConfig, adapter) -> Dict[str, Any]:

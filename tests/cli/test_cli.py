@@ -525,6 +525,7 @@ def test_finetune_a_detector_then_evaluate_it(tmp_path):
                 "inference_seconds_per_scene", "test_scenes"):
         assert key in summary, key
     assert summary["train_scenes"] == 3 and summary["test_scenes"] == 3 and summary["epochs"] == 2
+    assert [c["epoch"] for c in summary["val_curve"]] == [2]  # validation mAP at the monitored epochs and the last
     assert set(summary["class_AP@0.25"]) <= {"table", "chair", "cabinet", "bed", "sofa", "bookshelf"}
     from PIL import Image
 
