@@ -93,7 +93,7 @@ def raw_features(seed: int, out: Path) -> dict:
 
 
 SPEED = r'''
-import json, resource, sys, time
+import json, sys, time
 import torch
 threads, model, steps = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 torch.set_num_threads(threads)
@@ -107,7 +107,8 @@ torch.manual_seed(0)
 method = build_method(cfg, ADAPTER, data)
 opt = torch.optim.AdamW(method.parameters(), lr=1e-3)
 train = data.split("train")
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+from geossl.io import peak_rss_mb
+base = peak_rss_mb()
 load = compute = 0.0
 for step in range(steps + 2):
     t0 = time.perf_counter()
@@ -118,11 +119,10 @@ for step in range(steps + 2):
     t2 = time.perf_counter()
     if step >= 2:  # the first steps warm up allocators
         load += t1 - t0; compute += t2 - t1
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = peak_rss_mb()
 params = sum(p.numel() for p in method.encoder.parameters())
 print(json.dumps({"threads": threads, "model": model, "steps": steps, "load_s": load / steps, "compute_s": compute / steps,
-                  "step_s": (load + compute) / steps, "peak_mb": peak / 1024, "step_peak_mb": (peak - base) / 1024,
-                  "encoder_params": params}))
+                  "step_s": (load + compute) / steps, "peak_mb": peak, "before_steps_mb": base, "encoder_params": params}))
 '''
 
 

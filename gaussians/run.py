@@ -15,7 +15,7 @@ import torch
 
 from geossl.gaussians.fit import FitConfig, fit_gaussians
 from geossl.gaussians.ply import save_ply
-from geossl.io import write_json
+from geossl.io import peak_rss_mb, write_json
 from geossl.ops.camera import invert_pose
 
 
@@ -34,13 +34,6 @@ def save_view_grid(gaussians, frames: Sequence, path: Path, views: int = 4) -> P
     grid = torch.cat([torch.cat([r, torch.ones(4, r.shape[1], 3)]) for r in rows])[:-4]
     Image.fromarray((grid * 255).round().byte().numpy()).save(path)
     return path
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB (Linux reports KiB)."""
-    import resource
-
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def fit_device(name: str) -> torch.device:

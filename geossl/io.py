@@ -163,3 +163,18 @@ def load_npy(path: str | os.PathLike, error: type):
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, TypeError, SyntaxError, MemoryError, tokenize.TokenError) as e:  # numpy parses headers
         raise error(f"{path} is not a readable NumPy array: {type(e).__name__}: {e}") from None
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB: the kernel's high-water mark of this program (``VmHWM``), which,
+    unlike ``getrusage``'s ``ru_maxrss``, does not carry over the peak of the process that started it."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
