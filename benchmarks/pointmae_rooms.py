@@ -163,7 +163,8 @@ def render(runs, randoms, raws, speeds, note: str) -> None:
         f"| copy the nearest visible patch to the hidden centre (baseline) | {ms(copy, 1000, 3)} |",
         "",
         f"The model's distance is {100 * (1 - sum(cd) / sum(copy)):.1f}% below the baseline's on average "
-        f"(below it for {sum(a < b for a, b in zip(cd, copy))} of {len(cd)} seeds).",
+        f"(below it for {sum(a < b for a, b in zip(cd, copy))} of {len(cd)} seeds). The baseline does not depend on the "
+        "seed: every seed is scored on the same test crops and masks.",
         "",
         "**(b) Segmentation probe** (linear classifier on frozen per-point features; 8 classes: "
         f"{', '.join(SEMANTIC)}; trained on 2048 points of each of 200 train rooms, selected on the 50 val rooms, "
