@@ -139,6 +139,33 @@ def read_encoder_header(path: str | os.PathLike) -> Dict[str, Any]:
     return header
 
 
+def stored_shapes(path: str | os.PathLike) -> Dict[str, tuple]:
+    """The shapes of the tensors a safetensors file stores, read from its header (no tensor is loaded)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        return {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+
+
+def check_sizes(path: str | os.PathLike, stored: Dict[str, tuple], *configs: Dict[str, Any]) -> None:
+    """No size a constructor takes (a width, a depth) can exceed the numbers the file stores: a crafted header
+    asking for a billion layers is refused here, before even a memory-free build spends time on it."""
+    numel = sum(math.prod(s) for s in stored.values())
+    ints = lambda v: [x for x in (v if isinstance(v, (list, tuple)) else [v]) if isinstance(x, int) and not isinstance(x, bool)]  # noqa: E731
+    too_big = {k: v for c in configs for k, v in c.items() if any(x > max(numel, 1024) for x in ints(v))}
+    if too_big:
+        raise CheckpointError(f"The config in {str(path)!r} asks for sizes {too_big} larger than the {numel} numbers the file stores.")
+
+
+def check_shapes(path: str | os.PathLike, stored: Dict[str, tuple], shell: torch.nn.Module, what: str) -> None:
+    """The parameter shapes of ``shell`` (built on the ``meta`` device) must be those the file stores."""
+    expected = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
+    if stored != expected:
+        wrong = sorted(k for k in set(stored) | set(expected) if stored.get(k) != expected.get(k))
+        detail = "; ".join(f"{k}: stored {stored.get(k)}, config gives {expected.get(k)}" for k in wrong[:3])
+        raise CheckpointError(f"The weights in {str(path)!r} do not fit {what} ({detail}{'; ...' if len(wrong) > 3 else ''}).")
+
+
 def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Encoder:
     """Rebuild an encoder saved by :func:`save_encoder` from that file alone, in eval mode.
 
@@ -156,7 +183,6 @@ def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cp
         CheckpointError: the file is missing, corrupt, not a geossl encoder, names an encoder this
             geossl does not have, or its weights do not fit the encoder its header describes.
     """
-    from safetensors import safe_open
     from safetensors.torch import load_file
 
     header = read_encoder_header(path)
@@ -167,26 +193,14 @@ def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cp
     config = header.get("config")
     if not isinstance(config, dict):
         raise CheckpointError(f"The header of {str(path)!r} has no constructor config (got {type(config).__name__}).")
-    with safe_open(str(path), framework="pt") as fh:
-        stored = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
-    # No size a constructor takes (a width, a depth) can exceed the numbers the file stores: a crafted header
-    # asking for a billion layers is refused here, before even the memory-free build spends time on it.
-    numel = sum(math.prod(s) for s in stored.values())
-    ints = lambda v: [x for x in (v if isinstance(v, (list, tuple)) else [v]) if isinstance(x, int) and not isinstance(x, bool)]  # noqa: E731
-    too_big = {k: v for k, v in config.items() if any(x > max(numel, 1024) for x in ints(v))}
-    if too_big:
-        raise CheckpointError(f"The config in {str(path)!r} asks for sizes {too_big} larger than the {numel} numbers the file stores.")
+    stored = stored_shapes(path)
+    check_sizes(path, stored, config)
     try:
         with torch.device("meta"):
             shell = cls(**config)
     except (TypeError, ValueError, RuntimeError, GeosslError) as exc:
         raise CheckpointError(f"The config in {str(path)!r} does not fit encoder {header['encoder']!r}: {exc}") from None
-    expected = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
-    if stored != expected:
-        wrong = sorted(k for k in set(stored) | set(expected) if stored.get(k) != expected.get(k))
-        detail = "; ".join(f"{k}: stored {stored.get(k)}, config gives {expected.get(k)}" for k in wrong[:3])
-        raise CheckpointError(f"The weights in {str(path)!r} do not fit encoder {header['encoder']!r} as its header "
-                              f"configures it ({detail}{'; ...' if len(wrong) > 3 else ''}).")
+    check_shapes(path, stored, shell, f"encoder {header['encoder']!r} as its header configures it")
     del shell
     try:
         encoder = cls(**config)

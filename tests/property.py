@@ -75,3 +75,17 @@ def read_or_refuse(read: Callable[[Path], object], data: bytes, name: str, check
         assert peak <= memory_bound(len(data)), f"{peak / 2**20:.0f} MB allocated reading {len(data)} bytes"
         if result is not None:
             check(result)
+
+
+def one_file_mutated(files: dict) -> st.SearchStrategy:
+    """``(name, bytes)``: one of ``files`` (name -> valid bytes) and a variant of its content (:func:`variants`)."""
+    return st.sampled_from(sorted(files)).flatmap(lambda name: st.tuples(st.just(name), variants(files[name])))
+
+
+def write_folder(folder, files: dict, change) -> None:
+    """Write ``files`` (relative name -> bytes) into ``folder``, the one named by ``change`` with ``change``'s bytes."""
+    name, data = change
+    for rel, content in files.items():
+        target = Path(folder) / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data if rel == name else content)

@@ -10,7 +10,6 @@ set-prediction head, say) is one file that registers itself with ``register_head
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -18,7 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from geossl.encoder import Encoder, load_encoder
+from geossl.encoder import Encoder, check_shapes, check_sizes, load_encoder, stored_shapes
 from geossl.errors import CheckpointError, ConfigError, GeosslError
 from geossl.io import atomic_write
 from geossl.points import PointBatch
@@ -131,7 +130,7 @@ def load_detector(path: str | os.PathLike, map_location: str | torch.device = "c
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
-            stored = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+        stored = stored_shapes(path)
         header = json.loads(meta.get("geossl", "{}"))
     except Exception as exc:
         raise CheckpointError(f"Detector file {str(path)!r} is not a readable safetensors file ({exc}).") from None
@@ -142,23 +141,17 @@ def load_detector(path: str | os.PathLike, map_location: str | torch.device = "c
     if header.get("format_version") != DETECTOR_FORMAT_VERSION:
         raise CheckpointError(f"{str(path)!r} uses detector format version {header.get('format_version')}; this geossl reads "
                               f"{DETECTOR_FORMAT_VERSION}.")
-    numel = sum(math.prod(s) for s in stored.values())
     try:
         cls = ENCODERS.get(str(header["backbone"]), domain="scene")
         config, det = dict(header["backbone_config"]), dict(header["detector"])
-        ints = [v for c in (config, det.get("head_config", {})) for v in c.values() if isinstance(v, int) and not isinstance(v, bool)]
-        if any(v > max(numel, 1024) for v in ints):
-            raise CheckpointError(f"The header of {str(path)!r} asks for sizes larger than the {numel} numbers the file stores.")
+        check_sizes(path, stored, config, dict(det.get("head_config", {})))
         with torch.device("meta"):
             shell = Detector(cls(**config), **det)
     except CheckpointError:
         raise
     except (GeosslError, TypeError, ValueError, KeyError, RuntimeError) as exc:
         raise CheckpointError(f"The header of {str(path)!r} does not describe a detector this geossl can build: {exc}") from None
-    expected = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
-    if expected != stored:
-        wrong = sorted(k for k in set(expected) | set(stored) if expected.get(k) != stored.get(k))
-        raise CheckpointError(f"The weights in {str(path)!r} do not fit the detector its header describes ({', '.join(wrong[:3])}).")
+    check_shapes(path, stored, shell, "the detector its header describes")
     detector = Detector(cls(**config), **det)
     detector.load_state_dict(load_file(str(path), device=str(map_location)))
     detector.pretrained = header.get("metadata", {})

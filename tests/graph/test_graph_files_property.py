@@ -8,13 +8,13 @@ from pathlib import Path
 
 import torch
 from hypothesis import given
-from hypothesis import strategies as st
 
 from geossl.graph.datasets import graph_list, load_dataset, load_gin_format
-from tests.property import read_or_refuse, variants
+from tests.property import one_file_mutated, read_or_refuse, variants, write_folder
 
-TU = {"A": b"1, 2\n2, 1\n2, 3\n3, 2\n1, 3\n3, 1\n4, 5\n5, 4\n", "graph_indicator": b"1\n1\n1\n2\n2\n", "graph_labels": b"0\n1\n",
-      "node_labels": b"0\n1\n0\n1\n1\n", "node_attributes": b"0.5, 1\n1, 2\n0, 0\n3, 1\n2, 2\n"}
+TU = {f"TINY_{part}.txt": text for part, text in {
+    "A": b"1, 2\n2, 1\n2, 3\n3, 2\n1, 3\n3, 1\n4, 5\n5, 4\n", "graph_indicator": b"1\n1\n1\n2\n2\n", "graph_labels": b"0\n1\n",
+    "node_labels": b"0\n1\n0\n1\n1\n", "node_attributes": b"0.5, 1\n1, 2\n0, 0\n3, 1\n2, 2\n"}.items()}
 
 
 def _graphs_ok(ds):
@@ -24,17 +24,11 @@ def _graphs_ok(ds):
         assert g.edge_index.numel() == 0 or int(g.edge_index.max()) < g.x.shape[0]
 
 
-@given(st.sampled_from(sorted(TU)).flatmap(lambda part: st.tuples(st.just(part), variants(TU[part]))))
+@given(one_file_mutated(TU))
 def test_tu_folders(change):
-    part, data = change
     with tempfile.TemporaryDirectory() as d:
-        for p, text in TU.items():
-            (Path(d) / f"TINY_{p}.txt").write_bytes(data if p == part else text)
-
-        def read(_):
-            return load_dataset("tu", name="TINY", root=d)
-
-        read_or_refuse(read, b"", "unused", _graphs_ok)
+        write_folder(d, TU, change)
+        read_or_refuse(lambda _: load_dataset("tu", name="TINY", root=d), b"", "unused", _graphs_ok)
 
 
 GIN = b"2\n3 0\n0 2 1 2\n1 2 0 2\n0 2 0 1\n2 1\n1 1 1\n1 1 0\n"

@@ -3,18 +3,18 @@ scene-folder format): one file of a valid folder is replaced by a mutation, and 
 or refused with geossl's error."""
 
 import io
-import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
 from geossl.data import data_root
 from tests.conftest import requires_redwood, requires_scannet, requires_sevenscenes
-from tests.property import read_or_refuse, variants
+from tests.property import one_file_mutated, read_or_refuse, variants, write_folder
 
 
 def _npy(a) -> bytes:
@@ -27,9 +27,9 @@ def _scannet_folder():
     g = np.random.default_rng(0)
     vert = np.concatenate([g.random((40, 3)) * 3, g.integers(0, 255, (40, 3))], 1).astype(np.float32)
     ins = np.repeat(np.arange(4), 10)
-    return {"vert_all": _npy(vert), "sem_label_all": _npy(np.repeat([1, 3, 5, 7], 10)), "ins_label_all": _npy(ins),
-            "bbox": _npy(np.array([[1, 1, 1, 0.5, 0.5, 0.5, 3], [2, 2, 1, 1, 1, 1, 5]], np.float32)),
-            "bbox_idx": _npy(np.array([1, 2]))}
+    arrays = {"vert_all": vert, "sem_label_all": np.repeat([1, 3, 5, 7], 10), "ins_label_all": ins,
+              "bbox": np.array([[1, 1, 1, 0.5, 0.5, 0.5, 3], [2, 2, 1, 1, 1, 1, 5]], np.float32), "bbox_idx": np.array([1, 2])}
+    return {f"s0_{k}.npy": _npy(v) for k, v in arrays.items()}
 
 
 SCANNET = _scannet_folder()
@@ -39,14 +39,12 @@ def _scene_ok(s):
     assert s["coord"].shape[1] == 3 and len(s["coord"]) == len(s["feat"]) == len(s["labels"]) and s["boxes"].shape[1] == 7
 
 
-@given(st.sampled_from(sorted(SCANNET)).flatmap(lambda k: st.tuples(st.just(k), variants(SCANNET[k]))))
+@given(one_file_mutated(SCANNET))
 def test_scannet_scene_files(change):
     from geossl.pointcloud.datasets import scannet
 
-    part, data = change
     with tempfile.TemporaryDirectory() as d:
-        for k, v in SCANNET.items():
-            (Path(d) / f"s0_{k}.npy").write_bytes(data if k == part else v)
+        write_folder(d, SCANNET, change)
         read_or_refuse(lambda _: scannet(split="train", root=d, splits={"train": ["s0"]}).scene("s0", frames=False), b"", "unused",
                        _scene_ok)
 
@@ -65,47 +63,31 @@ def _sequence_ok(seq):
         assert f.color.shape[:2] == f.depth.shape and f.K.shape == (3, 3) and torch.isfinite(f.cam_to_world).all()
 
 
-def _copy_sample(src: Path, dst: Path, keep: int):
-    files = sorted(p for p in src.iterdir() if p.is_file())
-    for p in files:
-        shutil.copy(p, dst / p.name)
-    return files
+def _sample(folder: str, names) -> dict:
+    """The bytes of files of a sample under the data root (placeholders when the sample is absent: the test is skipped)."""
+    root = data_root() / "3d" / folder
+    return {n: (root / n).read_bytes() if root.is_dir() else b"x" for n in names}
 
 
-@requires_sevenscenes
-@given(st.sampled_from(["camera-intrinsics.txt", "frame-000005.pose.txt", "frame-000005.depth.png", "frame-000005.color.jpg"]).flatmap(
-    lambda name: st.tuples(st.just(name), variants((data_root() / "3d/7scenes_tsdf_fusion_every5th" / name).read_bytes()
-                                                   if (data_root() / "3d/7scenes_tsdf_fusion_every5th").is_dir() else b"x"))))
-def test_sevenscenes_folders(change):
-    from geossl.pointcloud.rgbd import sevenscenes
+SEVENSCENES = _sample("7scenes_tsdf_fusion_every5th", ["camera-intrinsics.txt"] + [
+    f"frame-{i:06d}.{kind}" for i in (0, 5) for kind in ("color.jpg", "depth.png", "pose.txt")])
+REDWOOD = _sample("redwood_livingroom1_open3d", ["trajectory.log", "camera_primesense.json"] + [
+    f"{kind}/{i:05d}.{ext}" for i in range(5) for kind, ext in (("color", "jpg"), ("depth", "png"))])
+MUTATED_SEVENSCENES = {k: v for k, v in SEVENSCENES.items() if k.startswith(("camera", "frame-000005"))}
+MUTATED_REDWOOD = {k: v for k, v in REDWOOD.items() if k in ("trajectory.log", "camera_primesense.json", "depth/00000.png")}
 
-    name, data = change
-    src = data_root() / "3d/7scenes_tsdf_fusion_every5th"
+
+@pytest.mark.parametrize("reader, files, mutated", [
+    pytest.param("sevenscenes", SEVENSCENES, MUTATED_SEVENSCENES, marks=requires_sevenscenes),
+    pytest.param("redwood", REDWOOD, MUTATED_REDWOOD, marks=requires_redwood)])
+@given(data=st.data())
+def test_rgbd_sequence_folders(reader, files, mutated, data):
+    from geossl.pointcloud.rgbd import RGBD_DATASETS
+
+    change = data.draw(one_file_mutated(mutated))
     with tempfile.TemporaryDirectory() as d:
-        for stem in ("frame-000000", "frame-000005"):
-            for ext in (".color.jpg", ".depth.png", ".pose.txt"):
-                shutil.copy(src / f"{stem}{ext}", Path(d) / f"{stem}{ext}")
-        shutil.copy(src / "camera-intrinsics.txt", Path(d) / "camera-intrinsics.txt")
-        (Path(d) / name).write_bytes(data)
-        read_or_refuse(lambda _: sevenscenes(root=d, size=(40, 30)), b"", "unused", _sequence_ok)
-
-
-@requires_redwood
-@given(st.sampled_from(["trajectory.log", "camera_primesense.json", "depth/00000.png"]).flatmap(
-    lambda name: st.tuples(st.just(name), variants((data_root() / "3d/redwood_livingroom1_open3d" / name).read_bytes()
-                                                   if (data_root() / "3d/redwood_livingroom1_open3d").is_dir() else b"x"))))
-def test_redwood_folders(change):
-    from geossl.pointcloud.rgbd import redwood
-
-    name, data = change
-    src = data_root() / "3d/redwood_livingroom1_open3d"
-    with tempfile.TemporaryDirectory() as d:
-        for sub in ("color", "depth"):
-            shutil.copytree(src / sub, Path(d) / sub)
-        for f in ("trajectory.log", "camera_primesense.json"):
-            shutil.copy(src / f, Path(d) / f)
-        (Path(d) / name).write_bytes(data)
-        read_or_refuse(lambda _: redwood(root=d, size=(40, 30)), b"", "unused", _sequence_ok)
+        write_folder(d, files, change)
+        read_or_refuse(lambda _: RGBD_DATASETS[reader](root=d, size=(40, 30)), b"", "unused", _sequence_ok)
 
 
 def _scene_folder_files():
@@ -123,15 +105,12 @@ def _scene_folder_files():
 SCENE_FOLDER = _scene_folder_files()
 
 
-@given(st.sampled_from(sorted(SCENE_FOLDER)).flatmap(lambda k: st.tuples(st.just(k), variants(SCENE_FOLDER[k]))))
+@given(one_file_mutated(SCENE_FOLDER))
 def test_scene_folders(change):
     from geossl.pointcloud.datasets import scene_folder
 
-    part, data = change
     with tempfile.TemporaryDirectory() as d:
-        (Path(d) / "a").mkdir()
-        for k, v in SCENE_FOLDER.items():
-            (Path(d) / k).write_bytes(data if k == part else v)
+        write_folder(d, SCENE_FOLDER, change)
 
         def check(item):
             assert item["coord"].shape[1] == 3 and torch.isfinite(item["coord"]).all() and item["feat"].max() <= 1
