@@ -395,7 +395,7 @@ class Engine:
                 fabric.log_dict(metrics, step=done)
                 if done % cfg.checkpoint_every == 0 or done == cfg.epochs:
                     self._save(method, opt, sched, done, last)
-                info = " ".join(f"{k}={v:.4f}" for k, v in last.items()) + "".join(f" {k}={v:.1f}" for k, v in mon.items())
+                info = " ".join(f"{k}={v:.4f}" for k, v in last.items()) + "".join(f" {k}={v:.4g}" for k, v in mon.items())
                 progress.update(task, completed=done, info=info)
         for logger in fabric.loggers:
             logger.finalize("success")
