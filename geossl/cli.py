@@ -80,7 +80,10 @@ def _compose(config_name: str, overrides: List[str], domain: Optional[str] = Non
             for part in filter(None, parent_key.split(".")):
                 parent = parent.get(part) if isinstance(parent, DictConfig) else None
             where = parent_key or "the top level"
-            valid = f" Valid keys of {where}: {', '.join(parent.keys())}." if isinstance(parent, DictConfig) else ""
+            valid = ""
+            if isinstance(parent, DictConfig):
+                valid = (f" Valid keys of {where}: {', '.join(parent.keys())}." if len(parent) else
+                         f" {where} is empty by default: add a key with +{key}=<value>.")
             raise ConfigError(f"Unknown config key {key!r}.{valid}") from None
 
 

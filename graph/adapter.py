@@ -40,6 +40,7 @@ RUN_SUPPLIED = {
 USER_FILE_DATASETS = {
     "tu": "any TU raw folder: dataset=tu dataset.name=<NAME> [dataset.root=<dir>] (docs/datasets.md)",
     "graph_list": "a saved list of PyG Data: dataset=graph_list dataset.path=<file.pt> (docs/datasets.md)",
+    "dgl": "a DGL built-in dataset from DGL's folder: dataset=dgl dataset.name=<class in dgl.data> (docs/dgl.md)",
 }
 
 #: Graphs per batch when embedding a graph-level dataset for evaluation (eval mode: no effect on results).

@@ -147,7 +147,8 @@ def load_planetoid(name: str, root: Optional[str] = None, download: bool = False
 
 
 def prepare(data, normalize_features: bool = False):
-    """A copy of a PyG graph (``Data`` or ``Batch``) in the form geossl's encoders were pretrained on:
+    """A copy of a PyG graph (``Data`` or ``Batch``, or a ``DGLGraph``, converted by
+    :func:`geossl.graph.interop.from_dgl`) in the form geossl's encoders were pretrained on:
     self-loops removed, then one added to every node (GAT and GIN expect them; GCN adds its own); with
     ``normalize_features``, every node's features divided by their sum (PyG's ``NormalizeFeatures``, what
     the Planetoid datasets get). A graph loaded with :func:`load_dataset` is already prepared.
@@ -160,7 +161,9 @@ def prepare(data, normalize_features: bool = False):
     from torch_geometric.transforms import NormalizeFeatures
     from torch_geometric.utils import add_self_loops, remove_self_loops
 
-    out = data.clone()
+    from geossl.graph.interop import as_pyg
+
+    out = as_pyg(data).clone()
     edge_index, _ = remove_self_loops(out.edge_index)
     out.edge_index, _ = add_self_loops(edge_index, num_nodes=out.num_nodes)
     if normalize_features:
@@ -454,3 +457,115 @@ def load_dataset(key: str, **kwargs) -> GraphDataset:
 def to_device(dataset: GraphDataset, device: torch.device) -> GraphDataset:
     dataset.data = dataset.data.to(device)
     return dataset
+
+
+#: Node-feature keys a DGL dataset's graphs are searched for (``dataset.features=auto``), in this order; TU's
+#: integer ``node_labels`` come last and become one-hot features, as geossl's own TU loader makes them.
+DGL_FEATURE_KEYS = ("feat", "attr", "node_attr", "x", "node_labels")
+
+
+@DATASETS.register("dgl", domain="graph")
+def dgl_dataset(name: str = "CoraGraphDataset", root: Optional[str] = None, features: str = "auto",
+                args: Optional[dict] = None) -> GraphDataset:
+    """One of DGL's built-in datasets (``dgl.data.<name>``), read from DGL's download folder and converted
+    with :func:`geossl.graph.interop.from_dgl`, then prepared as geossl's own loaders prepare graphs.
+
+    A dataset of one graph with ``train_mask`` is node-level (its ``label`` are the classes, its masks the
+    split); a dataset of ``(graph, label)`` pairs is graph-level (:func:`prepare_graphs`: graph labels renumbered,
+    degree features when the graphs have none; give ``encoder=gin eval=svc`` as for TU datasets). Nothing is
+    downloaded: a dataset whose files are not in DGL's folder names the folder DGL looked in.
+
+    DGL's readers run on these files (its raw formats include pickles, e.g. Planetoid's, as PyG's do, and it
+    keeps processed copies beside them), so point it only at folders you trust, e.g. DGL's own download folder.
+
+    Args:
+        name: the class name in ``dgl.data``, e.g. "CoraGraphDataset", "CiteseerGraphDataset", "TUDataset", "GINDataset".
+        root: DGL's ``raw_dir``; defaults to DGL's download folder (``$DGL_DOWNLOAD_DIR``, else ``~/.dgl``).
+        features: the ``ndata`` key of the node features, or "auto" (the first of :data:`DGL_FEATURE_KEYS`).
+        args: further keyword arguments of the DGL class (TUDataset and GINDataset need ``name``, e.g. MUTAG).
+    """
+    import inspect
+    import os
+
+    import torch.nn.functional as F
+
+    from geossl.errors import ConfigError, GeosslError
+    from geossl.graph.interop import from_dgl, import_dgl
+
+    dgl = import_dgl()
+    import dgl.data as dgl_data
+
+    valid = sorted(k for k, v in vars(dgl_data).items() if isinstance(v, type) and issubclass(v, dgl_data.DGLDataset)
+                   and v is not dgl_data.DGLDataset and not k.startswith("_"))
+    cls = getattr(dgl_data, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, dgl_data.DGLDataset)) or name not in valid:
+        raise ConfigError(f"dataset.name={name!r} is not a DGL dataset class. Valid choices (dgl.data): {', '.join(valid)}.")
+    raw_dir = str(Path(root).expanduser()) if root else dgl_data.utils.get_download_dir()
+
+    class _Offline(cls):
+        def _download(self):
+            if not os.path.exists(self.raw_path):
+                raise DatasetNotFoundError(
+                    f"DGL dataset {name}{args or ''} was not found: DGL looks for its files in {self.raw_path} "
+                    f"(raw_dir {self.raw_dir}: dataset.root, else $DGL_DOWNLOAD_DIR or ~/.dgl) and geossl does not download. "
+                    "Download it with DGL on a machine with network access and copy that folder here.")
+
+    _Offline.__name__ = _Offline.__qualname__ = cls.__name__
+    args = dict(args or {})
+    accepted = inspect.signature(cls.__init__).parameters
+    unknown = sorted(set(args) - set(accepted) - {"raw_dir", "verbose"}) if not any(
+        p.kind == p.VAR_KEYWORD for p in accepted.values()) else []
+    missing = [k for k, p in accepted.items() if k != "self" and p.default is p.empty
+               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and k not in args]
+    if unknown or missing:
+        raise ConfigError(f"DGL's {name} takes {', '.join(k for k in accepted if k != 'self')}: "
+                          + (f"unknown dataset.args {unknown}" if unknown else f"give {missing} as +dataset.args.<key>=<value>") + ".")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            ds = _Offline(raw_dir=raw_dir, verbose=False, **args)
+    except GeosslError:
+        raise
+    except Exception as err:  # DGL's own readers refusing the files (or failing on them)
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise GraphFileError(f"DGL's {name} could not read its files under {raw_dir}: {type(err).__name__}: {first}"
+                             + (" (DGL 2.1.0's TUDataset fails with numpy 2; LegacyTUDataset reads the same files)"
+                                if name == "TUDataset" else "")) from None
+    if len(ds) == 0:
+        raise GraphFileError(f"DGL dataset {name} in {raw_dir} holds no graphs.")
+
+    def node_features(g):
+        keys = [features] if features != "auto" else [k for k in DGL_FEATURE_KEYS if k in g.ndata]
+        if not keys or keys[0] not in g.ndata:
+            if features != "auto":
+                raise ConfigError(f"DGL dataset {name}'s graphs have no node data {features!r}; they have: "
+                                  f"{', '.join(g.ndata.keys()) or 'none'}.")
+            return None
+        return keys[0]
+
+    first = ds[0]
+    if not isinstance(first, tuple):  # node-level: one graph with labels and split masks
+        g = first
+        key = node_features(g)
+        if key is None or "label" not in g.ndata or "train_mask" not in g.ndata:
+            raise GraphFileError(f"DGL dataset {name}: a single graph needs node features, ndata['label'] and the split masks "
+                                 f"(train_mask, val_mask, test_mask); it has {', '.join(g.ndata.keys()) or 'no node data'}.")
+        data = from_dgl(g)
+        data.x = g.ndata[key].float()
+        for mask in ("train_mask", "val_mask", "test_mask"):
+            setattr(data, mask, getattr(data, mask).bool())
+        data = prepare(data)
+        return GraphDataset(name=name.lower(), task="node", data=data, num_features=data.x.shape[1],
+                            num_classes=int(data.y.max()) + 1, source=raw_dir)
+    graphs = []
+    key = node_features(first[0])
+    width = 1 + max(int(g.ndata[key].max()) for g, _ in ds) if key == "node_labels" else 0
+    for g, label in ds:
+        data = from_dgl(dgl.to_homogeneous(g) if len(g.ntypes) > 1 else g, graph_labels=torch.as_tensor(label).view(-1)[:1])
+        if key is None:
+            data.x = None
+        elif key == "node_labels":
+            data.x = F.one_hot(g.ndata[key].view(-1).long(), width).float()
+        else:
+            data.x = g.ndata[key].float().view(g.num_nodes(), -1)
+        graphs.append(data)
+    return prepare_graphs(graphs, name.lower() if not args or "name" not in args else str(args["name"]).lower(), raw_dir)

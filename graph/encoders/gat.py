@@ -18,6 +18,7 @@ from geossl.errors import ConfigError
 from geossl.ops import dropout
 from geossl.graph.encoders.common import make_activation, make_norm
 from geossl.graph.encoders.aggregate import edge_aggregate
+from geossl.graph.interop import as_pyg, module_device
 from geossl.graph.encoders.inputs import MaskedFeatures, project_features
 from geossl.registry import ENCODERS
 
@@ -181,6 +182,7 @@ class GAT(Encoder):
             x: node features overriding ``data.x`` (e.g. :class:`MaskedFeatures`).
             output_nodes: compute the last layer only for these nodes (rows in this order).
         """
+        data = as_pyg(data, module_device(self))  # a DGLGraph: converted once (geossl.graph.interop)
         h = data.x if x is None else x
         for i, layer in enumerate(self.layers):
             h = layer(h, data.edge_index, output_nodes if i == len(self.layers) - 1 else None)

@@ -12,6 +12,7 @@ from torch_geometric.nn import GCNConv
 
 from geossl.encoder import Encoder
 from geossl.graph.encoders.common import check_sizes, gcn_edge_weight, make_activation, make_norm
+from geossl.graph.interop import as_pyg, module_device
 from geossl.graph.encoders.inputs import CSRRows, MaskedFeatures, TensorMemo, project_features
 from geossl.registry import ENCODERS
 
@@ -55,6 +56,7 @@ class GCN(Encoder):
         layer as CSR rows: its dropout and linear map then cost per non-zero instead of per
         entry (the same values in distribution and result; tests/graph/test_fast_paths.py).
         """
+        data = as_pyg(data, module_device(self))  # a DGLGraph: converted once (geossl.graph.interop)
         h = data.x if x is None else x
         weight = gcn_edge_weight(data, data.edge_index)
         for i, (conv, norm, act) in enumerate(zip(self.convs, self.norms, self.acts)):

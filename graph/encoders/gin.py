@@ -13,6 +13,7 @@ from torch_geometric.nn import GINConv
 
 from geossl.encoder import Encoder
 from geossl.graph.encoders.common import check_sizes, dense_node_features, make_activation, make_norm
+from geossl.graph.interop import as_pyg, module_device
 from geossl.graph.encoders.inputs import MaskedFeatures
 from geossl.registry import ENCODERS
 
@@ -61,6 +62,7 @@ class GIN(Encoder):
         times faster than gathering a message per edge and scattering it back (the result is
         the same sum; tests/graph/test_fast_paths.py compares it with PyG's edge-list path).
         """
+        data = as_pyg(data, module_device(self))  # a DGLGraph: converted once (geossl.graph.interop)
         h = dense_node_features(data, x)
         sum_dtype = torch.float64 if h.dtype == torch.float64 else torch.float32
         adj_t = neighbour_sum_matrix(data.edge_index, h.shape[0], sum_dtype)

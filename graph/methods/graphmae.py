@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from geossl.encoder import Encoder
 from geossl.errors import ConfigError
 from geossl.method import Method
+from geossl.graph.interop import as_pyg, module_device
 from geossl.graph.encoders.inputs import CSRRows, MaskedFeatures, TensorMemo
 from geossl.graph.losses import scaled_cosine_error
 from geossl.graph.masking import sample_node_mask
@@ -110,7 +111,9 @@ class GraphMAE(Method):
         return self._csr_cache.get(x, CSRRows.from_dense)
 
     def forward(self, data) -> Dict[str, Tensor]:
-        """Losses for one batch: ``{"loss": total, "sce": reconstruction error[, "latent": latent error]}``."""
+        """Losses for one batch (a PyG ``Data``/``Batch`` or a ``DGLGraph``):
+        ``{"loss": total, "sce": reconstruction error[, "latent": latent error]}``."""
+        data = as_pyg(data, module_device(self))
         x = data.x
         n = x.shape[0]
         mask = sample_node_mask(n, self.mask_rate, self.replace_rate, device=x.device)

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from geossl.encoder import Encoder
 from geossl.errors import ConfigError
 from geossl.graph.finetune import classify, output_layer
+from geossl.graph.interop import as_pyg, module_device
 from geossl.graph.selftask import PRETEXT_TASKS
 from geossl.method import Method
 from geossl.registry import METHODS
@@ -73,6 +74,7 @@ class SelfTask(Method):
             raise ConfigError("graph.task=none has nothing to pretrain: it is the supervised baseline (graph.strategy=joint).")
         if data is None:
             raise ConfigError("SelfTask builds its targets from a graph: it needs the dataset's graph.")
+        data = as_pyg(data)
         names = [] if task == "none" else [t.strip() for t in task.split("+") if t.strip()]
         for name in names:
             PRETEXT_TASKS.get(name)  # unknown names list the valid tasks
@@ -103,7 +105,9 @@ class SelfTask(Method):
 
     def forward(self, data) -> Dict[str, Tensor]:
         """Losses for one step: the weighted pretext losses, and in joint training the
-        cross-entropy on the training nodes (``{"loss", "ssl", <task>..., ["ce"]}``)."""
+        cross-entropy on the training nodes (``{"loss", "ssl", <task>..., ["ce"]}``). ``data``: the graph the
+        method was built on, as a PyG ``Data`` or a ``DGLGraph``."""
+        data = as_pyg(data, module_device(self))
         seen = data
         for task in self.tasks:
             seen = task.corrupt(seen)
@@ -128,6 +132,7 @@ class SelfTask(Method):
     @torch.no_grad()
     def accuracies(self, data) -> Dict[str, float]:
         """Train/validation/test accuracy of the joint model's classifier on the clean graph."""
+        data = as_pyg(data, module_device(self))
         was = self.training
         self.eval()
         try:

@@ -34,7 +34,7 @@ def test_missing_dataset_says_where_it_looked(tmp_path):
 
 
 def test_unknown_dataset_lists_valid_names():
-    with pytest.raises(UnknownNameError, match="citeseer, collab, cora, graph_list.*Did you mean 'cora'"):
+    with pytest.raises(UnknownNameError, match="citeseer, collab, cora, dgl, graph_list.*Did you mean 'cora'"):
         load_dataset("corra")
 
 
