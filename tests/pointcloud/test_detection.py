@@ -40,7 +40,7 @@ def test_the_head_trains_and_predicts_boxes_of_the_datasets_classes():
     batch = _rooms([1, 2])
     opt = torch.optim.AdamW(det.parameters(), lr=2e-3)
     first = None
-    for _ in range(40):
+    for _ in range(60):
         losses = det.loss(batch)
         first = first or {k: float(v.detach()) for k, v in losses.items()}
         opt.zero_grad()
@@ -54,6 +54,25 @@ def test_the_head_trains_and_predicts_boxes_of_the_datasets_classes():
     preds = det.predict(batch)
     assert len(preds) == 2 and preds[0]["boxes"].shape[1] == 7 and len(preds[0]["boxes"]) == len(preds[0]["scores"]) <= 32
     assert (preds[0]["boxes"][:, 3:6] > 0).all() and preds[0]["boxes"][:, 6].max() < len(CLASSES)
+
+
+def test_only_the_vote_loss_moves_the_votes_and_it_weighs_vote_weight():
+    det = _detector()
+    batch = _rooms([1])
+    for _ in range(5):  # a few steps, so that some proposals are positive and every box term is on
+        losses = det.loss(batch)
+        torch.optim.SGD(det.parameters(), lr=0.05).zero_grad()
+        losses["loss"].backward()
+    det.zero_grad()
+    losses = det.loss(batch)
+    (losses["objectness"] + losses["centre"] + losses["size"] + losses["class"]).backward()
+    offset_rows = det.head.vote[-1].weight.grad[:3]  # the vote MLP's outputs that are the offsets
+    assert torch.count_nonzero(offset_rows) == 0 and torch.count_nonzero(det.head.vote[-1].weight.grad[3:]) > 0
+    expected = 10.0 * losses["vote"] + 0.5 * losses["objectness"] + losses["centre"] + losses["size"] + 0.1 * losses["class"]
+    torch.testing.assert_close(losses["loss"], expected)
+    with pytest.raises(ConfigError, match="vote_weight=0"):
+        Detector(PointPatchTransformer(centres=16, patch=32, dim=32, depth=1, heads=4, tokeniser=8), CLASSES,
+                 head_config={"vote_weight": 0})
 
 
 def test_yaw_boxes_add_heading_outputs_and_losses():
