@@ -355,7 +355,7 @@ class Engine:
         wall0 = time.perf_counter()
         train_seconds, last, mon = 0.0, {}, {}
         with progress:
-            task = progress.add_task("pretrain", total=cfg.epochs, completed=start, info="")
+            task = progress.add_task("train", total=cfg.epochs, completed=start, info="")
             for epoch in range(start, cfg.epochs):
                 module.train()
                 if hasattr(getattr(batches, "sampler", None), "set_epoch"):
