@@ -1,0 +1,131 @@
+"""Subgraph samplers for graphs too large for a full-batch step, written as vectorised torch on a CSR adjacency
+(PyG's samplers need pyg-lib or torch-sparse, which have no wheels for this torch on the package registry).
+
+* :func:`sample_neighbours`: GraphSAGE's neighbour sampling (Hamilton, Ying and Leskovec, "Inductive Representation
+  Learning on Large Graphs", NeurIPS 2017): from the seed nodes, per layer at most ``fanout`` in-neighbours of
+  every frontier node, drawn uniformly without replacement.
+* :func:`local_cluster`: GraphMAE2's local-clustering subgraphs (Hou et al., WWW 2023, after Andersen, Chung and
+  Lang, "Local Graph Partitioning using PageRank Vectors", FOCS 2006): approximate personalised PageRank from a
+  seed node by the push algorithm, and the ``size`` nodes of highest score.
+
+Both return node ids of the original graph; :func:`induced_subgraph` relabels the edges among them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Sequence
+
+import torch
+from torch import Tensor
+
+from geossl.errors import ConfigError
+
+
+@dataclass
+class CSR:
+    """In-edges of every node: the sources of node ``i``'s edges are ``col[crow[i]:crow[i + 1]]``."""
+
+    crow: Tensor
+    col: Tensor
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self.crow) - 1
+
+    @classmethod
+    def from_edge_index(cls, edge_index: Tensor, num_nodes: int) -> "CSR":
+        """From ``edge_index`` ``[2, E]`` (messages flow from ``edge_index[0]`` to ``edge_index[1]``)."""
+        src, dst = edge_index
+        order = torch.argsort(dst, stable=True)
+        crow = torch.zeros(num_nodes + 1, dtype=torch.long)
+        crow[1:] = torch.bincount(dst, minlength=num_nodes).cumsum(0)
+        return cls(crow, src[order].long())
+
+    def degree(self, nodes: Tensor) -> Tensor:
+        return self.crow[nodes + 1] - self.crow[nodes]
+
+
+def _edges_of(csr: CSR, nodes: Tensor):
+    """For every in-edge of ``nodes``: the position of its node in ``nodes`` and its index into ``csr.col``."""
+    deg = csr.degree(nodes)
+    owner = torch.repeat_interleave(torch.arange(len(nodes)), deg)
+    first = torch.repeat_interleave(csr.crow[nodes] - deg.cumsum(0) + deg, deg)  # crow[node] - (start of its run)
+    return owner, first + torch.arange(int(deg.sum()))
+
+
+def sample_neighbours(csr: CSR, seeds: Tensor, fanouts: Sequence[int], generator: torch.Generator) -> Tensor:
+    """The nodes reached from ``seeds`` by neighbour sampling: seeds first (in their order), then the nodes each
+    layer added, each once. ``fanouts[l]``: in-neighbours kept per node at hop ``l + 1`` (all when fewer)."""
+    if any(int(f) < 1 for f in fanouts) or not len(fanouts):
+        raise ConfigError(f"Neighbour-sampling fan-outs must be positive integers, one per layer; got {list(fanouts)}.")
+    if len(seeds) == 0 or int(seeds.min()) < 0 or int(seeds.max()) >= csr.num_nodes:
+        raise ConfigError(f"Seed nodes must be non-empty ids in [0, {csr.num_nodes}).")
+    seen = torch.zeros(csr.num_nodes, dtype=torch.bool)
+    seen[seeds] = True
+    nodes: List[Tensor] = [seeds]
+    frontier = seeds
+    for fanout in fanouts:
+        owner, edge = _edges_of(csr, frontier)
+        if len(edge) == 0:
+            break
+        # a random key per edge; sorting by (owner, key) puts each node's edges in random order, keep the first fanout
+        key = torch.rand(len(edge), generator=generator, dtype=torch.float64)
+        order = torch.argsort(owner.double() + key)
+        owner, edge = owner[order], edge[order]
+        start = torch.zeros(len(frontier) + 1, dtype=torch.long)
+        start[1:] = torch.bincount(owner, minlength=len(frontier)).cumsum(0)
+        rank = torch.arange(len(edge)) - start[owner]
+        picked = csr.col[edge[rank < int(fanout)]]
+        new = torch.unique(picked)
+        new = new[~seen[new]]
+        seen[new] = True
+        nodes.append(new)
+        frontier = new
+    return torch.cat(nodes)
+
+
+def local_cluster(csr: CSR, seed: int, size: int, alpha: float = 0.15, epsilon: float = 1e-4, max_pushes: int = 100_000) -> Tensor:
+    """The ``size`` nodes (the seed first) of highest approximate personalised PageRank from ``seed``, computed by
+    the push algorithm (teleport probability ``alpha``, residual tolerance ``epsilon`` per unit of degree), as
+    GraphMAE2's large-graph pretraining samples its subgraphs. Fewer nodes when fewer have a score. At most
+    ``max_pushes`` pushes are made: a tolerance so small that the limit is reached gives a truncated, less accurate
+    ranking (a smaller ``epsilon`` costs pushes in proportion to 1 / epsilon)."""
+    if size < 1 or not 0 < alpha < 1 or epsilon <= 0:
+        raise ConfigError(f"Bad local clustering settings: size={size} >= 1, 0 < alpha={alpha} < 1, epsilon={epsilon} > 0.")
+    if not 0 <= seed < csr.num_nodes:
+        raise ConfigError(f"Seed node {seed} is not in [0, {csr.num_nodes}).")
+    score: dict = {}
+    residual = {int(seed): 1.0}
+    queue = [int(seed)]
+    pushes = 0
+    crow, col = csr.crow, csr.col
+    while queue and pushes < max_pushes:
+        u = queue.pop()
+        r = residual.get(u, 0.0)
+        deg = int(crow[u + 1] - crow[u])
+        if r < epsilon * max(deg, 1):
+            continue
+        pushes += 1
+        score[u] = score.get(u, 0.0) + alpha * r
+        residual[u] = 0.0
+        if deg == 0:
+            continue
+        share = (1 - alpha) * r / deg
+        for v in col[crow[u]:crow[u + 1]].tolist():
+            before = residual.get(v, 0.0)
+            residual[v] = before + share
+            dv = max(int(crow[v + 1] - crow[v]), 1)
+            if before < epsilon * dv <= residual[v]:
+                queue.append(v)
+    score.pop(int(seed), None)
+    ranked = sorted(score, key=lambda k: -score[k])[: size - 1]
+    return torch.tensor([int(seed)] + ranked, dtype=torch.long)
+
+
+def induced_subgraph(edge_index: Tensor, nodes: Tensor, num_nodes: int) -> Tensor:
+    """The edges of ``edge_index`` between ``nodes``, relabelled to positions in ``nodes``."""
+    position = torch.full((num_nodes,), -1, dtype=torch.long)
+    position[nodes] = torch.arange(len(nodes))
+    keep = (position[edge_index[0]] >= 0) & (position[edge_index[1]] >= 0)
+    return position[edge_index[:, keep]]
