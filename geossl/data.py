@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import re
@@ -63,6 +65,20 @@ def check_dataset_name(name: str, what: str = "dataset.name") -> str:
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")
+
+
+@contextlib.contextmanager
+def cache_lock(folder: Path):
+    """Hold an exclusive lock on ``folder`` (a lock file beside it) while a library processes a dataset there, so
+    that concurrent processes (the ranks of a ``torchrun`` job, two runs started together) never read a processed
+    file another is still writing: the first processes it, the others then load the finished file."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def cached_dataset_dir(raw_src: Path, collection: str, name: str) -> Path:

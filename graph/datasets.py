@@ -22,7 +22,7 @@ from typing import List, Optional
 
 import torch
 
-from geossl.data import cache_root, cached_dataset_dir, check_dataset_name, content_key, data_root
+from geossl.data import cache_lock, cache_root, cached_dataset_dir, check_dataset_name, content_key, data_root
 from geossl.errors import DatasetNotFoundError
 from geossl.graph.graph_files import GraphFileError, check_tu_folder, find_file, read_gin_file
 from geossl.io import atomic_write
@@ -102,9 +102,10 @@ def _open_pyg(pyg_cls, collection: str, name: str, root: Optional[str], download
                 "with dataset.download=true."
             )
         folder = cache_root() / "datasets" / collection / name
-        return pyg_cls(str(folder.parent), name=name, **kwargs), folder
+        with cache_lock(folder):
+            return pyg_cls(str(folder.parent), name=name, **kwargs), folder
     folder = cached_dataset_dir(src / "raw", collection, name)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), _pyg_safe_load():
+    with cache_lock(folder), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), _pyg_safe_load():
         return pyg_cls(str(folder.parent), name=name, **kwargs), src
 
 
@@ -283,7 +284,7 @@ def load_tu(name: str, root: Optional[str] = None, download: bool = False) -> Gr
                 "dataset.root=<dir>), or allow a download with dataset.download=true."
             )
         folder = cache_root() / "datasets" / "tudataset" / name
-        with _pyg_safe_load():
+        with cache_lock(folder), _pyg_safe_load():
             ds = TUDataset(str(folder.parent), name=name)
         return prepare_graphs(list(ds), name.lower(), str(folder))
     check_tu_folder(raw, name)
@@ -292,7 +293,7 @@ def load_tu(name: str, root: Optional[str] = None, download: bool = False) -> Gr
     # and no labels gets its attributes (PyG drops them unless asked, which left zero-width features).
     attributes_only = (raw / f"{name}_node_attributes.txt").is_file() and not (raw / f"{name}_node_labels.txt").is_file()
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), _pyg_safe_load():
+        with cache_lock(folder), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), _pyg_safe_load():
             ds = TUDataset(str(folder.parent), name=name, use_node_attr=attributes_only)
     except (ValueError, IndexError, RuntimeError, TypeError) as err:  # what our checks let through and PyG's reader refuses
         raise GraphFileError(f"PyG's TU reader could not read {raw}: {type(err).__name__}: {err}") from None
