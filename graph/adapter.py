@@ -1,7 +1,8 @@
 """The graph domain's adapter to the shared run pipeline (:mod:`geossl.pipeline`).
 
 It says which data a graph run reads (a node-level graph or a graph-level dataset), in which batches
-(the whole graph every step, or shuffled mini-batches of graphs), and how it is evaluated: RankMe
+(the whole graph every step, sampled subgraphs of it with ``sampler=neighbour|local_cluster``, or shuffled
+mini-batches of graphs), and how it is evaluated: RankMe
 during pretraining (no labels), then the linear probe (node level), the SVC protocol (graph level)
 or fine-tuning. Joint SelfTask training is its own evaluation (its classifier at the best validation epoch).
 """
@@ -9,7 +10,7 @@ or fine-tuning. Joint SelfTask training is its own evaluation (its classifier at
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import torch
 from omegaconf import DictConfig
@@ -18,6 +19,7 @@ from geossl.errors import ConfigError
 from geossl.eval import linear_probe, rankme, svc_cross_validation
 from geossl.graph.datasets import GraphDataset
 from geossl.graph.finetune import finetune
+from geossl.graph.minibatch import SeedNodes, SubgraphBatch, check_sampler
 from geossl.graph.pooling import POOLINGS, embed_graphs
 from geossl.config import schema_from_signature, validate
 from geossl.pipeline import DomainAdapter, Job, dataset_builder as _dataset_builder
@@ -28,6 +30,9 @@ EVALS = {
     "svc": ("graph", svc_cross_validation, ("embeddings", "labels")),
     "finetune": ("node", finetune, ("encoder", "data", "seed")),
 }
+
+#: Methods that train on sampled subgraphs (``sampler=neighbour|local_cluster``).
+MINIBATCH_METHODS = ("graphmae", "graphmae2")
 
 #: Arguments a method may take that the run supplies (not the config): name -> value from (dataset, cfg).
 RUN_SUPPLIED = {
@@ -92,6 +97,17 @@ def _check_eval_fits(cfg: DictConfig, dataset: GraphDataset) -> None:
                                  "or add graphs of that class." if small else "it has a single class."))
 
 
+def _check_sampler(cfg: DictConfig, dataset: GraphDataset) -> Optional[Dict[str, Any]]:
+    """The validated ``sampler`` section of a run (None for ``full`` or a config without one)."""
+    if "sampler" not in cfg:
+        return None
+    spec = check_sampler(cfg.sampler, dataset.task, int(dataset.data.num_nodes) if dataset.task == "node" else 0)
+    if spec is not None and cfg.graph.name not in MINIBATCH_METHODS:
+        raise ConfigError(f"sampler={spec['name']} trains on subgraphs, which graph={cfg.graph.name} does not support (its "
+                          f"targets are built on the whole graph); methods that do: {', '.join(MINIBATCH_METHODS)}.")
+    return spec
+
+
 def graph_loader(dataset: GraphDataset, batch_size: int, shuffle: bool, world_size: int = 1, rank: int = 0, seed: int = 0):
     """A PyG ``DataLoader`` over the graphs of a graph-level dataset.
 
@@ -141,6 +157,7 @@ class GraphAdapter(DomainAdapter):
 
     def check(self, cfg: DictConfig, dataset: GraphDataset) -> None:
         _check_eval_fits(cfg, dataset)
+        _check_sampler(cfg, dataset)
 
     def method_inputs(self, cfg: DictConfig, dataset: GraphDataset, accepted) -> Dict[str, Any]:
         return {k: f(dataset, cfg) for k, f in RUN_SUPPLIED.items() if k in accepted}
@@ -151,6 +168,11 @@ class GraphAdapter(DomainAdapter):
         if dataset.task == "node":
             data = dataset.data.to(engine.device)
             batches = [data]
+            spec = _check_sampler(cfg, dataset)
+            if spec is not None:  # sampled subgraphs, built in the loader's workers from the CPU copy of the graph
+                options = {k: v for k, v in spec.items() if k not in ("name", "batch_nodes")}
+                batches = engine.loader(SeedNodes(dataset.data.num_nodes), spec["batch_nodes"], shuffle=True, seeded=True,
+                                        collate_fn=SubgraphBatch(dataset.data, spec["name"], **options))
             epoch = iter(range(1, 1 << 62))
 
             def monitor(m) -> Dict[str, float]:

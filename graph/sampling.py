@@ -85,42 +85,51 @@ def sample_neighbours(csr: CSR, seeds: Tensor, fanouts: Sequence[int], generator
     return torch.cat(nodes)
 
 
-def local_cluster(csr: CSR, seed: int, size: int, alpha: float = 0.15, epsilon: float = 1e-4, max_pushes: int = 100_000) -> Tensor:
-    """The ``size`` nodes (the seed first) of highest approximate personalised PageRank from ``seed``, computed by
-    the push algorithm (teleport probability ``alpha``, residual tolerance ``epsilon`` per unit of degree), as
-    GraphMAE2's large-graph pretraining samples its subgraphs. Fewer nodes when fewer have a score. At most
-    ``max_pushes`` pushes are made: a tolerance so small that the limit is reached gives a truncated, less accurate
-    ranking (a smaller ``epsilon`` costs pushes in proportion to 1 / epsilon)."""
+def local_cluster(csr: CSR, seed: int, size: int, alpha: float = 0.15, epsilon: float = 1e-4, max_rounds: int = 1000) -> Tensor:
+    """The ``size`` nodes (the seed first) of highest approximate personalised PageRank from ``seed``, as GraphMAE2's
+    large-graph pretraining samples its subgraphs. The push algorithm, run in synchronous rounds: every node whose
+    residual is at least ``epsilon`` times its degree keeps ``alpha`` of it as score and spreads the rest evenly over
+    its neighbours, until no node qualifies (or ``max_rounds``). Fewer nodes when fewer have a score.
+
+    Args:
+        csr: the graph's in-edges (symmetric for an undirected graph).
+        seed: the node the walk restarts at.
+        size: nodes in the cluster.
+        alpha: teleport (restart) probability.
+        epsilon: residual tolerance per unit of degree; smaller is more accurate and costs about 1 / epsilon pushes.
+        max_rounds: a bound on the rounds of pushes.
+    """
     if size < 1 or not 0 < alpha < 1 or epsilon <= 0:
         raise ConfigError(f"Bad local clustering settings: size={size} >= 1, 0 < alpha={alpha} < 1, epsilon={epsilon} > 0.")
     if not 0 <= seed < csr.num_nodes:
         raise ConfigError(f"Seed node {seed} is not in [0, {csr.num_nodes}).")
-    score: dict = {}
-    residual = {int(seed): 1.0}
-    queue = [int(seed)]
-    pushes = 0
-    crow, col = csr.crow, csr.col
-    while queue and pushes < max_pushes:
-        u = queue.pop()
-        r = residual.get(u, 0.0)
-        deg = int(crow[u + 1] - crow[u])
-        if r < epsilon * max(deg, 1):
-            continue
-        pushes += 1
-        score[u] = score.get(u, 0.0) + alpha * r
-        residual[u] = 0.0
-        if deg == 0:
-            continue
-        share = (1 - alpha) * r / deg
-        for v in col[crow[u]:crow[u + 1]].tolist():
-            before = residual.get(v, 0.0)
-            residual[v] = before + share
-            dv = max(int(crow[v + 1] - crow[v]), 1)
-            if before < epsilon * dv <= residual[v]:
-                queue.append(v)
-    score.pop(int(seed), None)
-    ranked = sorted(score, key=lambda k: -score[k])[: size - 1]
-    return torch.tensor([int(seed)] + ranked, dtype=torch.long)
+    n = csr.num_nodes
+    degree = (csr.crow[1:] - csr.crow[:-1]).double()
+    threshold = epsilon * degree.clamp_min(1)
+    score = torch.zeros(n, dtype=torch.float64)
+    residual = torch.zeros(n, dtype=torch.float64)
+    residual[seed] = 1.0
+    frontier = torch.tensor([seed])
+    for _ in range(max_rounds):
+        if len(frontier) == 0:
+            break
+        r = residual[frontier]
+        score[frontier] += alpha * r
+        residual[frontier] = 0.0
+        owner, edge = _edges_of(csr, frontier)
+        if len(edge):
+            share = (1 - alpha) * r / degree[frontier].clamp_min(1)
+            target = csr.col[edge]
+            residual.index_add_(0, target, share[owner])
+            touched = torch.unique(target)
+            frontier = touched[residual[touched] >= threshold[touched]]
+        else:
+            frontier = frontier[:0]
+    others = score.clone()
+    others[seed] = 0.0
+    have = others.nonzero().flatten()
+    ranked = have[torch.argsort(others[have], descending=True, stable=True)][: size - 1]
+    return torch.cat([torch.tensor([seed]), ranked])
 
 
 def induced_subgraph(edge_index: Tensor, nodes: Tensor, num_nodes: int) -> Tensor:

@@ -1,0 +1,106 @@
+"""Sampled mini-batches for node-level pretraining (``sampler=neighbour`` or ``sampler=local_cluster``): every
+node of the graph is a seed once per epoch; a batch of seeds becomes the subgraph induced by the nodes that
+:mod:`geossl.graph.sampling` reaches from them, and the method (masking, re-masking, loss) runs on that subgraph.
+
+Batches are built in the data loader's worker processes (``trainer.num_workers``) from a seed per batch that the
+engine's :class:`~geossl.engine.loader.SeededSampler` derives from the run's seed and the epoch, so the batches of
+a run do not depend on the number of workers or on an interruption; under ``torchrun`` the seed nodes shard
+across processes (``DistributedSampler``).
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from geossl.errors import ConfigError
+from geossl.graph.sampling import CSR, induced_subgraph, local_cluster, sample_neighbours
+
+#: Sampler names of ``sampler.name`` (``full``: one full-graph step per epoch, no sampling).
+SAMPLERS = ("full", "neighbour", "local_cluster")
+
+
+class SeedNodes(torch.utils.data.Dataset):
+    """The node ids ``0 .. num_nodes - 1`` as ``(node, seed)`` items (see :class:`SeededSampler`)."""
+
+    def __init__(self, num_nodes: int):
+        self.num_nodes = int(num_nodes)
+
+    def __len__(self) -> int:
+        return self.num_nodes
+
+    def __getitem__(self, item) -> Tuple[int, int]:
+        index, seed = item if isinstance(item, tuple) else (item, 0)
+        return int(index), int(seed)
+
+
+class SubgraphBatch:
+    """Collate function: seed nodes -> the induced subgraph (a PyG ``Data``) of the nodes sampled from them.
+
+    Args:
+        data: the full graph (``x``, ``edge_index`` with its self-loops, optionally ``self_loop_weight``).
+        name: "neighbour" or "local_cluster".
+        fanouts: neighbour sampling: in-neighbours kept per node at each hop.
+        size: local clustering: nodes per seed's cluster (approximate personalised PageRank).
+        alpha, epsilon: local clustering: teleport probability and push tolerance.
+    """
+
+    def __init__(self, data, name: str, fanouts: Sequence[int] = (10, 10), size: int = 128, alpha: float = 0.15,
+                 epsilon: float = 1e-4):
+        self.data, self.name = data, name
+        self.fanouts, self.size, self.alpha, self.epsilon = [int(f) for f in fanouts], int(size), float(alpha), float(epsilon)
+        self.csr = CSR.from_edge_index(data.edge_index.cpu(), int(data.num_nodes))
+
+    def nodes(self, seeds: Tensor, generator: torch.Generator) -> Tensor:
+        if self.name == "neighbour":
+            return sample_neighbours(self.csr, seeds, self.fanouts, generator)
+        clusters = [local_cluster(self.csr, int(s), self.size, self.alpha, self.epsilon) for s in seeds]
+        merged = torch.cat(clusters)
+        first = torch.full((self.csr.num_nodes,), len(merged), dtype=torch.long).scatter_reduce(
+            0, merged, torch.arange(len(merged)), "amin")
+        return merged[torch.sort(first[torch.unique(merged)]).values]  # each node once, in order of appearance
+
+    def subgraph(self, nodes: Tensor):
+        from torch_geometric.data import Data
+
+        data = self.data
+        out = Data(x=data.x[nodes], edge_index=induced_subgraph(data.edge_index, nodes, int(data.num_nodes)), num_nodes=len(nodes))
+        if getattr(data, "self_loop_weight", None) is not None:
+            out.self_loop_weight = data.self_loop_weight[nodes]
+        out.node_ids = nodes
+        return out
+
+    def __call__(self, items: List[Tuple[int, int]]):
+        seeds = torch.tensor([i for i, _ in items], dtype=torch.long)
+        generator = torch.Generator().manual_seed(items[0][1])
+        return self.subgraph(self.nodes(seeds, generator))
+
+
+def check_sampler(cfg, task: str, num_nodes: int) -> Optional[dict]:
+    """The validated ``sampler`` section (None for ``full``); a sampler on a graph-level dataset, fan-outs that are
+    not positive, or a batch larger than the graph are refused."""
+    name = cfg.name
+    if name not in SAMPLERS:
+        raise ConfigError(f"Unknown sampler {name!r}. Valid choices: {', '.join(SAMPLERS)}.")
+    if name == "full":
+        return None
+    if task != "node":
+        raise ConfigError(f"sampler={name} samples subgraphs of one large graph; this dataset is graph-level (batches of "
+                          "whole graphs already): use sampler=full.")
+    batch = int(cfg.batch_nodes)
+    if not 1 <= batch <= num_nodes:
+        raise ConfigError(f"sampler.batch_nodes={batch} must be between 1 and the graph's {num_nodes} nodes.")
+    out = {"name": name, "batch_nodes": batch}
+    if name == "neighbour":
+        fanouts = list(cfg.fanouts)
+        if not fanouts or any(int(f) < 1 for f in fanouts):
+            raise ConfigError(f"sampler.fanouts={fanouts} must be positive integers, one per layer (e.g. [10, 10]).")
+        out["fanouts"] = [int(f) for f in fanouts]
+    else:
+        if int(cfg.size) < 1 or not 0 < float(cfg.alpha) < 1 or float(cfg.epsilon) <= 0:
+            raise ConfigError(f"Bad local clustering settings: sampler.size={cfg.size} >= 1, 0 < sampler.alpha={cfg.alpha} < 1, "
+                              f"sampler.epsilon={cfg.epsilon} > 0.")
+        out.update(size=int(cfg.size), alpha=float(cfg.alpha), epsilon=float(cfg.epsilon))
+    return out
