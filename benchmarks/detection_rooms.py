@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -24,28 +25,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import machine_line, mean_std, write_json, write_section  # noqa: E402
 
 
-def finetune(name: str, out: Path, args: list) -> dict:
-    from geossl.cli import main as geossl
+#: torch threads of every run (--threads): timings are for this many cores.
+THREADS = 2
 
+
+def _geossl(args: list) -> str:
+    """``python -m geossl <args>`` in a process of its own, as a user runs it (its stdout)."""
+    res = subprocess.run([sys.executable, "-m", "geossl", *args], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"geossl {' '.join(args)} failed:\n{res.stderr[-3000:]}")
+    return res.stdout
+
+
+def finetune(name: str, out: Path, args: list) -> dict:
     run_dir = out / name
     if not (run_dir / "summary.json").is_file():
-        full = ["finetune", "detection=votenet", f"run_dir={run_dir}", "trainer.progress=false", *args]
-        if geossl(full) != 0:
-            raise SystemExit(f"geossl {' '.join(full)} failed")
+        _geossl(["finetune", "detection=votenet", f"run_dir={run_dir}", "trainer.progress=false", f"trainer.threads={THREADS}", *args])
     return json.loads((run_dir / "summary.json").read_text())
 
 
 def evaluate(detector: Path, dataset_args: list) -> dict:
-    import contextlib
-    import io
-
-    from geossl.cli import main as geossl
-
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        if geossl(["evaluate", f"detector={detector}", *dataset_args]) != 0:
-            raise SystemExit("geossl evaluate failed")
-    return json.loads(buf.getvalue())
+    return json.loads(_geossl(["evaluate", f"detector={detector}", f"trainer.threads={THREADS}", *dataset_args]))
 
 
 def collect(out: Path) -> dict:
@@ -66,7 +66,8 @@ def render(runs: dict, extra: dict, note: str) -> None:
         groups.setdefault(key, []).append(r)
     lines = ["## 3D detection on procedural rooms (VoteNet head)", "",
              "`python benchmarks/detection_rooms.py` — `geossl finetune detection=votenet dataset=rooms encoder=<...> seed=<s>`: "
-             "whole rooms subsampled to 4096 points, the VoteNet head (256 seeds, 64 proposals), AdamW with a per-step cosine; "
+             "whole rooms subsampled to 4096 points, the VoteNet head (256 seeds, 64 proposals, vote loss weight 10, no proposal "
+             "gradient into the vote positions), AdamW with a per-step cosine; "
              "mAP on the 100 test rooms (seeds 2000-2099), mmdetection3d's indoor protocol, six classes. Mean ± population std "
              "over seeds.", "", machine_line(), *([note, ""] if note else [""]),
              "| backbone | training scenes | seeds | epochs | mAP@0.25 (%) | mAP@0.5 (%) | training time (min) | s/step | inference s/scene |",
@@ -98,7 +99,10 @@ def main() -> None:
     ap.add_argument("--scannet", action="store_true", help="evaluate the seed-0 scratch detector on ScanNet, and fit the three samples")
     ap.add_argument("--render", action="store_true")
     ap.add_argument("--note", default="")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads per run (the timings' cores)")
     args = ap.parse_args()
+    global THREADS
+    THREADS = args.threads
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if not args.render:
