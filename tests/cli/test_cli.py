@@ -420,8 +420,8 @@ def test_progress_is_printed_as_lines_when_the_output_is_not_a_terminal(tmp_path
     res = geossl("pretrain", "dataset=mutag", "trainer.epochs=3", "encoder.hidden=16", "encoder.layers=2", f"run_dir={tmp_path / 'r'}",
                  cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    lines = [line for line in res.stdout.splitlines() if line.startswith("pretrain: epoch")]
-    assert lines[0].startswith("pretrain: epoch 1/3 sce=") and lines[-1].startswith("pretrain: epoch 3/3 sce=")
+    lines = [line for line in res.stdout.splitlines() if line.startswith("train: epoch")]
+    assert lines[0].startswith("train: epoch 1/3 sce=") and lines[-1].startswith("train: epoch 3/3 sce=")
     assert all(" elapsed " in line and " eta " in line for line in lines)
 
 
