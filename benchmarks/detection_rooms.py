@@ -38,9 +38,16 @@ def _geossl(args: list) -> str:
 
 
 def finetune(name: str, out: Path, args: list) -> dict:
+    """One fine-tuning run in its own process, its output in ``<out>/<name>.log``; a finished run is reused.
+    The command is ``python -m geossl finetune detection=votenet run_dir=<out>/<name> trainer.progress=false
+    trainer.threads=<threads> <args>``, so a run started by hand with it counts the same."""
     run_dir = out / name
     if not (run_dir / "summary.json").is_file():
-        _geossl(["finetune", "detection=votenet", f"run_dir={run_dir}", "trainer.progress=false", f"trainer.threads={THREADS}", *args])
+        cmd = [sys.executable, "-m", "geossl", "finetune", "detection=votenet", f"run_dir={run_dir}", "trainer.progress=false",
+               f"trainer.threads={THREADS}", *args]
+        with open(out / f"{name}.log", "w") as log:
+            if subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
+                raise SystemExit(f"{' '.join(cmd[2:])} failed: see {out / f'{name}.log'}")
     return json.loads((run_dir / "summary.json").read_text())
 
 
