@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import machine_line, mean_std, write_json, write_section  # noqa: E402
+import torch  # noqa: E402
 
 
 #: torch threads of every run (--threads): timings are for this many cores.
@@ -60,9 +61,9 @@ def collect(out: Path) -> dict:
 
 
 def render(runs: dict, extra: dict, note: str) -> None:
-    def ms(rows, key, scale=100.0):
+    def ms(rows, key, scale=100.0, digits=1):
         m, s = mean_std([scale * r[key] for r in rows])
-        return f"{m:.1f} ± {s:.1f}" if len(rows) > 1 else f"{m:.1f}"
+        return f"{m:.{digits}f} ± {s:.{digits}f}" if len(rows) > 1 else f"{m:.{digits}f}"
 
     groups = {}
     for name, r in runs.items():
@@ -76,13 +77,15 @@ def render(runs: dict, extra: dict, note: str) -> None:
              "whole rooms subsampled to 4096 points, the VoteNet head (256 seeds, 64 proposals, vote loss weight 10, no proposal "
              "gradient into the vote positions), AdamW with a per-step cosine; "
              "mAP on the 100 test rooms (seeds 2000-2099), mmdetection3d's indoor protocol, six classes. Mean ± population std "
-             "over seeds.", "", machine_line(), *([note, ""] if note else [""]),
-             "| backbone | training scenes | seeds | epochs | mAP@0.25 (%) | mAP@0.5 (%) | training time (min) | s/step | inference s/scene |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "over seeds. Per-class AP@0.25 is in docs/results/detection_rooms.json.", "",
+             machine_line().replace(f"{torch.get_num_threads()} torch threads, ", ""), *([note, ""] if note else [""]),
+             "| backbone | training scenes | seeds | epochs | threads | mAP@0.25 (%) | mAP@0.5 (%) | training time (min) | s/step | inference s/scene |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for (backbone, fraction), rows in sorted(groups.items()):
         lines.append(f"| {backbone} | {rows[0]['train_scenes']} ({100 * fraction:g}%) | {len(rows)} | {rows[0]['epochs']} | "
-                     f"**{ms(rows, 'mAP@0.25')}** | {ms(rows, 'mAP@0.5')} | {ms(rows, 'train_seconds', 1 / 60)} | "
-                     f"{ms(rows, 'seconds_per_step', 1.0)} | {ms(rows, 'inference_seconds_per_scene', 1.0)} |")
+                     f"{rows[0].get('torch_threads', '?')} | **{ms(rows, 'mAP@0.25')}** | {ms(rows, 'mAP@0.5')} | "
+                     f"{ms(rows, 'train_seconds', 1 / 60)} | {ms(rows, 'seconds_per_step', 1.0, 2)} | "
+                     f"{ms(rows, 'inference_seconds_per_scene', 1.0, 3)} |")
     curves = [(n, r["val_curve"]) for n, r in runs.items() if r.get("val_curve")]
     if curves:
         lines += ["", "Learning curves (validation mAP@0.25 %, 50 val rooms, by epoch):", ""]
