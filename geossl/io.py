@@ -168,13 +168,11 @@ def load_npy(path: str | os.PathLike, error: type):
 def peak_rss_mb() -> float:
     """This process's peak resident memory in MB: the kernel's high-water mark of this program (``VmHWM``), which,
     unlike ``getrusage``'s ``ru_maxrss``, does not carry over the peak of the process that started it."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
     import resource
 
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # no /proc: may include the parent's peak
