@@ -79,13 +79,14 @@ def render(runs: dict, extra: dict, note: str) -> None:
              "mAP on the 100 test rooms (seeds 2000-2099), mmdetection3d's indoor protocol, six classes. Mean ± population std "
              "over seeds. Per-class AP@0.25 is in docs/results/detection_rooms.json.", "",
              machine_line().replace(f"{torch.get_num_threads()} torch threads, ", ""), *([note, ""] if note else [""]),
-             "| backbone | training scenes | seeds | epochs | threads | mAP@0.25 (%) | mAP@0.5 (%) | training time (min) | s/step | inference s/scene |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| backbone | training scenes | seeds | epochs | threads | mAP@0.25 (%) | mAP@0.5 (%) | training time (min) | s/step | inference s/scene | peak memory (MB) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for (backbone, fraction), rows in sorted(groups.items()):
         lines.append(f"| {backbone} | {rows[0]['train_scenes']} ({100 * fraction:g}%) | {len(rows)} | {rows[0]['epochs']} | "
                      f"{rows[0].get('torch_threads', '?')} | **{ms(rows, 'mAP@0.25')}** | {ms(rows, 'mAP@0.5')} | "
                      f"{ms(rows, 'train_seconds', 1 / 60)} | {ms(rows, 'seconds_per_step', 1.0, 2)} | "
-                     f"{ms(rows, 'inference_seconds_per_scene', 1.0, 3)} |")
+                     f"{ms(rows, 'inference_seconds_per_scene', 1.0, 3)} | "
+                     f"{ms([r for r in rows if 'peak_rss_mb' in r], 'peak_rss_mb', 1.0, 0) if any('peak_rss_mb' in r for r in rows) else 'not recorded'} |")
     curves = [(n, r["val_curve"]) for n, r in runs.items() if r.get("val_curve")]
     if curves:
         lines += ["", "Learning curves (validation mAP@0.25 %, 50 val rooms, by epoch):", ""]

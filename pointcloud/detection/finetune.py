@@ -17,7 +17,7 @@ from torch import nn
 
 from geossl.engine import Engine
 from geossl.errors import ConfigError
-from geossl.io import write_json
+from geossl.io import peak_rss_mb, write_json
 from geossl.pipeline import section, trainer_config
 from geossl.points import collate
 from geossl.registry import ENCODERS
@@ -181,7 +181,8 @@ def finetune(cfg: DictConfig, run_dir: Path, adapter) -> Dict[str, Any]:
                                "epochs": result.epochs, "train_scenes": len(train.keys), "train_fraction": data.train_fraction,
                                "train_seconds": round(result.train_seconds, 3), "seconds_per_epoch": round(result.seconds_per_epoch, 4),
                                "seconds_per_step": round(result.train_seconds / max(len(batches) * (result.epochs), 1), 4),
-                               "final_losses": result.last_losses, "world_size": engine.fabric.world_size}
+                               "final_losses": result.last_losses, "world_size": engine.fabric.world_size,
+                               "peak_rss_mb": peak_rss_mb()}  # the process's peak after training, before the test pass
     if not engine.fabric.is_global_zero:
         return summary
     detector = detector.to("cpu")

@@ -522,7 +522,7 @@ def test_finetune_a_detector_then_evaluate_it(tmp_path):
     assert "votenet on rooms (3 training scenes, encoder point_patch_transformer (from scratch)): mAP@0.25=" in res.stdout
     summary = json.loads((tmp_path / "det" / "summary.json").read_text())
     for key in ("mAP@0.25", "mAP@0.5", "class_AP@0.25", "class_AP@0.5", "train_scenes", "train_seconds", "seconds_per_step",
-                "inference_seconds_per_scene", "test_scenes"):
+                "inference_seconds_per_scene", "test_scenes", "peak_rss_mb"):
         assert key in summary, key
     assert summary["train_scenes"] == 3 and summary["test_scenes"] == 3 and summary["epochs"] == 2
     assert [c["epoch"] for c in summary["val_curve"]] == [2]  # validation mAP at the monitored epochs and the last
