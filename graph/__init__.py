@@ -4,7 +4,7 @@ Importing this package registers its datasets (Planetoid citation graphs), encod
 (GAT, GCN, GIN) and methods (GraphMAE) in :mod:`geossl.registry`.
 """
 
-from geossl.graph import datasets, encoders, interop, methods  # noqa: F401  (registration side effects)
+from geossl.graph import datasets, encoders, interop, methods, synthetic  # noqa: F401  (registration side effects)
 from geossl.graph.interop import allow_dgl_without_graphbolt
 
 allow_dgl_without_graphbolt()  # `import dgl` after `import geossl.graph` works with this torch (docs/dgl.md)

@@ -19,6 +19,7 @@ from geossl.errors import ConfigError
 from geossl.eval import linear_probe, rankme, svc_cross_validation
 from geossl.graph.datasets import GraphDataset
 from geossl.graph.finetune import finetune
+from geossl.graph.layerwise import embed_layerwise, supports_layerwise
 from geossl.graph.minibatch import SeedNodes, SubgraphBatch, check_sampler
 from geossl.graph.pooling import POOLINGS, embed_graphs
 from geossl.config import schema_from_signature, validate
@@ -41,11 +42,12 @@ RUN_SUPPLIED = {
     "seed": lambda dataset, cfg: int(cfg.seed),
 }
 
-#: Datasets whose files the user names, and how.
-USER_FILE_DATASETS = {
+#: Datasets not searched for under the data root (the user names their files, or they are generated), and how to use them.
+NOT_UNDER_DATA_ROOT = {
     "tu": "any TU raw folder: dataset=tu dataset.name=<NAME> [dataset.root=<dir>] (docs/datasets.md)",
     "graph_list": "a saved list of PyG Data: dataset=graph_list dataset.path=<file.pt> (docs/datasets.md)",
     "dgl": "a DGL built-in dataset from DGL's folder: dataset=dgl dataset.name=<class in dgl.data> (docs/dgl.md)",
+    "synthetic_graph": "generated: dataset=synthetic_graph dataset.num_nodes=<n> (docs/large_graphs.md)",
 }
 
 #: Graphs per batch when embedding a graph-level dataset for evaluation (eval mode: no effect on results).
@@ -108,6 +110,15 @@ def _check_sampler(cfg: DictConfig, dataset: GraphDataset) -> Optional[Dict[str,
     return spec
 
 
+def _embedder(method, spec: Optional[Dict[str, Any]]):
+    """How a node-level run embeds its whole graph: after mini-batch pretraining (``spec``, the sampler) layer by
+    layer in chunks of ``sampler.inference_chunk`` nodes (:func:`embed_layerwise`) when the encoder supports it,
+    else (full-batch runs, other encoders) in one eval-mode forward pass."""
+    if spec is not None and supports_layerwise(method.encoder):
+        return lambda data: embed_layerwise(method.encoder, data, spec["inference_chunk"])
+    return method.embed
+
+
 def graph_loader(dataset: GraphDataset, batch_size: int, shuffle: bool, world_size: int = 1, rank: int = 0, seed: int = 0):
     """A PyG ``DataLoader`` over the graphs of a graph-level dataset.
 
@@ -164,20 +175,21 @@ class GraphAdapter(DomainAdapter):
 
     def job(self, cfg: DictConfig, dataset: GraphDataset, engine) -> Job:
         best: Dict[str, Any] = {}
+        spec: Optional[Dict[str, Any]] = None
         monitor_every = int(cfg.trainer.monitor_every)
         if dataset.task == "node":
             data = dataset.data.to(engine.device)
             batches = [data]
             spec = _check_sampler(cfg, dataset)
             if spec is not None:  # sampled subgraphs, built in the loader's workers from the CPU copy of the graph
-                options = {k: v for k, v in spec.items() if k not in ("name", "batch_nodes")}
-                batches = engine.loader(SeedNodes(dataset.data.num_nodes), spec["batch_nodes"], shuffle=True, seeded=True,
+                options = {k: v for k, v in spec.items() if k not in ("name", "batch_nodes", "inference_chunk", "seeds_per_epoch")}
+                batches = engine.loader(SeedNodes(dataset.data.num_nodes, spec["seeds_per_epoch"]), spec["batch_nodes"], shuffle=True, seeded=True,
                                         collate_fn=SubgraphBatch(dataset.data, spec["name"], **options))
             epoch = iter(range(1, 1 << 62))
 
             def monitor(m) -> Dict[str, float]:
                 if not getattr(m, "supervised", False):
-                    return {"rankme": rankme(m.embed(data))}
+                    return {"rankme": rankme(_embedder(m, spec)(data))}
                 # joint training: track its classifier every epoch and select by validation accuracy
                 acc = m.accuracies(data)
                 at = next(epoch) * monitor_every
@@ -198,7 +210,8 @@ class GraphAdapter(DomainAdapter):
             if getattr(method, "supervised", False):
                 # Joint training is its own evaluation: the test accuracy at the best validation epoch.
                 return {"rankme": rankme(method.embed(dataset.data.to(engine.device))), "selection": "best validation epoch", **best}
-            return _evaluate_embeddings(cfg, dataset, method.embed, engine.device, encoder=method.encoder)
+            embed = _embedder(method, spec)
+            return _evaluate_embeddings(cfg, dataset, embed, engine.device, encoder=method.encoder)
 
         return Job(batches, monitor, evaluate)
 
@@ -212,8 +225,8 @@ class GraphAdapter(DomainAdapter):
 
         out = []
         for name in DATASETS.names("graph"):
-            if name in USER_FILE_DATASETS:
-                out.append((name, "", USER_FILE_DATASETS[name]))
+            if name in NOT_UNDER_DATA_ROOT:
+                out.append((name, "", NOT_UNDER_DATA_ROOT[name]))
                 continue
             ok, where = dataset_status(name, root)
             out.append((name, "found" if ok else "missing", where))

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from geossl.errors import ConfigError
+from geossl.graph.encoders.inputs import select_rows
 from geossl.graph.sampling import CSR, induced_subgraph, local_cluster, sample_neighbours
 
 #: Sampler names of ``sampler.name`` (``full``: one full-graph step per epoch, no sampling).
@@ -23,16 +24,21 @@ SAMPLERS = ("full", "neighbour", "local_cluster")
 
 
 class SeedNodes(torch.utils.data.Dataset):
-    """The node ids ``0 .. num_nodes - 1`` as ``(node, seed)`` items (see :class:`SeededSampler`)."""
+    """The seed nodes of an epoch as ``(node, seed)`` items (see :class:`SeededSampler`): every node id
+    ``0 .. num_nodes - 1`` once, or, with ``per_epoch``, that many nodes drawn uniformly at random (with
+    replacement) from each item's seed, a new draw every epoch (for graphs too large for an epoch over every node).
+    """
 
-    def __init__(self, num_nodes: int):
-        self.num_nodes = int(num_nodes)
+    def __init__(self, num_nodes: int, per_epoch: int = 0):
+        self.num_nodes, self.per_epoch = int(num_nodes), int(per_epoch)
 
     def __len__(self) -> int:
-        return self.num_nodes
+        return self.per_epoch or self.num_nodes
 
     def __getitem__(self, item) -> Tuple[int, int]:
         index, seed = item if isinstance(item, tuple) else (item, 0)
+        if self.per_epoch:
+            index = int(torch.randint(0, self.num_nodes, (1,), generator=torch.Generator().manual_seed(int(seed))))
         return int(index), int(seed)
 
 
@@ -66,7 +72,7 @@ class SubgraphBatch:
         from torch_geometric.data import Data
 
         data = self.data
-        out = Data(x=data.x[nodes], edge_index=induced_subgraph(data.edge_index, nodes, int(data.num_nodes)), num_nodes=len(nodes))
+        out = Data(x=select_rows(data.x, nodes), edge_index=induced_subgraph(self.csr, nodes), num_nodes=len(nodes))
         if getattr(data, "self_loop_weight", None) is not None:
             out.self_loop_weight = data.self_loop_weight[nodes]
         out.node_ids = nodes
@@ -92,7 +98,14 @@ def check_sampler(cfg, task: str, num_nodes: int) -> Optional[dict]:
     batch = int(cfg.batch_nodes)
     if not 1 <= batch <= num_nodes:
         raise ConfigError(f"sampler.batch_nodes={batch} must be between 1 and the graph's {num_nodes} nodes.")
-    out = {"name": name, "batch_nodes": batch}
+    chunk = int(cfg.get("inference_chunk", 4096))
+    if chunk < 1:
+        raise ConfigError(f"sampler.inference_chunk={chunk} must be at least 1 (nodes per chunk of layer-wise inference).")
+    per_epoch = int(cfg.get("seeds_per_epoch") or 0)
+    if per_epoch < 0 or 0 < per_epoch < batch:
+        raise ConfigError(f"sampler.seeds_per_epoch={per_epoch} must be 0 (every node once per epoch) or at least "
+                          f"sampler.batch_nodes={batch}.")
+    out = {"name": name, "batch_nodes": batch, "inference_chunk": chunk, "seeds_per_epoch": per_epoch}
     if name == "neighbour":
         fanouts = list(cfg.fanouts)
         if not fanouts or any(int(f) < 1 for f in fanouts):

@@ -132,9 +132,12 @@ def local_cluster(csr: CSR, seed: int, size: int, alpha: float = 0.15, epsilon: 
     return torch.cat([torch.tensor([seed]), ranked])
 
 
-def induced_subgraph(edge_index: Tensor, nodes: Tensor, num_nodes: int) -> Tensor:
-    """The edges of ``edge_index`` between ``nodes``, relabelled to positions in ``nodes``."""
-    position = torch.full((num_nodes,), -1, dtype=torch.long)
+def induced_subgraph(csr: CSR, nodes: Tensor) -> Tensor:
+    """The edges between ``nodes``, relabelled to positions in ``nodes``: the in-edges of each node in turn (in the
+    order of ``nodes``) whose source is among them. Work and memory grow with the nodes' degrees, not the graph."""
+    position = torch.full((csr.num_nodes,), -1, dtype=torch.long)
     position[nodes] = torch.arange(len(nodes))
-    keep = (position[edge_index[0]] >= 0) & (position[edge_index[1]] >= 0)
-    return position[edge_index[:, keep]]
+    owner, edge = _edges_of(csr, nodes)
+    source = position[csr.col[edge]]
+    keep = source >= 0
+    return torch.stack([source[keep], owner[keep]])

@@ -12,7 +12,9 @@ import torch
 from torch import Tensor
 
 from geossl.errors import ConfigError
+from geossl.graph.datasets import GraphDataset
 from geossl.graph.encoders.inputs import csr_tensor
+from geossl.registry import DATASETS
 
 
 def _sample_by_weight(cumulative: Tensor, count: int, generator: torch.Generator) -> Tensor:
@@ -99,3 +101,35 @@ def synthetic_graph(num_nodes: int, num_classes: int = 10, avg_degree: float = 2
     crow[1:] = torch.bincount(row, minlength=n).cumsum(0)
     x = csr_tensor(crow, col, torch.ones(len(col)), (n, num_features))
     return Data(x=x, edge_index=edge_index, y=y, num_nodes=n)
+
+
+@DATASETS.register("synthetic_graph", domain="graph")
+def synthetic_graph_dataset(num_nodes: int = 100_000, num_classes: int = 10, avg_degree: float = 20.0, homophily: float = 0.7,
+                            degree_exponent: float = 2.5, num_features: int = 500, words_per_node: int = 20,
+                            topic_words: int = 50, topic_share: float = 0.1, graph_seed: int = 0, train_fraction: float = 0.1,
+                            val_fraction: float = 0.1, test_fraction: float = 0.2) -> GraphDataset:
+    """``dataset=synthetic_graph``: a :func:`synthetic_graph` with one self-loop per node (as every graph geossl's
+    encoders read), its binary bag-of-words features kept as a sparse CSR tensor, and random node splits.
+
+    Args:
+        num_nodes .. topic_share: as :func:`synthetic_graph`.
+        graph_seed: the generator's seed (the graph; the run's ``seed`` is separate).
+        train_fraction, val_fraction, test_fraction: shares of the nodes, drawn at random (by ``graph_seed``),
+            in the linear probe's train, validation and test masks.
+    """
+    fractions = (train_fraction, val_fraction, test_fraction)
+    if min(fractions) <= 0 or sum(fractions) > 1:
+        raise ConfigError(f"dataset.train_fraction, val_fraction and test_fraction must be positive and sum to at most 1; "
+                          f"got {fractions}.")
+    data = synthetic_graph(num_nodes, num_classes, avg_degree, homophily, degree_exponent, num_features, words_per_node,
+                           topic_words, topic_share, seed=graph_seed)
+    n = data.num_nodes
+    loops = torch.arange(n)
+    data.edge_index = torch.cat([data.edge_index, torch.stack([loops, loops])], 1)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(int(graph_seed) + 1))
+    bounds = [0, *torch.tensor(fractions).cumsum(0).mul(n).long().tolist()]
+    for name, lo, hi in zip(("train_mask", "val_mask", "test_mask"), bounds[:-1], bounds[1:]):
+        mask = torch.zeros(n, dtype=torch.bool)
+        mask[order[lo:hi]] = True
+        data[name] = mask
+    return GraphDataset("synthetic_graph", "node", data, num_features, num_classes, f"generated (seed {graph_seed})")

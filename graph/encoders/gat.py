@@ -19,7 +19,7 @@ from geossl.ops import dropout
 from geossl.graph.encoders.common import make_activation, make_norm
 from geossl.graph.encoders.aggregate import edge_aggregate
 from geossl.graph.interop import as_pyg, module_device
-from geossl.graph.encoders.inputs import MaskedFeatures, project_features
+from geossl.graph.encoders.inputs import MaskedFeatures, project_features, select_rows
 from geossl.registry import ENCODERS
 
 
@@ -111,10 +111,17 @@ class GATLayer(nn.Module):
             alpha = self._attention(el[src] + er[dst], dst, num_out)
             out = edge_aggregate(alpha, h, src, dst, num_out).flatten(1)
         if self.res_fc is not None:
-            dense = x.to_dense() if isinstance(x, MaskedFeatures) else x
-            out = out + self.res_fc(dense if output_nodes is None else dense[output_nodes])
+            out = out + self._residual(x, output_nodes)
         out = out + self.bias
         return self.act(self.norm(out))
+
+    def _residual(self, x: Tensor | MaskedFeatures, output_nodes: Optional[Tensor]) -> Tensor:
+        """The skip connection's rows (of ``output_nodes``); sparse CSR inputs stay sparse through its linear map."""
+        if isinstance(x, Tensor) and x.layout == torch.sparse_csr:
+            rows = x if output_nodes is None else select_rows(x, output_nodes)
+            return rows.to_dense() if isinstance(self.res_fc, nn.Identity) else project_features(rows, self.res_fc.weight)
+        dense = x.to_dense() if isinstance(x, MaskedFeatures) else x
+        return self.res_fc(dense if output_nodes is None else dense[output_nodes])
 
     def _attention(self, logits: Tensor, dst: Tensor, num_out: int) -> Tensor:
         alpha = softmax(F.leaky_relu(logits, self.negative_slope), dst, num_nodes=num_out)

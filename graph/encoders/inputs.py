@@ -49,6 +49,9 @@ class CSRRows:
 
     @classmethod
     def from_dense(cls, x: Tensor) -> "CSRRows":
+        """From a dense tensor, or a torch sparse CSR tensor (taken as it is)."""
+        if x.layout == torch.sparse_csr:
+            return cls(x.crow_indices(), x.col_indices(), x.values().detach(), tuple(x.shape))
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
             csr = x.detach().to_sparse_csr()
@@ -86,6 +89,13 @@ class CSRRows:
 
     def to_dense(self) -> Tensor:
         return self.torch_csr().to_dense()
+
+
+def select_rows(x: Tensor, nodes: Tensor) -> Tensor:
+    """``x[nodes]`` for dense node features or a torch sparse CSR tensor (which stays sparse)."""
+    if x.layout == torch.sparse_csr:
+        return CSRRows.from_dense(x).gather_rows(nodes).torch_csr()
+    return x[nodes]
 
 
 def float32_only(device_type: str):
@@ -162,17 +172,22 @@ class MaskedFeatures:
 
 
 def project_features(x: Tensor | MaskedFeatures, weight: Tensor, dropout: float = 0.0, training: bool = False) -> Tensor:
-    """``dropout(x) @ weight.T`` for dense or :class:`MaskedFeatures` node features.
+    """``dropout(x) @ weight.T`` for dense, sparse CSR or :class:`MaskedFeatures` node features.
 
     Args:
-        x: node features.
+        x: node features (a dense or torch sparse CSR tensor, or :class:`MaskedFeatures`).
         weight: [out, F] weight of a bias-free linear map.
         dropout: input dropout probability (applied only when ``training``).
         training: whether dropout is active.
     """
     p = dropout if training else 0.0
-    if isinstance(x, Tensor):
+    if isinstance(x, Tensor) and x.layout != torch.sparse_csr:
         return apply_dropout(x, p, training=p > 0) @ weight.t()
+    if isinstance(x, Tensor):  # sparse CSR features: every row as it is, no token
+        rows = CSRRows.from_dense(x)
+        if p > 0:
+            rows = rows.with_values(apply_dropout(rows.val, p))
+        return _SparseLinear.apply(weight.t(), rows)
     csr = x.x if isinstance(x.x, CSRRows) else CSRRows.from_dense(x.x)
     rows = csr.gather_rows(x.source)
     if p > 0:

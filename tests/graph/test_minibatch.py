@@ -10,7 +10,6 @@ import torch
 
 from geossl.engine import Engine, TrainerConfig
 from geossl.graph.minibatch import SeedNodes, SubgraphBatch
-from geossl.graph.sampling import induced_subgraph
 from tests.conftest import requires_cora
 
 
@@ -30,7 +29,9 @@ def test_subgraphs_are_induced_and_the_same_with_any_number_of_workers(cora, tmp
     batch = seen[0][0]
     assert len(torch.unique(batch.node_ids)) == batch.num_nodes
     assert torch.equal(batch.x, data.x[batch.node_ids])
-    assert torch.equal(batch.edge_index, induced_subgraph(data.edge_index, batch.node_ids, data.num_nodes))
+    inside = torch.isin(data.edge_index, batch.node_ids).all(0)  # the edges of the graph between the batch's nodes
+    expected = {tuple(e) for e in data.edge_index[:, inside].t().tolist()}
+    assert {tuple(e) for e in batch.node_ids[batch.edge_index].t().tolist()} == expected and batch.edge_index.shape[1] == len(expected)
     loops = batch.edge_index[0] == batch.edge_index[1]
     assert int(loops.sum()) == batch.num_nodes  # every node keeps its self-loop
     if name == "local_cluster":
@@ -53,7 +54,9 @@ def test_cli_pretrains_on_sampled_subgraphs_and_refuses_what_cannot_sample(tmp_p
                           (["graph=graphmae", "dataset=mutag", "sampler=neighbour"], "graph-level"),
                           (["graph=graphmae", "dataset=cora", "sampler=neighbour", "sampler.fanouts=[5,0]"], "must be positive integers"),
                           (["graph=graphmae", "dataset=cora", "sampler=neighbour", "sampler.batch_nodes=5000"], "between 1 and the graph's 2708"),
-                          (["graph=graphmae", "dataset=cora", "sampler=local_cluster", "sampler.alpha=1.5"], "Bad local clustering")]:
+                          (["graph=graphmae", "dataset=cora", "sampler=local_cluster", "sampler.alpha=1.5"], "Bad local clustering"),
+                          (["graph=graphmae", "dataset=cora", "sampler=neighbour", "sampler.inference_chunk=0"], "inference_chunk=0 must be"),
+                          (["graph=graphmae", "dataset=cora", "sampler=neighbour", "sampler.seeds_per_epoch=100"], "at least sampler.batch_nodes=512")]:
         res = geossl("pretrain", *args, "trainer.epochs=1")
         assert res.returncode != 0 and message in " ".join(res.stderr.split()), (args, res.stderr)
 
@@ -78,3 +81,58 @@ def test_each_process_gets_its_own_share_of_the_seed_nodes(tmp_path):
 
     shares = [set(DistributedSampler(SeedNodes(2708), num_replicas=2, rank=r, shuffle=True, seed=0)) for r in (0, 1)]
     assert not shares[0] & shares[1] and len(shares[0] | shares[1]) == 2708
+
+
+def test_sparse_features_stay_sparse_in_sampled_subgraphs():
+    from geossl.graph.synthetic import synthetic_graph_dataset
+
+    data = synthetic_graph_dataset(num_nodes=600, num_classes=3, num_features=40, topic_words=10).data
+    batch = SubgraphBatch(data, "neighbour", fanouts=[3, 2])([(i, 7) for i in range(0, 600, 20)])
+    assert batch.x.layout == torch.sparse_csr and batch.x.shape == (batch.num_nodes, 40)
+    assert torch.equal(batch.x.to_dense(), data.x.to_dense()[batch.node_ids])
+
+
+def test_graphmae_trains_on_sparse_subgraphs_like_on_their_dense_copies():
+    """One GraphMAE step on a sparse-feature subgraph equals the step on the same subgraph with dense features."""
+    from geossl.graph.encoders.gat import GAT
+    from geossl.graph.methods.graphmae import GraphMAE
+    from geossl.graph.synthetic import synthetic_graph_dataset
+
+    data = synthetic_graph_dataset(num_nodes=400, num_classes=3, num_features=30, topic_words=10).data
+    sparse = SubgraphBatch(data, "neighbour", fanouts=[4, 4])([(i, 1) for i in range(0, 400, 8)])
+    dense = sparse.clone()
+    dense.x = sparse.x.to_dense()
+    grads = []
+    for batch in (sparse, dense):
+        torch.manual_seed(0)
+        method = GraphMAE(GAT(30, hidden=16, layers=2, heads=2, feat_drop=0.0, attn_drop=0.0), in_dim=30)
+        torch.manual_seed(1)
+        loss = method(batch)["loss"]
+        loss.backward()
+        grads.append((loss.detach(), method.encoder.layers[0].fc.weight.grad.clone()))
+    assert torch.allclose(grads[0][0], grads[1][0], atol=1e-6)
+    assert torch.allclose(grads[0][1], grads[1][1], atol=1e-6)
+
+
+def test_seeds_per_epoch_draws_that_many_random_seeds_anew_every_epoch(tmp_path):
+    engine = Engine(TrainerConfig(epochs=1, progress=False, threads=1), tmp_path, seed=0)
+    loader = engine.loader(SeedNodes(10_000, per_epoch=300), 100, shuffle=True, seeded=True, collate_fn=lambda items: items)
+    epochs = []
+    for epoch in (1, 2):
+        loader.sampler.set_epoch(epoch)
+        epochs.append(torch.tensor([node for batch in loader for node, _ in batch]))
+    assert [len(e) for e in epochs] == [300, 300] and len(loader) == 3
+    assert not torch.equal(epochs[0], epochs[1]) and int(epochs[0].max()) < 10_000
+    assert len(torch.unique(torch.cat(epochs))) > 500  # random nodes of the whole graph, not the first 300
+
+
+def test_cli_pretrains_on_a_synthetic_graph_with_sparse_features_and_layerwise_inference(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "geossl", "pretrain", "graph=graphmae2", "dataset=synthetic_graph",
+                          "dataset.num_nodes=3000", "dataset.num_features=100", "dataset.topic_words=20", "sampler=neighbour",
+                          "sampler.batch_nodes=256", "sampler.seeds_per_epoch=512", "sampler.inference_chunk=700", "trainer.epochs=1",
+                          "eval.epochs=20", "trainer.progress=false", "trainer.threads=1", "encoder.hidden=16", "encoder.heads=2",
+                          f"run_dir={tmp_path / 'run'}"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["dataset"] == "synthetic_graph" and 0 < summary["test_acc"] <= 1
+    assert "train/sce" in (tmp_path / "run" / "metrics.csv").read_text()

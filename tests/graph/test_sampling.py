@@ -56,8 +56,8 @@ def test_each_node_keeps_at_most_fanout_real_neighbours_drawn_uniformly(graph):
 
 def test_induced_subgraph_relabels_the_edges_among_the_nodes():
     edge_index = torch.tensor([[0, 1, 2, 3, 4], [1, 2, 3, 4, 0]])
-    sub = induced_subgraph(edge_index, torch.tensor([3, 2, 1]), 5)
-    assert sub.tolist() == [[2, 1], [1, 0]]  # 1->2 and 2->3 in the new numbering (3 is 0, 2 is 1, 1 is 2)
+    sub = induced_subgraph(CSR.from_edge_index(edge_index, 5), torch.tensor([3, 2, 1]))
+    assert sub.tolist() == [[1, 2], [0, 1]]  # 2->3 and 1->2 in the new numbering (3 is 0, 2 is 1, 1 is 2), by target
 
 
 def test_local_cluster_stays_in_the_seeds_community_and_ranks_by_pagerank():

@@ -47,3 +47,19 @@ def test_the_same_seed_gives_the_same_graph():
 def test_bad_settings_are_refused(kwargs):
     with pytest.raises(ConfigError, match="Bad synthetic graph settings"):
         synthetic_graph(**kwargs)
+
+
+def test_the_dataset_has_self_loops_sparse_features_and_disjoint_random_splits():
+    from geossl.graph.synthetic import synthetic_graph_dataset
+
+    ds = synthetic_graph_dataset(num_nodes=2000, num_classes=4, num_features=80, train_fraction=0.1, val_fraction=0.2,
+                                 test_fraction=0.3, graph_seed=5)
+    data = ds.data
+    assert ds.task == "node" and ds.num_classes == 4 and ds.in_dim == 80 and data.x.layout == torch.sparse_csr
+    assert torch.equal(data.x.to_dense(), synthetic_graph(2000, num_classes=4, num_features=80, seed=5).x.to_dense())
+    loops = data.edge_index[0] == data.edge_index[1]
+    assert torch.equal(torch.sort(data.edge_index[0, loops]).values, torch.arange(2000))  # one self-loop per node
+    masks = torch.stack([data.train_mask, data.val_mask, data.test_mask]).long()
+    assert masks.sum(1).tolist() == [200, 400, 600] and int(masks.sum(0).max()) == 1
+    with pytest.raises(ConfigError, match="sum to at most 1"):
+        synthetic_graph_dataset(num_nodes=100, train_fraction=0.6, val_fraction=0.3, test_fraction=0.3)
