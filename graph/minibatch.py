@@ -17,7 +17,7 @@ from torch import Tensor
 
 from geossl.errors import ConfigError
 from geossl.graph.encoders.inputs import select_rows
-from geossl.graph.sampling import CSR, induced_subgraph, local_cluster, sample_neighbours
+from geossl.graph.sampling import CSR, induced_subgraph, local_clusters, sample_neighbours
 
 #: Sampler names of ``sampler.name`` (``full``: one full-graph step per epoch, no sampling).
 SAMPLERS = ("full", "neighbour", "local_cluster")
@@ -62,8 +62,7 @@ class SubgraphBatch:
     def nodes(self, seeds: Tensor, generator: torch.Generator) -> Tensor:
         if self.name == "neighbour":
             return sample_neighbours(self.csr, seeds, self.fanouts, generator)
-        clusters = [local_cluster(self.csr, int(s), self.size, self.alpha, self.epsilon) for s in seeds]
-        merged = torch.cat(clusters)
+        merged = local_clusters(self.csr, seeds, self.size, self.alpha, self.epsilon)
         first = torch.full((self.csr.num_nodes,), len(merged), dtype=torch.long).scatter_reduce(
             0, merged, torch.arange(len(merged)), "amin")
         return merged[torch.sort(first[torch.unique(merged)]).values]  # each node once, in order of appearance

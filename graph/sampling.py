@@ -4,7 +4,7 @@
 * :func:`sample_neighbours`: GraphSAGE's neighbour sampling (Hamilton, Ying and Leskovec, "Inductive Representation
   Learning on Large Graphs", NeurIPS 2017): from the seed nodes, per layer at most ``fanout`` in-neighbours of
   every frontier node, drawn uniformly without replacement.
-* :func:`local_cluster`: GraphMAE2's local-clustering subgraphs (Hou et al., WWW 2023, after Andersen, Chung and
+* :func:`local_clusters`: GraphMAE2's local-clustering subgraphs (Hou et al., WWW 2023, after Andersen, Chung and
   Lang, "Local Graph Partitioning using PageRank Vectors", FOCS 2006): approximate personalised PageRank from a
   seed node by the push algorithm, and the ``size`` nodes of highest score.
 
@@ -85,51 +85,72 @@ def sample_neighbours(csr: CSR, seeds: Tensor, fanouts: Sequence[int], generator
     return torch.cat(nodes)
 
 
-def local_cluster(csr: CSR, seed: int, size: int, alpha: float = 0.15, epsilon: float = 1e-4, max_rounds: int = 1000) -> Tensor:
-    """The ``size`` nodes (the seed first) of highest approximate personalised PageRank from ``seed``, as GraphMAE2's
-    large-graph pretraining samples its subgraphs. The push algorithm, run in synchronous rounds: every node whose
-    residual is at least ``epsilon`` times its degree keeps ``alpha`` of it as score and spreads the rest evenly over
-    its neighbours, until no node qualifies (or ``max_rounds``). Fewer nodes when fewer have a score.
+def local_clusters(csr: CSR, seeds: Tensor, size: int, alpha: float = 0.15, epsilon: float = 1e-4,
+                   max_rounds: int = 1000) -> Tensor:
+    """For every seed in turn, the seed and then the ``size - 1`` other nodes of highest approximate personalised
+    PageRank from it, as GraphMAE2's large-graph pretraining samples its subgraphs (fewer when fewer have a score);
+    concatenated. The push algorithm, run in synchronous rounds for all seeds at once: every (seed, node) whose
+    residual is at least ``epsilon`` times the node's degree keeps ``alpha`` of it as score and spreads the rest
+    evenly over the node's neighbours, until none qualifies (or ``max_rounds``). Residuals and scores are kept only
+    for the (seed, node) pairs reached, so work and memory grow with the pushes (about 1 / epsilon per seed), not
+    with the graph. Ties in score go to the lower node id.
 
     Args:
         csr: the graph's in-edges (symmetric for an undirected graph).
-        seed: the node the walk restarts at.
-        size: nodes in the cluster.
+        seeds: the nodes the walks restart at.
+        size: nodes per cluster, its seed included.
         alpha: teleport (restart) probability.
         epsilon: residual tolerance per unit of degree; smaller is more accurate and costs about 1 / epsilon pushes.
         max_rounds: a bound on the rounds of pushes.
     """
     if size < 1 or not 0 < alpha < 1 or epsilon <= 0:
         raise ConfigError(f"Bad local clustering settings: size={size} >= 1, 0 < alpha={alpha} < 1, epsilon={epsilon} > 0.")
+    seeds = torch.as_tensor(seeds, dtype=torch.long).view(-1)
+    n = csr.num_nodes
+    if len(seeds) and (int(seeds.min()) < 0 or int(seeds.max()) >= n):
+        raise ConfigError(f"Seed nodes must be in [0, {n}).")
+    which = torch.arange(len(seeds))
+    keys, residual = which * n + seeds, torch.ones(len(seeds), dtype=torch.float64)  # (seed index, node), sorted
+    score_keys, score_vals = [], []
+    for _ in range(max_rounds):
+        node = keys % n
+        degree = csr.degree(node).double().clamp_min(1)
+        active = residual >= epsilon * degree
+        if not bool(active.any()):
+            break
+        pushed_keys, pushed, degree = keys[active], residual[active], degree[active]
+        score_keys.append(pushed_keys)
+        score_vals.append(alpha * pushed)
+        owner, edge = _edges_of(csr, node[active])
+        spread_keys = (pushed_keys // n)[owner] * n + csr.col[edge]
+        spread = ((1 - alpha) * pushed / degree)[owner]
+        keys, inverse = torch.unique(torch.cat([keys[~active], spread_keys]), return_inverse=True)
+        residual = torch.zeros(len(keys), dtype=torch.float64).index_add_(0, inverse, torch.cat([residual[~active], spread]))
+    if score_keys:
+        keys, inverse = torch.unique(torch.cat(score_keys), return_inverse=True)
+        score = torch.zeros(len(keys), dtype=torch.float64).index_add_(0, inverse, torch.cat(score_vals))
+    else:
+        keys, score = torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.float64)
+    owner = keys // n
+    others = (keys % n != seeds[owner]) & (score > 0)
+    keys, score, owner = keys[others], score[others], owner[others]
+    order = torch.argsort(score, descending=True, stable=True)  # keys ascend, so equal scores keep node order
+    order = order[torch.argsort(owner[order], stable=True)]  # grouped by seed, best first
+    keys, owner = keys[order], owner[order]
+    start = torch.zeros(len(seeds) + 1, dtype=torch.long)
+    start[1:] = torch.bincount(owner, minlength=len(seeds)).cumsum(0)
+    rank = torch.arange(len(keys)) - start[owner]
+    keep = rank < size - 1
+    nodes = torch.cat([seeds, keys[keep] % n])
+    position = torch.cat([which * size, owner[keep] * size + 1 + rank[keep]])
+    return nodes[torch.argsort(position)]
+
+
+def local_cluster(csr: CSR, seed: int, size: int, alpha: float = 0.15, epsilon: float = 1e-4, max_rounds: int = 1000) -> Tensor:
+    """The cluster of one seed (the seed first): :func:`local_clusters` of ``[seed]``."""
     if not 0 <= seed < csr.num_nodes:
         raise ConfigError(f"Seed node {seed} is not in [0, {csr.num_nodes}).")
-    n = csr.num_nodes
-    degree = (csr.crow[1:] - csr.crow[:-1]).double()
-    threshold = epsilon * degree.clamp_min(1)
-    score = torch.zeros(n, dtype=torch.float64)
-    residual = torch.zeros(n, dtype=torch.float64)
-    residual[seed] = 1.0
-    frontier = torch.tensor([seed])
-    for _ in range(max_rounds):
-        if len(frontier) == 0:
-            break
-        r = residual[frontier]
-        score[frontier] += alpha * r
-        residual[frontier] = 0.0
-        owner, edge = _edges_of(csr, frontier)
-        if len(edge):
-            share = (1 - alpha) * r / degree[frontier].clamp_min(1)
-            target = csr.col[edge]
-            residual.index_add_(0, target, share[owner])
-            touched = torch.unique(target)
-            frontier = touched[residual[touched] >= threshold[touched]]
-        else:
-            frontier = frontier[:0]
-    others = score.clone()
-    others[seed] = 0.0
-    have = others.nonzero().flatten()
-    ranked = have[torch.argsort(others[have], descending=True, stable=True)][: size - 1]
-    return torch.cat([torch.tensor([seed]), ranked])
+    return local_clusters(csr, torch.tensor([seed]), size, alpha, epsilon, max_rounds)
 
 
 def induced_subgraph(csr: CSR, nodes: Tensor) -> Tensor:

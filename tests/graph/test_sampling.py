@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from geossl.errors import ConfigError
-from geossl.graph.sampling import CSR, induced_subgraph, local_cluster, sample_neighbours
+from geossl.graph.sampling import CSR, induced_subgraph, local_cluster, local_clusters, sample_neighbours
 from geossl.graph.synthetic import synthetic_graph
 
 
@@ -90,3 +90,34 @@ def test_bad_fanouts_and_seeds_are_refused(graph, fanouts):
         sample_neighbours(csr, torch.tensor([graph.num_nodes]), [2], torch.Generator())
     with pytest.raises(ConfigError, match="Bad local clustering"):
         local_cluster(csr, 0, size=0)
+
+
+def _one_seed_pagerank_cluster(csr, seed, size, alpha, epsilon):
+    """The definition, one seed at a time over dense [N] residual and score vectors (the oracle)."""
+    n = csr.num_nodes
+    degree = (csr.crow[1:] - csr.crow[:-1]).double().clamp_min(1)
+    score, residual = torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64)
+    residual[seed] = 1.0
+    while True:
+        frontier = (residual >= epsilon * degree).nonzero().flatten()
+        if not len(frontier):
+            break
+        r = residual[frontier].clone()
+        score[frontier] += alpha * r
+        residual[frontier] = 0.0
+        for node, value in zip(frontier.tolist(), r.tolist()):
+            neighbours = csr.col[csr.crow[node]:csr.crow[node + 1]]
+            residual.index_add_(0, neighbours, torch.full((len(neighbours),), (1 - alpha) * value / float(degree[node]), dtype=torch.float64))
+    score[seed] = 0.0
+    have = score.nonzero().flatten()
+    return torch.cat([torch.tensor([seed]), have[torch.argsort(score[have], descending=True, stable=True)][: size - 1]])
+
+
+def test_batched_local_clusters_equal_the_one_seed_definition():
+    g = synthetic_graph(400, num_classes=4, avg_degree=5, seed=2)
+    csr = CSR.from_edge_index(g.edge_index, 400)
+    seeds = torch.tensor([5, 0, 399, 5, 123])  # a repeated seed gets its cluster twice
+    got = local_clusters(csr, seeds, size=12, alpha=0.2, epsilon=1e-3)
+    expected = torch.cat([_one_seed_pagerank_cluster(csr, int(s), 12, 0.2, 1e-3) for s in seeds])
+    assert torch.equal(got, expected)
+    assert len(local_clusters(csr, torch.tensor([7]), size=1)) == 1
