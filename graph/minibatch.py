@@ -17,7 +17,7 @@ from torch import Tensor
 
 from geossl.errors import ConfigError
 from geossl.graph.encoders.inputs import select_rows
-from geossl.graph.sampling import CSR, induced_subgraph, local_clusters, sample_neighbours
+from geossl.graph.sampling import CSR, induced_subgraph, local_cluster_table, sample_neighbours
 
 #: Sampler names of ``sampler.name`` (``full``: one full-graph step per epoch, no sampling).
 SAMPLERS = ("full", "neighbour", "local_cluster")
@@ -58,14 +58,26 @@ class SubgraphBatch:
         self.data, self.name = data, name
         self.fanouts, self.size, self.alpha, self.epsilon = [int(f) for f in fanouts], int(size), float(alpha), float(epsilon)
         self.csr = CSR.from_edge_index(data.edge_index.cpu(), int(data.num_nodes))
+        self._clusters: Optional[Tensor] = None  # local clusters computed so far (see clusters)
 
     def nodes(self, seeds: Tensor, generator: torch.Generator) -> Tensor:
         if self.name == "neighbour":
             return sample_neighbours(self.csr, seeds, self.fanouts, generator)
-        merged = local_clusters(self.csr, seeds, self.size, self.alpha, self.epsilon)
-        first = torch.full((self.csr.num_nodes,), len(merged), dtype=torch.long).scatter_reduce(
-            0, merged, torch.arange(len(merged)), "amin")
-        return merged[torch.sort(first[torch.unique(merged)]).values]  # each node once, in order of appearance
+        merged = self.clusters(seeds)
+        unique, inverse = torch.unique(merged, return_inverse=True)
+        first = torch.full((len(unique),), len(merged), dtype=torch.long).scatter_reduce(0, inverse, torch.arange(len(merged)), "amin")
+        return unique[torch.argsort(first)]  # each node once, in order of appearance
+
+    def clusters(self, seeds: Tensor) -> Tensor:
+        """The seeds' local clusters, concatenated. A node's cluster does not change (no randomness), so each is
+        computed once and kept (as GraphMAE2 precomputes them), in an [N, size] table filled as seeds come."""
+        if self._clusters is None:
+            self._clusters = torch.full((self.csr.num_nodes, self.size), -1, dtype=torch.int32)
+        missing = torch.unique(seeds[self._clusters[seeds, 0] < 0])
+        if len(missing):
+            self._clusters[missing] = local_cluster_table(self.csr, missing, self.size, self.alpha, self.epsilon).int()
+        rows = self._clusters[seeds]
+        return rows[rows >= 0].long()
 
     def subgraph(self, nodes: Tensor):
         from torch_geometric.data import Data

@@ -4,7 +4,7 @@
 * :func:`sample_neighbours`: GraphSAGE's neighbour sampling (Hamilton, Ying and Leskovec, "Inductive Representation
   Learning on Large Graphs", NeurIPS 2017): from the seed nodes, per layer at most ``fanout`` in-neighbours of
   every frontier node, drawn uniformly without replacement.
-* :func:`local_clusters`: GraphMAE2's local-clustering subgraphs (Hou et al., WWW 2023, after Andersen, Chung and
+* :func:`local_cluster_table`: GraphMAE2's local-clustering subgraphs (Hou et al., WWW 2023, after Andersen, Chung and
   Lang, "Local Graph Partitioning using PageRank Vectors", FOCS 2006): approximate personalised PageRank from a
   seed node by the push algorithm, and the ``size`` nodes of highest score.
 
@@ -85,11 +85,11 @@ def sample_neighbours(csr: CSR, seeds: Tensor, fanouts: Sequence[int], generator
     return torch.cat(nodes)
 
 
-def local_clusters(csr: CSR, seeds: Tensor, size: int, alpha: float = 0.15, epsilon: float = 1e-4,
-                   max_rounds: int = 1000) -> Tensor:
-    """For every seed in turn, the seed and then the ``size - 1`` other nodes of highest approximate personalised
-    PageRank from it, as GraphMAE2's large-graph pretraining samples its subgraphs (fewer when fewer have a score);
-    concatenated. The push algorithm, run in synchronous rounds for all seeds at once: every (seed, node) whose
+def local_cluster_table(csr: CSR, seeds: Tensor, size: int, alpha: float = 0.15, epsilon: float = 1e-4,
+                        max_rounds: int = 1000) -> Tensor:
+    """A [len(seeds), size] table: for every seed, the seed and then the ``size - 1`` other nodes of highest approximate personalised
+    PageRank from it, as GraphMAE2's large-graph pretraining samples its subgraphs (-1 pads a row when fewer nodes
+    have a score). The push algorithm, run in synchronous rounds for all seeds at once: every (seed, node) whose
     residual is at least ``epsilon`` times the node's degree keeps ``alpha`` of it as score and spreads the rest
     evenly over the node's neighbours, until none qualifies (or ``max_rounds``). Residuals and scores are kept only
     for the (seed, node) pairs reached, so work and memory grow with the pushes (about 1 / epsilon per seed), not
@@ -141,9 +141,17 @@ def local_clusters(csr: CSR, seeds: Tensor, size: int, alpha: float = 0.15, epsi
     start[1:] = torch.bincount(owner, minlength=len(seeds)).cumsum(0)
     rank = torch.arange(len(keys)) - start[owner]
     keep = rank < size - 1
-    nodes = torch.cat([seeds, keys[keep] % n])
-    position = torch.cat([which * size, owner[keep] * size + 1 + rank[keep]])
-    return nodes[torch.argsort(position)]
+    table = torch.full((len(seeds), size), -1, dtype=torch.long)
+    table[:, 0] = seeds
+    table[owner[keep], 1 + rank[keep]] = keys[keep] % n
+    return table
+
+
+def local_clusters(csr: CSR, seeds: Tensor, size: int, alpha: float = 0.15, epsilon: float = 1e-4,
+                   max_rounds: int = 1000) -> Tensor:
+    """The clusters of :func:`local_cluster_table`, concatenated in the order of ``seeds``."""
+    table = local_cluster_table(csr, seeds, size, alpha, epsilon, max_rounds)
+    return table[table >= 0]
 
 
 def local_cluster(csr: CSR, seed: int, size: int, alpha: float = 0.15, epsilon: float = 1e-4, max_rounds: int = 1000) -> Tensor:
