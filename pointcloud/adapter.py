@@ -25,7 +25,7 @@ from geossl.errors import ConfigError, GeosslError
 from geossl.eval import rankme, seg_probe
 from geossl.pipeline import DomainAdapter, Job, dataset_builder, section
 from geossl.points import collate
-from geossl.registry import DATASETS, ENCODERS
+from geossl.registry import DATASETS, ENCODERS, METHODS
 
 from .datasets import SceneDataset, scene_for_show
 from .transforms import TransformConfig
@@ -76,6 +76,10 @@ class SceneData:
 
 def labelled_datasets() -> str:
     return "rooms, scannet, scene_folder (with semantic arrays)"
+
+
+def views_datasets() -> str:
+    return "rooms, sevenscenes, redwood, scene_folder with frames (scannet: the sample scene0000_00 only, colour without depth)"
 
 
 def probe_settings(cfg: DictConfig) -> Dict[str, Any]:
@@ -181,6 +185,11 @@ class SceneAdapter(DomainAdapter):
         if name == "seg_probe" and data.semantic_classes is None:
             raise ConfigError(f"eval=seg_probe needs per-point semantic labels, and dataset {data.name!r} has none. Datasets with "
                               f"labels: {labelled_datasets()}; eval=auto or eval=none evaluates without labels.")
+        method_name = cfg.get("scene", {}).get("name") if "scene" in cfg else None
+        if method_name in METHODS.names("scene") and getattr(METHODS.get(method_name, domain="scene"), "needs_views", False) \
+                and data.split("train").views < 1:
+            raise ConfigError(f"scene={method_name} learns from the posed views of every scene, and dataset.views is "
+                              f"{data.split('train').views}: set dataset.views (e.g. 2). Datasets with posed views: {views_datasets()}.")
         if cfg.get("encoder_file") is None:  # pretraining: the encoder of the config (evaluate: check_encoder)
             encoder_cls = ENCODERS.get(cfg.encoder.name, domain="scene")
             with torch.device("meta"):
