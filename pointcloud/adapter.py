@@ -185,11 +185,13 @@ class SceneAdapter(DomainAdapter):
         if name == "seg_probe" and data.semantic_classes is None:
             raise ConfigError(f"eval=seg_probe needs per-point semantic labels, and dataset {data.name!r} has none. Datasets with "
                               f"labels: {labelled_datasets()}; eval=auto or eval=none evaluates without labels.")
-        method_name = cfg.get("scene", {}).get("name") if "scene" in cfg else None
-        if method_name in METHODS.names("scene") and getattr(METHODS.get(method_name, domain="scene"), "needs_views", False) \
-                and data.split("train").views < 1:
-            raise ConfigError(f"scene={method_name} learns from the posed views of every scene, and dataset.views is "
-                              f"{data.split('train').views}: set dataset.views (e.g. 2). Datasets with posed views: {views_datasets()}.")
+        method_name = cfg.scene.get("name") if "scene" in cfg else None
+        method_cls = METHODS.get(method_name, domain="scene") if method_name in METHODS.names("scene") else None
+        need = method_cls.views_needed(cfg.scene) if hasattr(method_cls, "views_needed") else 0
+        if data.split("train").views < need:
+            raise ConfigError(f"scene={method_name} learns from {need} posed view(s) of every scene, and dataset.views is "
+                              f"{data.split('train').views}: set dataset.views={need} or more. Datasets with posed views: "
+                              f"{views_datasets()}.")
         if cfg.get("encoder_file") is None:  # pretraining: the encoder of the config (evaluate: check_encoder)
             encoder_cls = ENCODERS.get(cfg.encoder.name, domain="scene")
             with torch.device("meta"):
@@ -224,6 +226,14 @@ class SceneAdapter(DomainAdapter):
             out: Dict[str, Any] = {}
             if hasattr(method, "held_out_metrics"):
                 out.update(held_out_metrics(method, data, engine.device))
+            if hasattr(method, "held_out_views"):  # rendered | real, for the first test scenes
+                from .show import save_render_pairs
+
+                test = data.split("test")
+                batch = collate([test[(i, i)] for i in range(min(data.batch_size, len(test), 3))]).to(engine.device)
+                method.eval()
+                pairs = method.held_out_views(batch, torch.Generator().manual_seed(0))
+                out["held_out_views_png"] = str(save_render_pairs(pairs, engine.run_dir / "held_out_views.png").resolve())
             method.encoder.eval()
             out.update(probe(lambda b: method.encoder(b.to(engine.device)), data, cfg))
             return out
@@ -237,6 +247,8 @@ class SceneAdapter(DomainAdapter):
         parts = [f"{summary['method']} on {summary['dataset']}:"]
         if "test_chamfer" in summary:
             parts.append(f"held-out chamfer={summary['test_chamfer']:.5f} (copy baseline {summary['test_chamfer_copy']:.5f})")
+        if "test_render_psnr" in summary:
+            parts.append(f"held-out views PSNR={summary['test_render_psnr']:.2f} (point baseline {summary['test_baseline_psnr']:.2f})")
         if "seg_miou" in summary:
             parts.append(f"seg_probe mIoU={summary['seg_miou']:.4f} OA={summary['seg_oa']:.4f}")
         parts.append(f"rankme={summary['rankme']:.1f} ({summary['seconds_per_epoch']:.2f} s/epoch) -> {run_dir}")

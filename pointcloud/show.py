@@ -73,3 +73,14 @@ def save_rgbd_views(frames, path: Path, max_views: int = 4) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.concatenate(rows, 0)).save(path)
     return path
+
+
+def save_render_pairs(pairs, path: Path, max_rows: int = 6) -> Path:
+    """A PNG grid of ``(rendered, real)`` ``[H, W, 3]`` image pairs, one row each: rendered | real."""
+    from PIL import Image
+
+    rows = [np.concatenate([(a.detach().cpu().numpy().clip(0, 1) * 255).astype(np.uint8),
+                            (b.detach().cpu().numpy().clip(0, 1) * 255).astype(np.uint8)], 1) for a, b in list(pairs)[:max_rows]]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate(rows, 0)).save(path)
+    return path

@@ -337,8 +337,10 @@ class Engine:
             monitor: called with the (unwrapped) method every ``monitor_every`` epochs and at the
                 end; returns label-free metrics such as RankMe, which are logged.
 
-        The method may define ``param_groups()`` (its optimiser groups, see :meth:`_param_groups`)
-        and ``after_step()``, called after every optimiser step (an EMA target's update).
+        The method may define ``param_groups()`` (its optimiser groups, see :meth:`_param_groups`),
+        ``after_step()``, called after every optimiser step (an EMA target's update), and
+        ``before_epoch(epoch)``, called with the number of finished epochs before each epoch (a staged
+        method's switch; a resumed run calls it for the epoch it resumes at).
 
         Raises:
             NonFiniteLossError: a loss became NaN/inf; the checkpoint on disk is the last good one.
@@ -351,12 +353,15 @@ class Engine:
         if fabric.world_size > 1:
             torch.manual_seed(self.seed + 1000 * fabric.global_rank)
         after_step = getattr(method, "after_step", None)
+        before_epoch = getattr(method, "before_epoch", None)
         progress = self._progress(start)
         wall0 = time.perf_counter()
         train_seconds, last, mon = 0.0, {}, {}
         with progress:
             task = progress.add_task("train", total=cfg.epochs, completed=start, info="")
             for epoch in range(start, cfg.epochs):
+                if before_epoch is not None:
+                    before_epoch(epoch)
                 module.train()
                 if hasattr(getattr(batches, "sampler", None), "set_epoch"):
                     batches.sampler.set_epoch(epoch)  # per-epoch shuffle that a resumed run repeats

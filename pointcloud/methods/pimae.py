@@ -98,6 +98,11 @@ class PiMAE(Method):
         self.image_head = nn.Linear(dim, 3 * image_patch * image_patch)
 
     @staticmethod
+    def views_needed(scene_cfg) -> int:
+        """Posed views every item must bring (``dataset.views``)."""
+        return 1
+
+    @staticmethod
     def check_encoder(encoder_cls) -> None:
         """PiMAE needs an encoder that groups points into patches and exposes its transformer blocks."""
         if not all(hasattr(encoder_cls, a) for a in ("group", "tokenise", "transform")):
@@ -126,6 +131,14 @@ class PiMAE(Method):
 
     def forward(self, batch: PointBatch, generator: Optional[torch.Generator] = None) -> Dict[str, Tensor]:
         """``{"loss", "chamfer", "image_mse"}`` of one batch (the last two detached)."""
+        out = self.reconstruct(batch, generator)
+        return {k: out[k] for k in ("loss", "chamfer", "image_mse")}
+
+    def reconstruct(self, batch: PointBatch, generator: Optional[torch.Generator] = None) -> Dict[str, Tensor]:
+        """One masked pass: the losses of :meth:`forward` and what a second stage builds on: ``centres [B, G, 3]``,
+        ``local [B, G, K, 3]`` (each patch's true points relative to its centre), ``point_hidden [B, G]``,
+        ``predicted [B, G, K, 3]`` (the head's points of every patch, relative to its centre) and
+        ``point_codes [B, G, dim]`` (the decoder's output at every point patch)."""
         if batch.views is None:
             raise ConfigError("PiMAE needs posed views with every scene: set dataset.views (rooms, scannet, sevenscenes, redwood "
                               "and scene folders with frames have them).")
@@ -163,12 +176,13 @@ class PiMAE(Method):
 
         # losses on the hidden tokens of each modality
         local = batch.coord[nb] - centres[:, :, None]  # [B, G, K, 3]
-        pred_points = self.point_head(x[:, :G][point_hidden]).reshape(-1, enc.patch, 3)
-        chamfer = chamfer_distance(pred_points, local[point_hidden])
+        predicted = self.point_head(x[:, :G]).reshape(B, G, enc.patch, 3)
+        chamfer = chamfer_distance(predicted[point_hidden], local[point_hidden])
         target = pixels.reshape(B, V * P, -1)[image_hidden.reshape(B, -1)]
         target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6).sqrt()
         pred_pixels = self.image_head(x[:, G:][image_hidden.reshape(B, -1)])
         image_mse = F.mse_loss(pred_pixels, target) if len(target) else pred_pixels.sum() * 0.0
         loss = self.point_weight * chamfer + self.image_weight * image_mse
-        return {"loss": loss, "chamfer": chamfer.detach(), "image_mse": image_mse.detach()}
+        return {"loss": loss, "chamfer": chamfer.detach(), "image_mse": image_mse.detach(), "centres": centres, "local": local,
+                "point_hidden": point_hidden, "predicted": predicted, "point_codes": x[:, :G]}
 

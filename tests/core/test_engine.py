@@ -226,3 +226,24 @@ def test_the_default_thread_count_leaves_busy_cores_alone(monkeypatch):
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(cores))
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     assert default_threads() == 1  # torchrun's local processes share the cores
+
+
+class _Staged(_Quadratic):
+    """Records the engine's before_epoch calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs_seen = []
+
+    def before_epoch(self, epoch):
+        self.epochs_seen.append(epoch)
+
+
+def test_before_epoch_is_told_the_finished_epochs_also_when_a_run_resumes(tmp_path):
+    batches = [torch.ones(2, 3)]
+    method = _Staged()
+    Engine(_cfg(epochs=2, checkpoint_every=1), tmp_path, seed=0).fit(method, batches)
+    assert method.epochs_seen == [0, 1]
+    resumed = _Staged()
+    Engine(_cfg(epochs=4, checkpoint_every=1, resume=str(tmp_path)), tmp_path, seed=0).fit(resumed, batches)
+    assert resumed.epochs_seen == [2, 3]

@@ -1,0 +1,199 @@
+"""Gaussian2Scene: scene-level point-cloud pretraining in two stages, a dual-branch masked autoencoder, then
+supervision by 3D Gaussians rendered into views of the scene the encoder did not see.
+
+Liu et al., "Gaussian2Scene: 3D Scene Representation Learning via Self-supervised Learning with 3D Gaussian
+Splatting", arXiv 2506.08777 (2025). No code is public; where the paper is silent this follows its nearest open
+relatives: PiMAE (Chen et al., CVPR 2023) for the first stage (:class:`~geossl.pointcloud.methods.pimae.PiMAE`),
+UniPre3D (Wang et al., CVPR 2025) for per-point Gaussians (:class:`~geossl.gaussians.head.GaussianHead`) and 3DGS
+(Kerbl et al., SIGGRAPH 2023) for the photometric loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from geossl.encoder import Encoder
+from geossl.errors import ConfigError
+from geossl.frames import Views
+from geossl.gaussians.head import GaussianHead, PointGaussians
+from geossl.gaussians.metrics import psnr, ssim
+from geossl.ops import rasterize_gaussians
+from geossl.ops.camera import invert_pose, scale_intrinsics
+from geossl.ops.geometry import chamfer_distance, knn
+from geossl.points import PointBatch
+from geossl.registry import METHODS
+
+from .pimae import PiMAE
+
+
+def select_views(views: Views, start: int, stop: Optional[int] = None) -> Views:
+    """Views ``start:stop`` of every scene."""
+    return Views(views.color[:, start:stop], views.depth[:, start:stop], views.K[:, start:stop], views.cam_to_world[:, start:stop])
+
+
+def render_targets(views: Views, width: int, height: int) -> Tuple[Tensor, Tensor, Tensor]:
+    """``(colour [B, V, h, w, 3], depth [B, V, h, w], K [B, V, 3, 3])`` of ``views`` resized to ``width`` x ``height``:
+    colour averaged over the pixels each target pixel covers, depth the nearest pixel's (0 stays invalid)."""
+    B, V, H, W, _ = views.color.shape
+    color = F.interpolate(views.color.reshape(B * V, H, W, 3).permute(0, 3, 1, 2), size=(height, width), mode="area")
+    depth = F.interpolate(views.depth.reshape(B * V, 1, H, W), size=(height, width), mode="nearest")
+    K = scale_intrinsics(views.K, width / W, height / H)
+    return color.permute(0, 2, 3, 1).reshape(B, V, height, width, 3), depth.reshape(B, V, height, width), K
+
+
+def render(g: PointGaussians, K: Tensor, cam_to_world: Tensor, width: int, height: int) -> Tuple[Tensor, Tensor]:
+    """``(rgb [V, h, w, 3], expected depth [V, h, w])`` of one scene's Gaussians in ``V`` views."""
+    viewmats = torch.stack([invert_pose(T) for T in cam_to_world])
+    images, _, _ = rasterize_gaussians(g.means, g.quats, g.scales, g.opacities, g.colors, viewmats, K, width, height,
+                                       render_mode="RGB+ED")
+    return images[..., :3], images[..., 3]
+
+
+def point_baseline(points: Tensor, colors: Tensor) -> PointGaussians:
+    """The baseline of the rendering benchmark: one isotropic Gaussian per point, with the point's colour, fully
+    opaque, its scale the distance to the point's nearest neighbour."""
+    d, _ = knn(points, points, 2)
+    scale = d[:, 1].clamp_min(1e-8).sqrt()[:, None].expand(-1, 3)  # knn gives squared distances
+    quats = torch.zeros(len(points), 4, dtype=points.dtype, device=points.device)
+    quats[:, 0] = 1.0
+    return PointGaussians(points, quats, scale.contiguous(), torch.ones(len(points), dtype=points.dtype, device=points.device),
+                          colors.clamp(0, 1))
+
+
+@METHODS.register("gaussian2scene", domain="scene")
+class Gaussian2Scene(PiMAE):
+    """Gaussian2Scene on a patch encoder (``encoder=point_patch_transformer``).
+
+    Every scene of a batch brings ``input_views`` posed views that the model sees and at least one more that it
+    renders. **Stage 1** (the first ``stage1_epochs`` epochs) is :class:`PiMAE` on the points and the input views.
+    **Stage 2** runs the same masked pass, then builds the reconstructed cloud (each visible patch's own points,
+    each hidden patch's predicted points, around their centres) and predicts one 3D Gaussian per point of it with
+    :class:`~geossl.gaussians.head.GaussianHead` from the decoder's code of the point's patch and the point's offset
+    in it. The Gaussians of each scene are rendered (``geossl.ops.rasterize_gaussians``: gsplat on CUDA, the
+    compiled compositor on CPU) into its other views at ``render_width`` x ``render_height`` and supervised with
+    ``(1 - lambda_dssim) L1 + lambda_dssim (1 - SSIM)`` on colour, L1 on depth where the view has depth, and the
+    Chamfer distance between the Gaussians' centres and the scene's points; the stage-1 losses stay on with
+    ``stage1_weight``. A non-finite Gaussian makes the loss NaN, which stops the run with the last good checkpoint.
+
+    Args:
+        encoder: a patch encoder.
+        in_dim: point feature width (colours first; given by the run).
+        stage1_epochs: epochs of stage 1; the rest of ``trainer.epochs`` is stage 2.
+        input_views: views per scene the encoder sees (the first ones of each item); the others are rendered.
+        mask_ratio, image_patch, decoder_depth, decoder_heads, point_weight, image_weight: stage 1 (:class:`PiMAE`).
+        stage1_weight: weight of the stage-1 losses in stage 2.
+        render_width, render_height: size of the rendered views.
+        rgb_weight, lambda_dssim: weight of the colour loss and the share of D-SSIM in it (3DGS: 0.2).
+        depth_weight: weight of the depth L1 (metres).
+        position_weight: weight of the Chamfer distance between Gaussian centres and scene points.
+        head_hidden, offset_scale, scale_init: the Gaussian head (:class:`~geossl.gaussians.head.GaussianHead`).
+    """
+
+    def __init__(self, encoder: Encoder, in_dim: int, stage1_epochs: int = 10, input_views: int = 1, mask_ratio: float = 0.6,
+                 image_patch: int = 16, decoder_depth: int = 2, decoder_heads: int = 4, point_weight: float = 1.0,
+                 image_weight: float = 1.0, stage1_weight: float = 1.0, render_width: int = 160, render_height: int = 120,
+                 rgb_weight: float = 1.0, lambda_dssim: float = 0.2, depth_weight: float = 0.1, position_weight: float = 1.0,
+                 head_hidden: int = 128, offset_scale: float = 0.1, scale_init: float = 0.08):
+        super().__init__(encoder, in_dim, mask_ratio, image_patch, decoder_depth, decoder_heads, point_weight, image_weight)
+        if stage1_epochs < 0 or input_views < 1 or min(render_width, render_height) < 1 or not 0 <= lambda_dssim <= 1 \
+                or min(stage1_weight, rgb_weight, depth_weight, position_weight) < 0:
+            raise ConfigError(f"gaussian2scene needs scene.stage1_epochs >= 0, scene.input_views >= 1, a positive render size, "
+                              f"0 <= scene.lambda_dssim <= 1 and non-negative weights; got stage1_epochs={stage1_epochs}, "
+                              f"input_views={input_views}, render {render_width}x{render_height}, lambda_dssim={lambda_dssim}.")
+        self.stage1_epochs, self.input_views = stage1_epochs, input_views
+        self.stage1_weight, self.rgb_weight, self.lambda_dssim = stage1_weight, rgb_weight, lambda_dssim
+        self.depth_weight, self.position_weight = depth_weight, position_weight
+        self.render_width, self.render_height = render_width, render_height
+        self.head = GaussianHead(encoder.out_dim + 3, head_hidden, offset_scale, scale_init)
+        self.stage = 1 if stage1_epochs > 0 else 2
+
+    def before_epoch(self, epoch: int) -> None:
+        """The engine's hook: stage 1 for the first ``stage1_epochs`` epochs, then stage 2 (resumes land right)."""
+        self.stage = 1 if epoch < self.stage1_epochs else 2
+
+    def _split(self, batch: PointBatch) -> Tuple[PointBatch, Views]:
+        if batch.views is None or batch.views.color.shape[1] <= self.input_views:
+            have = 0 if batch.views is None else batch.views.color.shape[1]
+            raise ConfigError(f"gaussian2scene renders views the encoder does not see: every scene needs more than "
+                              f"scene.input_views={self.input_views} posed views, and has {have}; raise dataset.views.")
+        return dataclasses.replace(batch, views=select_views(batch.views, 0, self.input_views)), select_views(batch.views, self.input_views)
+
+    def gaussians(self, rec: Dict[str, Tensor]) -> List[PointGaussians]:
+        """Per scene, one Gaussian per point of the reconstructed cloud of a :meth:`reconstruct` pass."""
+        hidden = rec["point_hidden"][..., None, None]
+        local = torch.where(hidden, rec["predicted"], rec["local"])  # [B, G, K, 3]
+        points = rec["centres"][:, :, None] + local
+        codes = rec["point_codes"][:, :, None].expand(-1, -1, local.shape[2], -1)
+        features = torch.cat([codes, local], -1)
+        B = len(points)
+        return [self.head(points[b].reshape(-1, 3), features[b].reshape(-1, features.shape[-1])) for b in range(B)]
+
+    def forward(self, batch: PointBatch, generator: Optional[torch.Generator] = None) -> Dict[str, Tensor]:
+        seen, targets = self._split(batch)
+        rec = self.reconstruct(seen, generator)
+        stage1 = rec["loss"]
+        if self.stage == 1:
+            return {"loss": stage1, "chamfer": rec["chamfer"], "image_mse": rec["image_mse"]}
+        per_scene = self.gaussians(rec)
+        if not all(g.is_finite() for g in per_scene):
+            nan = stage1 * float("nan")
+            return {"loss": nan, "chamfer": rec["chamfer"], "image_mse": rec["image_mse"]}
+        color, depth, K = render_targets(targets, self.render_width, self.render_height)
+        rgb_loss = depth_loss = position = stage1.new_zeros(())
+        slices = batch.scene_slices()
+        for b, g in enumerate(per_scene):
+            rgb, ed = render(g, K[b], targets.cam_to_world[b], self.render_width, self.render_height)
+            for v in range(len(rgb)):
+                rgb_loss = rgb_loss + (1 - self.lambda_dssim) * (rgb[v] - color[b, v]).abs().mean() \
+                    + self.lambda_dssim * (1 - ssim(rgb[v], color[b, v]))
+            valid = depth[b] > 0
+            if bool(valid.any()):
+                depth_loss = depth_loss + (ed[valid] - depth[b][valid]).abs().mean()
+            position = position + chamfer_distance(g.means, batch.coord[slices[b]])
+        B, V = color.shape[:2]
+        rgb_loss, depth_loss, position = rgb_loss / (B * V), depth_loss / B, position / B
+        loss = self.stage1_weight * stage1 + self.rgb_weight * rgb_loss + self.depth_weight * depth_loss \
+            + self.position_weight * position
+        return {"loss": loss, "chamfer": rec["chamfer"], "image_mse": rec["image_mse"], "render_rgb": rgb_loss.detach(),
+                "render_depth": depth_loss.detach(), "gaussian_position": position.detach()}
+
+    @staticmethod
+    def views_needed(scene_cfg) -> int:
+        """Posed views every item must bring: the input views and at least one to render."""
+        return int(scene_cfg.get("input_views", 1)) + 1
+
+    @torch.no_grad()
+    def held_out_views(self, batch: PointBatch, generator: torch.Generator) -> List[Tuple[Tensor, Tensor]]:
+        """``(rendered, real)`` ``[h, w, 3]`` pairs of every scene's views that the encoder did not see."""
+        seen, targets = self._split(batch)
+        per_scene = self.gaussians(self.reconstruct(seen, generator))
+        color, _, K = render_targets(targets, self.render_width, self.render_height)
+        pairs = []
+        for b, g in enumerate(per_scene):
+            rgb, _ = render(g, K[b], targets.cam_to_world[b], self.render_width, self.render_height)
+            pairs += [(rgb[v].clamp(0, 1), color[b, v]) for v in range(len(rgb))]
+        return pairs
+
+    @torch.no_grad()
+    def held_out_metrics(self, batch: PointBatch, generator: torch.Generator) -> Dict[str, float]:
+        """PSNR and SSIM of the views the encoder did not see, rendered from the predicted Gaussians and from the
+        :func:`point_baseline` of the scene's points, at ``render_width`` x ``render_height``, averaged over views."""
+        seen, targets = self._split(batch)
+        per_scene = self.gaussians(self.reconstruct(seen, generator))
+        color, _, K = render_targets(targets, self.render_width, self.render_height)
+        out = {"render_psnr": 0.0, "render_ssim": 0.0, "baseline_psnr": 0.0, "baseline_ssim": 0.0}
+        slices = batch.scene_slices()
+        B, V = color.shape[:2]
+        for b, g in enumerate(per_scene):
+            base = point_baseline(batch.coord[slices[b]], batch.feat[slices[b], :3])
+            for name, gs in (("render", g), ("baseline", base)):
+                rgb, _ = render(gs, K[b], targets.cam_to_world[b], self.render_width, self.render_height)
+                for v in range(V):
+                    out[f"{name}_psnr"] += psnr(rgb[v].clamp(0, 1), color[b, v]) / (B * V)
+                    out[f"{name}_ssim"] += float(ssim(rgb[v].clamp(0, 1), color[b, v])) / (B * V)
+        return out

@@ -1,0 +1,114 @@
+"""Gaussian2Scene (geossl.pointcloud.methods.gaussian2scene): stage switching, a stage-2 loss that falls on one
+room, defined behaviour for views that see nothing and for non-finite Gaussians, the CLI end to end with a
+held-out views PNG, and a run resumed across the stage boundary equal to an uninterrupted one."""
+
+import json
+
+import pytest
+import torch
+
+from geossl.errors import ConfigError
+from geossl.pointcloud.datasets import rooms
+from geossl.pointcloud.encoders.patch_transformer import PointPatchTransformer
+from geossl.pointcloud.methods.gaussian2scene import Gaussian2Scene, point_baseline
+from geossl.pointcloud.transforms import TransformConfig
+from geossl.points import collate
+from tests.pointcloud.test_pimae import TINY
+
+
+@pytest.fixture(scope="module")
+def room():
+    ds = rooms(split="train", views=2, num_views=2, width=64, height=48, num_points=4096)
+    ds.transform = TransformConfig(points=1024, budget="subsample").train()
+    return collate([ds[(0, 0)]])
+
+
+def _model(batch, **kwargs):
+    torch.manual_seed(0)
+    enc = PointPatchTransformer(in_dim=batch.feat.shape[1], centres=16, patch=16, dim=32, depth=2, heads=2, tokeniser=16)
+    return Gaussian2Scene(enc, batch.feat.shape[1], image_patch=16, decoder_depth=1, decoder_heads=2, render_width=32,
+                          render_height=24, **kwargs)
+
+
+def test_the_stage_follows_the_epoch_and_stage_two_losses_fall_on_one_room(room):
+    model = _model(room, stage1_epochs=2)
+    model.before_epoch(1)
+    assert model.stage == 1 and set(model(room)) == {"loss", "chamfer", "image_mse"}
+    model.before_epoch(2)
+    assert model.stage == 2
+    opt = torch.optim.AdamW(model.parameters(), 1e-3)
+    first = last = None
+    for step in range(25):
+        out = model(room, torch.Generator().manual_seed(step))
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        first = first or {k: float(v) for k, v in out.items()}
+        last = {k: float(v) for k, v in out.items()}
+    assert {"render_rgb", "render_depth", "gaussian_position"} <= set(last)
+    assert last["loss"] < 0.8 * first["loss"] and last["render_rgb"] < first["render_rgb"]
+    metrics = model.held_out_metrics(room, torch.Generator().manual_seed(0))
+    assert set(metrics) == {"render_psnr", "render_ssim", "baseline_psnr", "baseline_ssim"}
+    assert all(v == v for v in metrics.values())
+
+
+def test_the_point_baseline_is_one_isotropic_gaussian_per_point_at_its_neighbour_distance():
+    points = torch.tensor([[0.0, 0.0, 0.0], [0.3, 0.0, 0.0], [0.3, 0.4, 0.0]])
+    g = point_baseline(points, torch.tensor([[1.0, 0.0, 0.0]] * 3))
+    assert torch.allclose(g.scales[:, 0], torch.tensor([0.3, 0.3, 0.4])) and torch.equal(g.scales[:, 0], g.scales[:, 2])
+    assert torch.equal(g.means, points) and (g.opacities == 1).all()
+
+
+def test_views_that_see_no_point_give_a_finite_loss_and_nan_gaussians_give_a_nan_loss(room):
+    model = _model(room, stage1_epochs=0)
+    views = room.views
+    blind = type(views)(views.color, views.depth, views.K.clone(), views.cam_to_world)
+    blind.K[..., 0, 2] += 1e5  # the principal point far off the image: every point projects outside it
+    import dataclasses
+
+    out = model(dataclasses.replace(room, views=blind))
+    assert torch.isfinite(out["loss"])  # no alignment (image masks drawn at random), an empty render
+    torch.nn.init.constant_(model.head.mlp[-1].bias, float("nan"))
+    assert torch.isnan(model(room)["loss"])  # the engine stops on it and keeps the last good checkpoint
+
+
+def test_too_few_views_are_refused(room):
+    model = _model(room, input_views=2)
+    with pytest.raises(ConfigError, match="more than scene.input_views=2 posed views"):
+        model(room)
+
+
+G2S = ["scene=gaussian2scene", "dataset.views=2", "scene.render_width=32", "scene.render_height=24", "scene.stage1_epochs=1",
+       "scene.head_hidden=16", "eval=none"]
+
+
+def test_cli_runs_both_stages_writes_held_out_views_and_resumes_across_the_boundary(tmp_path, monkeypatch):
+    from geossl import cli
+    from geossl.engine.engine import Engine
+
+    args = ["pretrain", "dataset=rooms", *[o for o in TINY if not o.startswith("eval.")], *G2S]
+    assert cli.main([*args, f"run_dir={tmp_path / 'full'}"]) == 0
+    summary = json.loads((tmp_path / "full" / "summary.json").read_text())
+    assert summary["method"] == "gaussian2scene" and {"render_rgb", "gaussian_position"} <= set(summary["final_losses"])
+    assert summary["test_render_psnr"] > 0 and summary["test_baseline_psnr"] > 0
+    from PIL import Image
+
+    assert Image.open(summary["held_out_views_png"]).size == (64, 24 * 2)  # rendered | real; a row per view of 2 test rooms
+    save = Engine._save
+
+    def killed_after_stage_1(self, method, opt, sched, epoch, losses):
+        save(self, method, opt, sched, epoch, losses)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Engine, "_save", killed_after_stage_1)
+    assert cli.main([*args, f"run_dir={tmp_path / 'cut'}"]) == 130
+    monkeypatch.setattr(Engine, "_save", save)
+    assert cli.main([*args, f"trainer.resume={tmp_path / 'cut'}"]) == 0
+    full = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)
+    cut = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
+    assert full["epoch"] == cut["epoch"] == 2
+    for k, v in full["model"].items():
+        assert torch.equal(v, cut["model"][k]), k
+    assert cli.main(["pretrain", "dataset=rooms", *[o for o in TINY if not o.startswith("eval.")], *G2S[:1], "dataset.views=1",
+                     "eval=none", f"run_dir={tmp_path / 'few'}"]) == 2
