@@ -20,6 +20,7 @@ from torch import Tensor
 from geossl.encoder import Encoder
 from geossl.errors import ConfigError
 from geossl.frames import Views
+from geossl.method import Method
 from geossl.gaussians.head import GaussianHead, PointGaussians
 from geossl.gaussians.metrics import psnr, ssim
 from geossl.ops import rasterize_gaussians
@@ -65,9 +66,14 @@ def point_baseline(points: Tensor, colors: Tensor) -> PointGaussians:
                           colors.clamp(0, 1))
 
 
+def _is_patch_encoder(encoder_cls) -> bool:
+    return all(hasattr(encoder_cls, a) for a in ("group", "tokenise", "transform"))
+
+
 @METHODS.register("gaussian2scene", domain="scene")
 class Gaussian2Scene(PiMAE):
-    """Gaussian2Scene on a patch encoder (``encoder=point_patch_transformer``).
+    """Gaussian2Scene on a patch encoder (``encoder=point_patch_transformer``), or stage 2 alone on a per-point
+    encoder (``encoder=spunet``: one Gaussian per input point from its features, as GS3 and UniPre3D do).
 
     Every scene of a batch brings ``input_views`` posed views that the model sees and at least one more that it
     renders. **Stage 1** (the first ``stage1_epochs`` epochs) is :class:`PiMAE` on the points and the input views.
@@ -99,7 +105,16 @@ class Gaussian2Scene(PiMAE):
                  image_weight: float = 1.0, stage1_weight: float = 1.0, render_width: int = 160, render_height: int = 120,
                  rgb_weight: float = 1.0, lambda_dssim: float = 0.2, depth_weight: float = 0.1, position_weight: float = 1.0,
                  head_hidden: int = 128, offset_scale: float = 0.1, scale_init: float = 0.08):
-        super().__init__(encoder, in_dim, mask_ratio, image_patch, decoder_depth, decoder_heads, point_weight, image_weight)
+        self.patches = _is_patch_encoder(type(encoder))
+        if self.patches:
+            super().__init__(encoder, in_dim, mask_ratio, image_patch, decoder_depth, decoder_heads, point_weight, image_weight)
+        else:  # a per-point encoder (spunet): no tokens to mask, so stage 2 alone, from the encoder's per-point features
+            Method.__init__(self)
+            self.encoder = encoder
+            if stage1_epochs:
+                raise ConfigError(f"scene.stage1_epochs={stage1_epochs}: stage 1 masks patch tokens, which a per-point encoder "
+                                  f"({type(encoder).__name__}) does not make; set scene.stage1_epochs=0 (Gaussians from its "
+                                  "per-point features from the first epoch) or use encoder=point_patch_transformer.")
         if stage1_epochs < 0 or input_views < 1 or min(render_width, render_height) < 1 or not 0 <= lambda_dssim <= 1 \
                 or min(stage1_weight, rgb_weight, depth_weight, position_weight) < 0:
             raise ConfigError(f"gaussian2scene needs scene.stage1_epochs >= 0, scene.input_views >= 1, a positive render size, "
@@ -123,6 +138,17 @@ class Gaussian2Scene(PiMAE):
                               f"scene.input_views={self.input_views} posed views, and has {have}; raise dataset.views.")
         return dataclasses.replace(batch, views=select_views(batch.views, 0, self.input_views)), select_views(batch.views, self.input_views)
 
+    def predict(self, seen: PointBatch, generator: Optional[torch.Generator] = None) -> Tuple[Dict[str, Tensor], List[PointGaussians]]:
+        """``(stage-1 pass, per-scene Gaussians)`` of a batch with its input views: from the reconstructed cloud
+        (patch encoder), or one Gaussian per input point from the encoder's per-point features (per-point encoder;
+        the stage-1 pass is then empty)."""
+        if self.patches:
+            rec = self.reconstruct(seen, generator)
+            return rec, self.gaussians(rec)
+        features = self.encoder(seen)
+        inputs = torch.cat([features, features.new_zeros(len(features), 3)], 1)  # no offset within a patch
+        return {}, [self.head(seen.coord[s], inputs[s]) for s in seen.scene_slices()]
+
     def gaussians(self, rec: Dict[str, Tensor]) -> List[PointGaussians]:
         """Per scene, one Gaussian per point of the reconstructed cloud of a :meth:`reconstruct` pass."""
         hidden = rec["point_hidden"][..., None, None]
@@ -135,16 +161,15 @@ class Gaussian2Scene(PiMAE):
 
     def forward(self, batch: PointBatch, generator: Optional[torch.Generator] = None) -> Dict[str, Tensor]:
         seen, targets = self._split(batch)
-        rec = self.reconstruct(seen, generator)
-        stage1 = rec["loss"]
         if self.stage == 1:
-            return {"loss": stage1, "chamfer": rec["chamfer"], "image_mse": rec["image_mse"]}
-        per_scene = self.gaussians(rec)
+            rec = self.reconstruct(seen, generator)
+            return {"loss": rec["loss"], "chamfer": rec["chamfer"], "image_mse": rec["image_mse"]}
+        rec, per_scene = self.predict(seen, generator)
+        stage1 = {k: rec[k] for k in ("chamfer", "image_mse")} if rec else {}
         if not all(g.is_finite() for g in per_scene):
-            nan = stage1 * float("nan")
-            return {"loss": nan, "chamfer": rec["chamfer"], "image_mse": rec["image_mse"]}
+            return {"loss": per_scene[0].means.new_tensor(float("nan")), **stage1}
         color, depth, K = render_targets(targets, self.render_width, self.render_height)
-        rgb_loss = depth_loss = position = stage1.new_zeros(())
+        rgb_loss = depth_loss = position = batch.coord.new_zeros(())
         slices = batch.scene_slices()
         for b, g in enumerate(per_scene):
             rgb, ed = render(g, K[b], targets.cam_to_world[b], self.render_width, self.render_height)
@@ -157,10 +182,15 @@ class Gaussian2Scene(PiMAE):
             position = position + chamfer_distance(g.means, batch.coord[slices[b]])
         B, V = color.shape[:2]
         rgb_loss, depth_loss, position = rgb_loss / (B * V), depth_loss / B, position / B
-        loss = self.stage1_weight * stage1 + self.rgb_weight * rgb_loss + self.depth_weight * depth_loss \
-            + self.position_weight * position
-        return {"loss": loss, "chamfer": rec["chamfer"], "image_mse": rec["image_mse"], "render_rgb": rgb_loss.detach(),
-                "render_depth": depth_loss.detach(), "gaussian_position": position.detach()}
+        loss = self.rgb_weight * rgb_loss + self.depth_weight * depth_loss + self.position_weight * position
+        if rec:
+            loss = loss + self.stage1_weight * rec["loss"]
+        return {"loss": loss, **stage1, "render_rgb": rgb_loss.detach(), "render_depth": depth_loss.detach(),
+                "gaussian_position": position.detach()}
+
+    @staticmethod
+    def check_encoder(encoder_cls) -> None:
+        """Any scene encoder: a patch encoder runs both stages, a per-point one (spunet) stage 2 alone."""
 
     @staticmethod
     def views_needed(scene_cfg) -> int:
@@ -171,7 +201,7 @@ class Gaussian2Scene(PiMAE):
     def held_out_views(self, batch: PointBatch, generator: torch.Generator) -> List[Tuple[Tensor, Tensor]]:
         """``(rendered, real)`` ``[h, w, 3]`` pairs of every scene's views that the encoder did not see."""
         seen, targets = self._split(batch)
-        per_scene = self.gaussians(self.reconstruct(seen, generator))
+        per_scene = self.predict(seen, generator)[1]
         color, _, K = render_targets(targets, self.render_width, self.render_height)
         pairs = []
         for b, g in enumerate(per_scene):
@@ -184,7 +214,7 @@ class Gaussian2Scene(PiMAE):
         """PSNR and SSIM of the views the encoder did not see, rendered from the predicted Gaussians and from the
         :func:`point_baseline` of the scene's points, at ``render_width`` x ``render_height``, averaged over views."""
         seen, targets = self._split(batch)
-        per_scene = self.gaussians(self.reconstruct(seen, generator))
+        per_scene = self.predict(seen, generator)[1]
         color, _, K = render_targets(targets, self.render_width, self.render_height)
         out = {"render_psnr": 0.0, "render_ssim": 0.0, "baseline_psnr": 0.0, "baseline_ssim": 0.0}
         slices = batch.scene_slices()

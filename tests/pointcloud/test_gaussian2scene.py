@@ -112,3 +112,23 @@ def test_cli_runs_both_stages_writes_held_out_views_and_resumes_across_the_bound
         assert torch.equal(v, cut["model"][k]), k
     assert cli.main(["pretrain", "dataset=rooms", *[o for o in TINY if not o.startswith("eval.")], *G2S[:1], "dataset.views=1",
                      "eval=none", f"run_dir={tmp_path / 'few'}"]) == 2
+
+
+def test_a_per_point_encoder_runs_stage_two_alone(room):
+    from geossl.pointcloud.encoders.spunet import SpUNet
+
+    torch.manual_seed(0)
+    encoder = SpUNet(in_dim=room.feat.shape[1], voxel_size=0.1, out_dim=16)
+    with pytest.raises(ConfigError, match="set scene.stage1_epochs=0"):
+        Gaussian2Scene(encoder, room.feat.shape[1], stage1_epochs=3)
+    model = Gaussian2Scene(encoder, room.feat.shape[1], stage1_epochs=0, render_width=32, render_height=24)
+    opt = torch.optim.AdamW(model.parameters(), 1e-3)
+    losses = []
+    for step in range(15):
+        out = model(room)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        losses.append(float(out["loss"]))
+    assert "chamfer" not in out and losses[-1] < 0.8 * losses[0]
+    assert len(model.held_out_views(room, torch.Generator())) == 1
