@@ -1,0 +1,121 @@
+"""Gaussian2Scene's step on this CPU: seconds per training step and peak memory of each stage (CPU preset, a fixed
+batch of 8 rooms), at 1 and 2 threads, and where a stage-2 step's time goes (the masked encoder-decoder pass, the
+Gaussian head, rendering forward, the losses, backward), each measured around its own calls.
+
+    python benchmarks/gaussian2scene_speed.py --steps 5
+
+Each thread count runs in a process of its own (`--one <threads>`); a stage's peak is the process's resident
+high-water mark from the start of that stage's steps (reset through /proc/self/clear_refs). Writes the
+`gaussian2scene_speed` section of docs/results.md and docs/results/gaussian2scene_speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import machine_line, write_json, write_section  # noqa: E402
+
+
+def reset_peak() -> None:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def one(threads: int, steps: int) -> dict:
+    import geossl.pointcloud.methods.gaussian2scene as g2s
+    from geossl.cli import _compose
+    from geossl.io import peak_rss_mb
+    from geossl.pipeline import build_method
+    from geossl.pointcloud.adapter import ADAPTER
+    from geossl.points import collate
+
+    torch.set_num_threads(threads)
+    cfg = _compose("pretrain_scene", ["scene=gaussian2scene"], "scene")
+    data = ADAPTER.load_dataset(cfg)
+    batch = collate([data.split("train")[(i, i)] for i in range(8)])
+    torch.manual_seed(0)
+    method = build_method(cfg, ADAPTER, data).train()
+    opt = torch.optim.AdamW(method.parameters(), lr=1e-4)
+    parts = defaultdict(float)
+
+    def timed(name, fn):
+        def wrapper(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                parts[name] += time.perf_counter() - t
+        return wrapper
+
+    method.reconstruct = timed("masked encoder-decoder pass", method.reconstruct)
+    method.head.forward = timed("Gaussian head", method.head.forward)
+    g2s.render = timed("rendering (forward)", g2s.render)
+    out = {"threads": threads}
+    for stage in (1, 2):
+        method.before_epoch(0 if stage == 1 else method.stage1_epochs)
+        step_times = []
+        reset_peak()
+        for i in range(steps + 1):
+            parts.clear()
+            t = time.perf_counter()
+            loss = method(batch, torch.Generator().manual_seed(i))["loss"]
+            forward = time.perf_counter() - t
+            opt.zero_grad()
+            t1 = time.perf_counter()
+            loss.backward()
+            backward = time.perf_counter() - t1
+            opt.step()
+            if i:  # the first step warms up
+                step_times.append(time.perf_counter() - t)
+                if stage == 2:
+                    for k, v in {**parts, "losses and the rest of forward": forward - sum(parts.values()), "backward": backward}.items():
+                        out.setdefault("stage2_parts", defaultdict(float))[k] += v / steps
+        out[f"stage{stage}_s_per_step"] = sum(step_times) / len(step_times)
+        out[f"stage{stage}_peak_mb"] = peak_rss_mb()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    ap.add_argument("--one", type=int, default=0, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(one(args.one, args.steps)))
+        return
+    rows = []
+    for t in args.threads:
+        res = subprocess.run([sys.executable, __file__, "--one", str(t), "--steps", str(args.steps)], capture_output=True, text=True)
+        if res.returncode != 0:
+            raise SystemExit(res.stderr[-3000:])
+        rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    write_json("gaussian2scene_speed", {"machine": machine_line(), "rows": rows})
+    lines = ["## Gaussian2Scene step time on CPU", "",
+             f"`python benchmarks/gaussian2scene_speed.py --steps {args.steps}` — CPU preset (encoder 4 x 128, 64 patches of 32 "
+             "points, one 320x240 input view in 32-pixel patches, one view rendered at 160x120 from 2,048 Gaussians per "
+             f"room), a fixed batch of 8 rooms, AdamW; mean of {args.steps} steps after one warm-up. Peak: resident "
+             "high-water mark of the process from the start of that stage's steps.", "",
+             machine_line().replace(f"{torch.get_num_threads()} torch threads, ", ""), "",
+             "| threads | stage 1 s/step | stage 1 peak (MB) | stage 2 s/step | stage 2 peak (MB) | stage 2: where the time goes (s/step) |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["stage2_parts"].items(), key=lambda kv: -kv[1]))
+        lines.append(f"| {r['threads']} | {r['stage1_s_per_step']:.2f} | {r['stage1_peak_mb']:.0f} | **{r['stage2_s_per_step']:.2f}** | "
+                     f"{r['stage2_peak_mb']:.0f} | {parts} |")
+    write_section("gaussian2scene_speed", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
