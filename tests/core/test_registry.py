@@ -35,7 +35,7 @@ def test_names_of_another_domain_are_refused_with_this_domains_names():
     with pytest.raises(UnknownNameError, match="'gat' is a graph encoder, and this is a scene run. Valid scene encoders: "
                                                "point_patch_transformer, spunet"):
         ENCODERS.get("gat", domain="scene")
-    with pytest.raises(UnknownNameError, match="Valid scene methods: pointmae"):
+    with pytest.raises(UnknownNameError, match="Valid scene methods: gaussian2scene, pimae, pointmae"):
         METHODS.get("graphmea", domain="scene")
     assert ENCODERS.domain("spunet") == "scene" and METHODS.domain("graphmae2") == "graph"
 
