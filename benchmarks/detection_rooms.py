@@ -60,7 +60,7 @@ def collect(out: Path) -> dict:
     return {p.parent.name: json.loads(p.read_text()) for p in sorted(out.glob("*/summary.json"))}
 
 
-def render(runs: dict, extra: dict, note: str) -> None:
+def render(runs: dict, extra: dict, note: str, speed: dict) -> None:
     def ms(rows, key, scale=100.0, digits=1):
         m, s = mean_std([scale * r[key] for r in rows])
         return f"{m:.{digits}f} ± {s:.{digits}f}" if len(rows) > 1 else f"{m:.{digits}f}"
@@ -69,7 +69,7 @@ def render(runs: dict, extra: dict, note: str) -> None:
     for name, r in runs.items():
         if name.startswith("scannet"):
             continue
-        key = (r["encoder"].split(" ")[0] if "from scratch" in r["encoder"] else "Point-MAE pretrained " + Path(r["encoder"]).parent.name,
+        key = (r["encoder"].split(" ")[0] if "from scratch" in r["encoder"] else "point_patch_transformer, Point-MAE pretrained",
                r["train_fraction"])
         groups.setdefault(key, []).append(r)
     lines = ["## 3D detection on procedural rooms (VoteNet head)", "",
@@ -91,6 +91,12 @@ def render(runs: dict, extra: dict, note: str) -> None:
     if curves:
         lines += ["", "Learning curves (validation mAP@0.25 %, 50 val rooms, by epoch):", ""]
         lines += [f"- {n}: " + ", ".join(f"{c['epoch']}: {100 * c['val_mAP@0.25']:.1f}" for c in curve) for n, curve in curves]
+    if speed:
+        lines += ["", "Speed, one run at a time on an otherwise idle machine (`--speed`: 20 training steps of 8 rooms, then the 100 test "
+                  "rooms; the table's times above depend on how many runs shared the two cores):", "",
+                  "| backbone | threads | s/step (training) | s/scene (inference) | peak memory (MB) |", "|---|---|---|---|---|"]
+        lines += [f"| {k.split('/')[0]} | {k.split('/')[1]} | {v['seconds_per_step']:.2f} | {v['inference_seconds_per_scene']:.3f} | "
+                  f"{v['peak_rss_mb']:.0f} |" for k, v in speed.items()]
     for title, result in extra.items():
         lines += ["", f"{title}: mAP@0.25 {100 * result['mAP@0.25']:.1f}, mAP@0.5 {100 * result['mAP@0.5']:.1f}"
                   + (f" over {', '.join(result['classes_evaluated'])}" if isinstance(result.get("classes_evaluated"), list) else "")
@@ -109,6 +115,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--scannet", action="store_true", help="evaluate the seed-0 scratch detector on ScanNet, and fit the three samples")
     ap.add_argument("--render", action="store_true")
+    ap.add_argument("--speed", action="store_true", help="time 20 training steps (160 rooms, 1 epoch) and inference on the 100 test "
+                    "rooms for each backbone at 1 and 2 threads, one run at a time (run it on an otherwise idle machine)")
     ap.add_argument("--note", default="")
     ap.add_argument("--threads", type=int, default=2, help="torch threads per run (the timings' cores)")
     args = ap.parse_args()
@@ -126,6 +134,20 @@ def main() -> None:
                     encoder = Path(args.pretrained) / f"seed{seed}" / "encoder.safetensors"
                     finetune(f"pointmae-f{fraction:g}-seed{seed}", out, [f"encoder={encoder}", f"seed={seed}",
                                                                         f"dataset.train_fraction={fraction}", f"trainer.epochs={args.epochs}"])
+    speed_file = out / "speed.json"
+    if args.speed and not args.render:
+        speed = {}
+        for backbone in ("spunet", "point_patch_transformer"):
+            for threads in (1, 2):
+                run_dir = out / "speed" / f"{backbone}-t{threads}"
+                if not (run_dir / "summary.json").is_file():
+                    cmd = [sys.executable, "-m", "geossl", "finetune", "detection=votenet", f"run_dir={run_dir}", "trainer.progress=false",
+                           f"trainer.threads={threads}", f"encoder={backbone}", "dataset.splits.train=[0,160]", "trainer.epochs=1", "seed=0"]
+                    if subprocess.run(cmd, capture_output=True, text=True).returncode != 0:
+                        raise SystemExit(f"{' '.join(cmd[2:])} failed")
+                r = json.loads((run_dir / "summary.json").read_text())
+                speed[f"{backbone}/{threads}"] = {k: r[k] for k in ("seconds_per_step", "inference_seconds_per_scene", "peak_rss_mb")}
+        speed_file.write_text(json.dumps(speed, indent=2))
     extra_file = out / "extra.json"
     extra = json.loads(extra_file.read_text()) if extra_file.is_file() else {}
     if args.scannet and not args.render:
@@ -139,7 +161,8 @@ def main() -> None:
                                                 "dataset.splits.test=[scene0000_00,scene0000_01,scene0000_02]", f"trainer.epochs={args.epochs}"])
         extra["Fitted on the three ScanNet samples and evaluated on them (an overfitting check of the real-data path, 18 classes)"] = fit
         extra_file.write_text(json.dumps(extra, indent=2))
-    render(collect(out), extra, args.note)
+    speed = json.loads(speed_file.read_text()) if speed_file.is_file() else {}
+    render(collect(out), extra, args.note, speed)
 
 
 if __name__ == "__main__":
