@@ -53,6 +53,19 @@ class _RowNorm(nn.BatchNorm1d):
         return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
 
 
+def is_patch_encoder(encoder_cls) -> bool:
+    """Whether an encoder class groups points into patches and encodes token subsets (what masked patch methods need)."""
+    return all(hasattr(encoder_cls, a) for a in ("group", "tokenise", "transform"))
+
+
+def require_patch_encoder(encoder_cls, method: str) -> None:
+    """Refuse a non-patch encoder for ``scene=<method>``, naming the encoder that works."""
+    if not is_patch_encoder(encoder_cls):
+        name = getattr(encoder_cls, "registry_name", encoder_cls.__name__)
+        raise ConfigError(f"scene={method} needs a patch encoder (encoder=point_patch_transformer); encoder={name} does not "
+                          "group points into patches.")
+
+
 @ENCODERS.register("point_patch_transformer", domain="scene")
 class PointPatchTransformer(Encoder):
     """Per-patch and per-point features of a :class:`~geossl.points.PointBatch`.

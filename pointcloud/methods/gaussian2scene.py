@@ -29,6 +29,7 @@ from geossl.ops.geometry import chamfer_distance, knn
 from geossl.points import PointBatch
 from geossl.registry import METHODS
 
+from ..encoders.patch_transformer import is_patch_encoder
 from .pimae import PiMAE
 
 
@@ -66,10 +67,6 @@ def point_baseline(points: Tensor, colors: Tensor) -> PointGaussians:
                           colors.clamp(0, 1))
 
 
-def _is_patch_encoder(encoder_cls) -> bool:
-    return all(hasattr(encoder_cls, a) for a in ("group", "tokenise", "transform"))
-
-
 @METHODS.register("gaussian2scene", domain="scene")
 class Gaussian2Scene(PiMAE):
     """Gaussian2Scene on a patch encoder (``encoder=point_patch_transformer``), or stage 2 alone on a per-point
@@ -105,7 +102,7 @@ class Gaussian2Scene(PiMAE):
                  image_weight: float = 1.0, stage1_weight: float = 1.0, render_width: int = 160, render_height: int = 120,
                  rgb_weight: float = 1.0, lambda_dssim: float = 0.2, depth_weight: float = 0.1, position_weight: float = 1.0,
                  head_hidden: int = 128, offset_scale: float = 0.1, scale_init: float = 0.08):
-        self.patches = _is_patch_encoder(type(encoder))
+        self.patches = is_patch_encoder(type(encoder))
         if self.patches:
             super().__init__(encoder, in_dim, mask_ratio, image_patch, decoder_depth, decoder_heads, point_weight, image_weight)
         else:  # a per-point encoder (spunet): no tokens to mask, so stage 2 alone, from the encoder's per-point features

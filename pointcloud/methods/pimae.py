@@ -22,6 +22,7 @@ from geossl.points import PointBatch
 from geossl.registry import METHODS
 
 from ..crossmodal import complementary_masks, image_patch_of_points, patch_grid
+from ..encoders.patch_transformer import require_patch_encoder
 
 
 def sincos_2d(cols: int, rows: int, dim: int) -> Tensor:
@@ -105,10 +106,7 @@ class PiMAE(Method):
     @staticmethod
     def check_encoder(encoder_cls) -> None:
         """PiMAE needs an encoder that groups points into patches and exposes its transformer blocks."""
-        if not all(hasattr(encoder_cls, a) for a in ("group", "tokenise", "transform")):
-            name = getattr(encoder_cls, "registry_name", encoder_cls.__name__)
-            raise ConfigError(f"scene=pimae needs a patch encoder (encoder=point_patch_transformer); encoder={name} does not "
-                              "group points into patches.")
+        require_patch_encoder(encoder_cls, "pimae")
 
     def masks(self, batch: PointBatch, centres: Tensor, generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
         """``(point_hidden [B, G], image_hidden [B, V, P])``: each scene's complementary masks from its centres'

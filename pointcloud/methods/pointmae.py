@@ -19,6 +19,8 @@ from geossl.ops.geometry import chamfer_distance
 from geossl.points import PointBatch
 from geossl.registry import METHODS
 
+from ..encoders.patch_transformer import require_patch_encoder
+
 
 @METHODS.register("pointmae", domain="scene")
 class PointMAE(Method):
@@ -62,10 +64,7 @@ class PointMAE(Method):
     @staticmethod
     def check_encoder(encoder_cls) -> None:
         """Point-MAE needs an encoder that groups points into patches and encodes visible tokens alone."""
-        if not all(hasattr(encoder_cls, a) for a in ("group", "tokenise", "transform")):
-            name = getattr(encoder_cls, "registry_name", encoder_cls.__name__)
-            raise ConfigError(f"scene=pointmae needs a patch encoder (encoder=point_patch_transformer); encoder={name} "
-                              "does not group points into patches.")
+        require_patch_encoder(encoder_cls, "pointmae")
 
     def random_mask(self, scenes: int, generator: Optional[torch.Generator] = None, device=None) -> Tensor:
         """``[scenes, centres]`` bool, True for the ``int(mask_ratio * centres)`` hidden patches of each scene."""
