@@ -61,3 +61,17 @@ def write_json(name: str, data) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return path
+
+
+def geossl_run(args: list, run_dir: Path) -> dict:
+    """The summary of ``python -m geossl <args> run_dir=<run_dir>``, run in a process of its own with its output in
+    ``<run_dir>.log``; a run that already has its ``summary.json`` is reused."""
+    import sys
+
+    if not (run_dir / "summary.json").is_file():
+        cmd = [sys.executable, "-m", "geossl", *args, f"run_dir={run_dir}"]
+        log_path = run_dir.parent / f"{run_dir.name}.log"
+        with open(log_path, "w") as log:
+            if subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
+                raise SystemExit(f"{' '.join(cmd[2:])} failed: see {log_path}")
+    return json.loads((run_dir / "summary.json").read_text())

@@ -13,27 +13,19 @@ docs/results.md and docs/results/gaussian2scene_rooms.json.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine_line, mean_std, write_json, write_section  # noqa: E402
+from _report import geossl_run, machine_line, mean_std, write_json, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {"gaussian2scene": [], "stage 1 alone": ["scene.stage1_epochs=${trainer.epochs}"]}
 
 
 def run(variant: str, seed: int, out: Path, threads: int, extra: list) -> dict:
-    run_dir = out / f"{variant.replace(' ', '_')}-seed{seed}"
-    if not (run_dir / "summary.json").is_file():
-        cmd = [sys.executable, "-m", "geossl", "pretrain", "scene=gaussian2scene", "dataset=rooms", f"seed={seed}",
-               f"trainer.threads={threads}", "trainer.progress=false", f"run_dir={run_dir}", *extra, *VARIANTS[variant]]
-        with open(out / f"{run_dir.name}.log", "w") as log:
-            if subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
-                raise SystemExit(f"{' '.join(cmd[2:])} failed: see {out / f'{run_dir.name}.log'}")
-    return json.loads((run_dir / "summary.json").read_text())
+    return geossl_run(["pretrain", "scene=gaussian2scene", "dataset=rooms", f"seed={seed}", f"trainer.threads={threads}",
+                       "trainer.progress=false", *extra, *VARIANTS[variant]], out / f"{variant.replace(' ', '_')}-seed{seed}")
 
 
 def main() -> None:

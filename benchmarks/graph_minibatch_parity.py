@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine_line, mean_std, write_json, write_section  # noqa: E402
+from _report import geossl_run, machine_line, mean_std, write_json, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Nodes and the preset's full-batch epochs of each dataset.
@@ -34,16 +33,10 @@ def epochs_for(dataset: str, sampler: str) -> int:
 
 
 def run(dataset: str, sampler: str, seed: int, out: Path, threads: int) -> dict:
-    run_dir = out / f"{dataset}-{sampler}-seed{seed}"
-    if not (run_dir / "summary.json").is_file():
-        batch, options = SAMPLERS[sampler]
-        cmd = [sys.executable, "-m", "geossl", "pretrain", "graph=graphmae", f"dataset={dataset}", f"sampler={sampler}",
-               f"sampler.batch_nodes={batch}", *options, f"trainer.epochs={epochs_for(dataset, sampler)}", f"seed={seed}",
-               f"trainer.threads={threads}", "trainer.progress=false", f"run_dir={run_dir}"]
-        with open(out / f"{run_dir.name}.log", "w") as log:
-            if subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
-                raise SystemExit(f"{' '.join(cmd[2:])} failed: see {out / f'{run_dir.name}.log'}")
-    return json.loads((run_dir / "summary.json").read_text())
+    batch, options = SAMPLERS[sampler]
+    return geossl_run(["pretrain", "graph=graphmae", f"dataset={dataset}", f"sampler={sampler}", f"sampler.batch_nodes={batch}",
+                       *options, f"trainer.epochs={epochs_for(dataset, sampler)}", f"seed={seed}", f"trainer.threads={threads}",
+                       "trainer.progress=false"], out / f"{dataset}-{sampler}-seed{seed}")
 
 
 def main() -> None:
