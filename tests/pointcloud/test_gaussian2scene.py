@@ -43,8 +43,8 @@ def test_the_stage_follows_the_epoch_and_stage_two_losses_fall_on_one_room(room)
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
-        first = first or {k: float(v) for k, v in out.items()}
-        last = {k: float(v) for k, v in out.items()}
+        first = first or {k: float(v.detach()) for k, v in out.items()}
+        last = {k: float(v.detach()) for k, v in out.items()}
     assert {"render_rgb", "render_depth", "gaussian_position"} <= set(last)
     assert last["loss"] < 0.8 * first["loss"] and last["render_rgb"] < first["render_rgb"]
     metrics = model.held_out_metrics(room, torch.Generator().manual_seed(0))
