@@ -25,17 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import machine_line, write_json, write_section  # noqa: E402
 
 
-def reset_peak() -> None:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
 
 def one(threads: int, steps: int) -> dict:
     import geossl.pointcloud.methods.gaussian2scene as g2s
     from geossl.cli import _compose
-    from geossl.io import peak_rss_mb
+    from geossl.io import peak_rss_mb, reset_peak_rss
     from geossl.pipeline import build_method
     from geossl.pointcloud.adapter import ADAPTER
     from geossl.points import collate
@@ -65,7 +59,7 @@ def one(threads: int, steps: int) -> dict:
     for stage in (1, 2):
         method.before_epoch(0 if stage == 1 else method.stage1_epochs)
         step_times = []
-        reset_peak()
+        reset_peak_rss()
         for i in range(steps + 1):
             parts.clear()
             t = time.perf_counter()

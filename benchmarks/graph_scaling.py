@@ -33,13 +33,6 @@ SAMPLER = {"fanouts": [10, 10], "batch_nodes": 1024}
 CHUNK = 4096
 
 
-def reset_peak() -> None:
-    """Restart this process's resident high-water mark (Linux; a no-op elsewhere, then peaks include earlier phases)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
 
 def one(n: int, steps: int, threads: int) -> dict:
     """Generation, ``steps`` timed GraphMAE steps (after one warm-up) and layer-wise inference on an ``n``-node graph."""
@@ -48,12 +41,12 @@ def one(n: int, steps: int, threads: int) -> dict:
     from geossl.graph.methods.graphmae import GraphMAE
     from geossl.graph.minibatch import SubgraphBatch
     from geossl.graph.synthetic import synthetic_graph_dataset
-    from geossl.io import peak_rss_mb
+    from geossl.io import peak_rss_mb, reset_peak_rss
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     out = {"nodes": n}
-    reset_peak()
+    reset_peak_rss()
     t = time.perf_counter()
     data = synthetic_graph_dataset(num_nodes=n).data
     out["generate_s"] = time.perf_counter() - t
@@ -62,7 +55,7 @@ def one(n: int, steps: int, threads: int) -> dict:
     out["edges"] = int(data.edge_index.shape[1])
     out["graph_mb"] = (data.edge_index.numel() * 8 + (x.crow_indices().numel() + x.col_indices().numel()) * 8
                        + x.values().numel() * 4) / 2**20
-    reset_peak()
+    reset_peak_rss()
     batches = SubgraphBatch(data, "neighbour", fanouts=SAMPLER["fanouts"])
     method = GraphMAE(GAT(500, **MODEL), in_dim=500)
     opt = torch.optim.Adam(method.parameters(), lr=1e-3)
@@ -82,7 +75,7 @@ def one(n: int, steps: int, threads: int) -> dict:
             edges.append(batch.edge_index.shape[1])
     out.update(seconds_per_1000_seeds=sum(times) / len(times) * 1000 / size, subgraph_nodes=sum(nodes) / len(nodes),
                subgraph_edges=sum(edges) / len(edges), train_peak_mb=peak_rss_mb(), steps=steps)
-    reset_peak()
+    reset_peak_rss()
     t = time.perf_counter()
     z = embed_layerwise(method.encoder, data, CHUNK)
     out.update(layerwise_s=time.perf_counter() - t, layerwise_peak_mb=peak_rss_mb(), embedding_mb=z.numel() * 4 / 2**20)

@@ -165,6 +165,19 @@ def load_npy(path: str | os.PathLike, error: type):
         raise error(f"{path} is not a readable NumPy array: {type(e).__name__}: {e}") from None
 
 
+def reset_peak_rss() -> bool:
+    """Restart this process's resident high-water mark (what :func:`peak_rss_mb` reads), so that a later reading is
+    the peak of what ran since. Linux only (``/proc/self/clear_refs``); returns whether it was restarted."""
+    clear = Path("/proc/self/clear_refs")
+    if not clear.exists():
+        return False
+    try:
+        clear.write_text("5")
+    except OSError:  # a kernel or sandbox that does not allow it: peaks then include earlier phases
+        return False
+    return True
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory in MB: the kernel's high-water mark of this program (``VmHWM``), which,
     unlike ``getrusage``'s ``ru_maxrss``, does not carry over the peak of the process that started it."""

@@ -45,3 +45,16 @@ def test_summaries_are_strict_json(tmp_path):
     write_json(tmp_path / "s.json", {"nan": float("nan"), "inf": [float("inf")], "x": 1.5})
     text = (tmp_path / "s.json").read_text()
     assert "NaN" not in text and json.loads(text) == {"nan": None, "inf": [None], "x": 1.5}
+
+
+def test_reset_peak_rss_forgets_an_earlier_peak():
+    import torch
+
+    from geossl.io import peak_rss_mb, reset_peak_rss
+
+    block = torch.ones(64 * 2**20 // 4)  # 64 MB touched
+    high = peak_rss_mb()
+    del block
+    if not reset_peak_rss():
+        pytest.skip("this kernel does not let a process restart its peak (no /proc/self/clear_refs)")
+    assert peak_rss_mb() < high - 32
