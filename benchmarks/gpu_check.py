@@ -134,15 +134,20 @@ def sparse_case(voxels: int, channels: int = 32, grid: int = 128, seed: int = 0,
     return case
 
 
-def rasterize_case(n: int, width: int, height: int, sh_degree=None, backgrounds=None, cameras: int = 1) -> dict:
-    """One scene rendered by our CPU reference and by gsplat on CUDA: colours, alphas, expected
-    depths and every input's gradient compared, then both timed."""
+def rasterize_case(n: int, width: int, height: int, sh_degree=None, backgrounds=None, cameras: int = 1, scenes: int = 1) -> dict:
+    """One scene (or a batch of ``scenes`` scenes, ``[scenes, n, ...]`` in one call) rendered by our CPU reference
+    and by gsplat on CUDA: colours, alphas, expected depths and every input's gradient compared, then both timed."""
     params, V, K = random_scene(n, width, height, sh_degree=sh_degree, cameras=cameras)
+    if scenes > 1:
+        batch = [random_scene(n, width, height, seed=s, sh_degree=sh_degree, cameras=cameras) for s in range(scenes)]
+        params = [torch.stack([b[0][i] for b in batch]) for i in range(len(params))]
+        V, K = torch.stack([b[1] for b in batch]), torch.stack([b[2] for b in batch])
     kw = {"sh_degree": sh_degree, "backgrounds": backgrounds}
     ref = run(params, V, K, width, height, "cpu", "torch", **kw)
     new = run(params, V, K, width, height, "cuda", "gsplat", **kw)
     colour = (ref[0][..., :3] - new[0][..., :3]).abs()
-    features = ("RGB" if sh_degree is None else f"SH degree {sh_degree}") + f", {cameras} camera{'s' if cameras > 1 else ''}"
+    features = ("RGB" if sh_degree is None else f"SH degree {sh_degree}") + f", {cameras} camera{'s' if cameras > 1 else ''}" \
+        + (f" x {scenes} scenes in one call" if scenes > 1 else "")
     case = {"gaussians": n, "size": f"{width}x{height}", "features": features + (", backgrounds" if backgrounds is not None else ""),
             "max_abs_image": float(colour.max()), "mean_abs_image": float(colour.mean()),
             "pixels_image_diff_over_1/255": int((colour > 1 / 255).sum()), "max_abs_alpha": float((ref[1] - new[1]).abs().max())}
@@ -160,11 +165,13 @@ def rasterize_case(n: int, width: int, height: int, sh_degree=None, backgrounds=
 
 def rasterize_cases(sizes):
     """gsplat (CUDA) against our CPU reference: plain RGB from one camera per scene size and image
-    size, then SH colours (degree 3) seen by two cameras over two backgrounds."""
+    size, then SH colours (degree 3) seen by two cameras over two backgrounds, then a batch of 8 scenes with 3
+    cameras each rendered in one call."""
     for n in sizes:
         for width, height in [(160, 120), (640, 480)]:
             yield rasterize_case(n, width, height)
     yield rasterize_case(sizes[0], 320, 240, sh_degree=3, cameras=2, backgrounds=torch.tensor([[0.2, 0.4, 0.6], [1.0, 1.0, 1.0]]))
+    yield rasterize_case(8192, 160, 120, cameras=3, scenes=8)  # a Gaussian2Scene stage-2 batch (CPU preset's size)
 
 
 def scene_fit_case(steps: int = 200, seed: int = 2) -> dict:

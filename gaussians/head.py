@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import List
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +41,24 @@ class PointGaussians:
 
     def is_finite(self) -> bool:
         return all(bool(torch.isfinite(t).all()) for t in (self.means, self.quats, self.scales, self.opacities, self.colors))
+
+
+def stack_gaussians(scenes: List[PointGaussians]) -> PointGaussians:
+    """One batched set ``[B, N_max, ...]`` from per-scene sets, for one batched ``rasterize_gaussians`` call: scenes
+    with fewer Gaussians are padded with copies of their first Gaussian at opacity 0, which renders nothing (every
+    scene needs at least one Gaussian)."""
+    if not scenes or min(len(g.means) for g in scenes) == 0:
+        raise ValueError("stack_gaussians needs at least one scene, each with at least one Gaussian.")
+    n = max(len(g.means) for g in scenes)
+    fields = []
+    for name in ("means", "quats", "scales", "opacities", "colors"):
+        rows = []
+        for g in scenes:
+            t = getattr(g, name)
+            pad = t[:1].detach().expand(n - len(t), *t.shape[1:])
+            rows.append(torch.cat([t, torch.zeros_like(pad) if name == "opacities" else pad]))
+        fields.append(torch.stack(rows))
+    return PointGaussians(*fields)
 
 
 class GaussianHead(nn.Module):

@@ -346,7 +346,11 @@ def rasterize_gaussians(means: Tensor, quats: Tensor, scales: Tensor, opacities:
                         viewmats: Tensor, Ks: Tensor, width: int, height: int, near_plane: float = 0.01,
                         far_plane: float = 1e10, sh_degree: Optional[int] = None, render_mode: str = "RGB",
                         backgrounds: Optional[Tensor] = None, eps2d: float = 0.3, backend: str = "auto"):
-    """Render ``C`` views of ``N`` 3D Gaussians; differentiable in every tensor argument.
+    """Render ``C`` views of ``N`` 3D Gaussians; differentiable in every tensor argument. Batches of scenes render
+    in one call, as in gsplat: give every tensor the same leading batch dimensions (``means [..., N, 3]`` with
+    ``viewmats [..., C, 4, 4]``), each scene with its own ``N`` Gaussians and ``C`` cameras (pad scenes with fewer
+    Gaussians with zero-opacity ones: they add nothing). gsplat renders the batch in one launch; the CPU path
+    renders scene after scene, each parallel over its tiles.
 
     Args:
         means: ``[N, 3]`` centres in world space.
@@ -366,7 +370,7 @@ def rasterize_gaussians(means: Tensor, quats: Tensor, scales: Tensor, opacities:
         backend: ``auto`` (gsplat on CUDA tensors, the PyTorch reference otherwise), ``torch``, ``gsplat``.
 
     Returns:
-        ``(images [C, H, W, X], alphas [C, H, W, 1], meta)``; ``meta`` holds the per-camera
+        ``(images [..., C, H, W, X], alphas [..., C, H, W, 1], meta)``; ``meta`` holds the per-camera
         ``means2d``, ``conics``, ``depths``, ``radii`` (gsplat's meta when gsplat ran).
 
     An empty set of Gaussians renders the background (or zeros). Non-finite parameters, a
@@ -375,6 +379,9 @@ def rasterize_gaussians(means: Tensor, quats: Tensor, scales: Tensor, opacities:
     """
     if backend not in BACKENDS:
         raise RasterizeError(f"Unknown backend {backend!r}. Valid choices: {', '.join(BACKENDS)}.")
+    if means.dim() > 2:
+        return _rasterize_batch(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane,
+                                far_plane, sh_degree, render_mode, backgrounds, eps2d, backend)
     _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, render_mode, backgrounds)
     if backend == "auto":
         backend = "gsplat" if means.is_cuda else "torch"
@@ -385,3 +392,41 @@ def rasterize_gaussians(means: Tensor, quats: Tensor, scales: Tensor, opacities:
                                  far_plane, sh_degree, render_mode, backgrounds, eps2d)
     return rasterize_gaussians_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane,
                                      far_plane, sh_degree, render_mode, backgrounds, eps2d)
+
+
+def _rasterize_batch(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane, far_plane,
+                     sh_degree, render_mode, backgrounds, eps2d, backend):
+    """``rasterize_gaussians`` on inputs with leading batch dimensions ``[...]``: gsplat's batched call on CUDA,
+    scene after scene otherwise; outputs and meta carry the same leading dimensions."""
+    batch = tuple(means.shape[:-2])
+    inputs = {"quats": (quats, 2), "scales": (scales, 2), "opacities": (opacities, 1), "viewmats": (viewmats, 3),
+              "Ks": (Ks, 3), "colors": (colors, 2 if sh_degree is None else 3)}
+    if backgrounds is not None:
+        inputs["backgrounds"] = (backgrounds, 2)
+    for name, (t, tail) in inputs.items():
+        if t.dim() != len(batch) + tail or tuple(t.shape[:len(batch)]) != batch:
+            raise RasterizeError(f"means has batch dimensions {list(batch)} (shape {list(means.shape)}): {name} must have the "
+                                 f"same leading dimensions followed by {tail} more, got {list(t.shape)}.")
+    flat = [t.reshape(-1, *t.shape[len(batch):]) if t is not None else None
+            for t in (means, quats, scales, opacities, colors, viewmats, Ks, backgrounds)]
+    scenes = flat[0].shape[0]
+    if scenes == 0:
+        raise RasterizeError(f"means has an empty batch (shape {list(means.shape)}): there is no scene to render.")
+    for b in range(scenes):  # every scene's inputs are checked, whichever backend renders
+        _check_inputs(*[t[b] for t in flat[:7]], width, height, sh_degree, render_mode,
+                      None if flat[7] is None else flat[7][b])
+    if backend == "auto":
+        backend = "gsplat" if means.is_cuda else "torch"
+    if backend == "gsplat":
+        if not means.is_cuda:
+            raise RasterizeError("backend='gsplat' runs gsplat's CUDA kernels and needs CUDA tensors; use backend='torch' on CPU.")
+        return _rasterize_gsplat(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane,
+                                 far_plane, sh_degree, render_mode, backgrounds, eps2d)
+    parts = [rasterize_gaussians_torch(*[t[b] for t in flat[:7]], width, height, near_plane, far_plane, sh_degree,
+                                       render_mode, None if flat[7] is None else flat[7][b], eps2d)
+             for b in range(scenes)]
+    img = torch.stack([p[0] for p in parts]).reshape(*batch, *parts[0][0].shape)
+    alpha = torch.stack([p[1] for p in parts]).reshape(*batch, *parts[0][1].shape)
+    # stacked copies: the per-scene means2d that densification reads (retain_grad) are those of unbatched calls
+    meta = {k: torch.stack([p[2][k] for p in parts]).reshape(*batch, *parts[0][2][k].shape) for k in parts[0][2]}
+    return img, alpha, meta

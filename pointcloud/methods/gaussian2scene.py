@@ -21,7 +21,7 @@ from geossl.encoder import Encoder
 from geossl.errors import ConfigError
 from geossl.frames import Views
 from geossl.method import Method
-from geossl.gaussians.head import GaussianHead, PointGaussians
+from geossl.gaussians.head import GaussianHead, PointGaussians, stack_gaussians
 from geossl.gaussians.metrics import psnr, ssim
 from geossl.ops import rasterize_gaussians
 from geossl.ops.camera import invert_pose, scale_intrinsics
@@ -48,9 +48,11 @@ def render_targets(views: Views, width: int, height: int) -> Tuple[Tensor, Tenso
     return color.permute(0, 2, 3, 1).reshape(B, V, height, width, 3), depth.reshape(B, V, height, width), K
 
 
-def render(g: PointGaussians, K: Tensor, cam_to_world: Tensor, width: int, height: int) -> Tuple[Tensor, Tensor]:
-    """``(rgb [V, h, w, 3], expected depth [V, h, w])`` of one scene's Gaussians in ``V`` views."""
-    viewmats = torch.stack([invert_pose(T) for T in cam_to_world])
+def render(scenes: List[PointGaussians], K: Tensor, cam_to_world: Tensor, width: int, height: int) -> Tuple[Tensor, Tensor]:
+    """``(rgb [B, V, h, w, 3], expected depth [B, V, h, w])`` of ``B`` scenes' Gaussians, each in its own ``V`` views
+    (``K`` and ``cam_to_world`` ``[B, V, ...]``), in one batched ``rasterize_gaussians`` call."""
+    g = stack_gaussians(scenes)
+    viewmats = invert_pose(cam_to_world)
     images, _, _ = rasterize_gaussians(g.means, g.quats, g.scales, g.opacities, g.colors, viewmats, K, width, height,
                                        render_mode="RGB+ED")
     return images[..., :3], images[..., 3]
@@ -166,16 +168,16 @@ class Gaussian2Scene(PiMAE):
         if not all(g.is_finite() for g in per_scene):
             return {"loss": per_scene[0].means.new_tensor(float("nan")), **stage1}
         color, depth, K = render_targets(targets, self.render_width, self.render_height)
+        rgb, ed = render(per_scene, K, targets.cam_to_world, self.render_width, self.render_height)
         rgb_loss = depth_loss = position = batch.coord.new_zeros(())
         slices = batch.scene_slices()
         for b, g in enumerate(per_scene):
-            rgb, ed = render(g, K[b], targets.cam_to_world[b], self.render_width, self.render_height)
-            for v in range(len(rgb)):
-                rgb_loss = rgb_loss + (1 - self.lambda_dssim) * (rgb[v] - color[b, v]).abs().mean() \
-                    + self.lambda_dssim * (1 - ssim(rgb[v], color[b, v]))
+            for v in range(rgb.shape[1]):
+                rgb_loss = rgb_loss + (1 - self.lambda_dssim) * (rgb[b, v] - color[b, v]).abs().mean() \
+                    + self.lambda_dssim * (1 - ssim(rgb[b, v], color[b, v]))
             valid = depth[b] > 0
             if bool(valid.any()):
-                depth_loss = depth_loss + (ed[valid] - depth[b][valid]).abs().mean()
+                depth_loss = depth_loss + (ed[b][valid] - depth[b][valid]).abs().mean()
             position = position + chamfer_distance(g.means, batch.coord[slices[b]])
         B, V = color.shape[:2]
         rgb_loss, depth_loss, position = rgb_loss / (B * V), depth_loss / B, position / B
@@ -200,11 +202,9 @@ class Gaussian2Scene(PiMAE):
         seen, targets = self._split(batch)
         per_scene = self.predict(seen, generator)[1]
         color, _, K = render_targets(targets, self.render_width, self.render_height)
-        pairs = []
-        for b, g in enumerate(per_scene):
-            rgb, _ = render(g, K[b], targets.cam_to_world[b], self.render_width, self.render_height)
-            pairs += [(rgb[v].clamp(0, 1), color[b, v]) for v in range(len(rgb))]
-        return pairs
+        rgb, _ = render(per_scene, K, targets.cam_to_world, self.render_width, self.render_height)
+        B, V = color.shape[:2]
+        return [(rgb[b, v].clamp(0, 1), color[b, v]) for b in range(B) for v in range(V)]
 
     @torch.no_grad()
     def held_out_metrics(self, batch: PointBatch, generator: torch.Generator) -> Dict[str, float]:
@@ -216,11 +216,11 @@ class Gaussian2Scene(PiMAE):
         out = {"render_psnr": 0.0, "render_ssim": 0.0, "baseline_psnr": 0.0, "baseline_ssim": 0.0}
         slices = batch.scene_slices()
         B, V = color.shape[:2]
-        for b, g in enumerate(per_scene):
-            base = point_baseline(batch.coord[slices[b]], batch.feat[slices[b], :3])
-            for name, gs in (("render", g), ("baseline", base)):
-                rgb, _ = render(gs, K[b], targets.cam_to_world[b], self.render_width, self.render_height)
+        baseline = [point_baseline(batch.coord[s], batch.feat[s, :3]) for s in slices]
+        for name, scenes in (("render", per_scene), ("baseline", baseline)):
+            rgb, _ = render(scenes, K, targets.cam_to_world, self.render_width, self.render_height)
+            for b in range(B):
                 for v in range(V):
-                    out[f"{name}_psnr"] += psnr(rgb[v].clamp(0, 1), color[b, v]) / (B * V)
-                    out[f"{name}_ssim"] += float(ssim(rgb[v].clamp(0, 1), color[b, v])) / (B * V)
+                    out[f"{name}_psnr"] += psnr(rgb[b, v].clamp(0, 1), color[b, v]) / (B * V)
+                    out[f"{name}_ssim"] += float(ssim(rgb[b, v].clamp(0, 1), color[b, v])) / (B * V)
         return out

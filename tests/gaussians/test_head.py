@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from geossl.errors import ConfigError
-from geossl.gaussians.head import GaussianHead
+from geossl.gaussians.head import GaussianHead, stack_gaussians
 from geossl.ops import rasterize_gaussians
 
 
@@ -43,3 +43,17 @@ def test_the_head_renders_and_takes_gradients_through_the_rasterizer():
 def test_bad_settings_are_refused():
     with pytest.raises(ConfigError, match="min_scale <= scale_init <= max_scale"):
         GaussianHead(4, scale_init=1.0, max_scale=0.5)
+
+
+def test_stacking_pads_with_invisible_copies_and_keeps_gradients():
+    head = GaussianHead(8, 16)
+    small = head(torch.rand(3, 3), torch.randn(3, 8))
+    large = head(torch.rand(5, 3), torch.randn(5, 8))
+    g = stack_gaussians([small, large])
+    assert g.means.shape == (2, 5, 3) and g.colors.shape == (2, 5, 3) and g.opacities.shape == (2, 5)
+    assert torch.equal(g.means[0, 3:], small.means[:1].expand(2, 3)) and (g.opacities[0, 3:] == 0).all()
+    assert torch.equal(g.opacities[1], large.opacities)
+    g.colors.sum().backward()
+    assert all(p.grad is not None for p in head.parameters() if p.requires_grad)
+    with pytest.raises(ValueError, match="at least one Gaussian"):
+        stack_gaussians([small, small[:0]])

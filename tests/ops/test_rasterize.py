@@ -226,3 +226,30 @@ def test_gaussians_on_the_camera_plane_get_finite_zero_gradients():
     img.sum().backward()
     assert all(torch.isfinite(t.grad).all() for t in [means, *rest])
     assert means.grad[1:].abs().max() == 0 and rest[1].grad[1:].abs().max() == 0
+
+
+def test_a_batch_of_scenes_renders_in_one_call_as_each_scene_alone():
+    """Two scenes with two cameras each, batched ``[2, N, ...]``: the same images, alphas and gradients as two
+    unbatched calls; a zero-opacity Gaussian (padding) changes nothing; mismatched batch shapes are refused."""
+    scenes = [_random(40, seed=s) for s in (1, 2)]
+    V, K = _cam(2)
+    V[1, 0, 3] = 0.2  # the second camera moved sideways
+    batched = [torch.stack([sc[i] for sc in scenes]).requires_grad_() for i in range(5)]
+    img, alpha, meta = rasterize_gaussians(*batched, torch.stack([V, V]), torch.stack([K, K]), W, H, render_mode="RGB+ED")
+    assert img.shape == (2, 2, H, W, 4) and alpha.shape == (2, 2, H, W, 1) and meta["means2d"].shape == (2, 2, 40, 2)
+    img.sum().backward()
+    for b, sc in enumerate(scenes):
+        alone = [t.clone().requires_grad_() for t in sc]
+        one, one_alpha, _ = rasterize_gaussians(*alone, V, K, W, H, render_mode="RGB+ED")
+        one.sum().backward()
+        assert torch.equal(img[b], one) and torch.equal(alpha[b], one_alpha)
+        for t_batched, t_alone in zip(batched, alone):
+            assert torch.allclose(t_batched.grad[b], t_alone.grad, rtol=1e-4, atol=1e-5)
+    padded = [torch.cat([t, t[:, :1]], 1) for t in (x.detach() for x in batched)]
+    padded[3][:, -1] = 0.0  # opacity of the padding Gaussian
+    img_padded, _, _ = rasterize_gaussians(*padded, torch.stack([V, V]), torch.stack([K, K]), W, H, render_mode="RGB+ED")
+    assert torch.equal(img_padded, img.detach())
+    with pytest.raises(RasterizeError, match="viewmats must have the same leading dimensions"):
+        rasterize_gaussians(*(t.detach() for t in batched), V, K, W, H)
+    with pytest.raises(RasterizeError, match="empty batch"):
+        rasterize_gaussians(*(t.detach()[:0] for t in batched), torch.stack([V, V])[:0], torch.stack([K, K])[:0], W, H)
