@@ -162,7 +162,10 @@ def main() -> None:
         fit = finetune("scannet-overfit", out, ["dataset=scannet", "encoder=point_patch_transformer", "seed=0", "dataset.loop=32",
                                                 f"detection.num_proposals={args.scannet_proposals}",
                                                 f"dataset.splits={{train:{scenes},val:{scenes},test:{scenes}}}", f"trainer.epochs={args.epochs}"])
-        extra["Fitted on the three ScanNet samples and evaluated on them (an overfitting check of the real-data path, 18 classes)"] = fit
+        for stale in [k for k in extra if k.startswith("Fitted on the three ScanNet samples")]:
+            del extra[stale]
+        extra[f"Fitted on the three ScanNet samples and evaluated on them (an overfitting check of the real-data path, 18 classes; "
+              f"{args.scannet_proposals} proposals, {args.epochs} epochs, validation curve above)"] = fit
         extra_file.write_text(json.dumps(extra, indent=2))
     speed = json.loads(speed_file.read_text()) if speed_file.is_file() else {}
     render(collect(out), extra, args.note, speed)
