@@ -379,10 +379,13 @@ def rasterize_gaussians(means: Tensor, quats: Tensor, scales: Tensor, opacities:
     """
     if backend not in BACKENDS:
         raise RasterizeError(f"Unknown backend {backend!r}. Valid choices: {', '.join(BACKENDS)}.")
-    if means.dim() > 2:
-        return _rasterize_batch(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane,
-                                far_plane, sh_degree, render_mode, backgrounds, eps2d, backend)
-    _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, render_mode, backgrounds)
+    batched = means.dim() > 2
+    if batched:
+        flat = _flatten_batch(means, quats, scales, opacities, colors, viewmats, Ks, backgrounds, sh_degree)
+        for scene in zip(*flat):  # every scene's inputs are checked, whichever backend renders
+            _check_inputs(*scene[:7], width, height, sh_degree, render_mode, scene[7])
+    else:
+        _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, render_mode, backgrounds)
     if backend == "auto":
         backend = "gsplat" if means.is_cuda else "torch"
     if backend == "gsplat":
@@ -390,14 +393,21 @@ def rasterize_gaussians(means: Tensor, quats: Tensor, scales: Tensor, opacities:
             raise RasterizeError("backend='gsplat' runs gsplat's CUDA kernels and needs CUDA tensors; use backend='torch' on CPU.")
         return _rasterize_gsplat(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane,
                                  far_plane, sh_degree, render_mode, backgrounds, eps2d)
+    if batched:  # scene after scene; outputs and meta get the batch dimensions back
+        parts = [rasterize_gaussians_torch(*scene[:7], width, height, near_plane, far_plane, sh_degree, render_mode, scene[7], eps2d)
+                 for scene in zip(*flat)]
+        batch = tuple(means.shape[:-2])
+        # stacked copies: the per-scene means2d that densification reads (retain_grad) are those of unbatched calls
+        return (torch.stack([p[0] for p in parts]).reshape(*batch, *parts[0][0].shape),
+                torch.stack([p[1] for p in parts]).reshape(*batch, *parts[0][1].shape),
+                {k: torch.stack([p[2][k] for p in parts]).reshape(*batch, *parts[0][2][k].shape) for k in parts[0][2]})
     return rasterize_gaussians_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane,
                                      far_plane, sh_degree, render_mode, backgrounds, eps2d)
 
 
-def _rasterize_batch(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane, far_plane,
-                     sh_degree, render_mode, backgrounds, eps2d, backend):
-    """``rasterize_gaussians`` on inputs with leading batch dimensions ``[...]``: gsplat's batched call on CUDA,
-    scene after scene otherwise; outputs and meta carry the same leading dimensions."""
+def _flatten_batch(means, quats, scales, opacities, colors, viewmats, Ks, backgrounds, sh_degree) -> list:
+    """The inputs of a batched call with their leading batch dimensions ``[...]`` flattened into one (``[S, ...]``;
+    ``backgrounds`` None becomes S Nones), after checking that every input has the same batch dimensions."""
     batch = tuple(means.shape[:-2])
     inputs = {"quats": (quats, 2), "scales": (scales, 2), "opacities": (opacities, 1), "viewmats": (viewmats, 3),
               "Ks": (Ks, 3), "colors": (colors, 2 if sh_degree is None else 3)}
@@ -407,26 +417,7 @@ def _rasterize_batch(means, quats, scales, opacities, colors, viewmats, Ks, widt
         if t.dim() != len(batch) + tail or tuple(t.shape[:len(batch)]) != batch:
             raise RasterizeError(f"means has batch dimensions {list(batch)} (shape {list(means.shape)}): {name} must have the "
                                  f"same leading dimensions followed by {tail} more, got {list(t.shape)}.")
-    flat = [t.reshape(-1, *t.shape[len(batch):]) if t is not None else None
-            for t in (means, quats, scales, opacities, colors, viewmats, Ks, backgrounds)]
-    scenes = flat[0].shape[0]
-    if scenes == 0:
+    flat = [t.reshape(-1, *t.shape[len(batch):]) for t in (means, quats, scales, opacities, colors, viewmats, Ks)]
+    if flat[0].shape[0] == 0:
         raise RasterizeError(f"means has an empty batch (shape {list(means.shape)}): there is no scene to render.")
-    for b in range(scenes):  # every scene's inputs are checked, whichever backend renders
-        _check_inputs(*[t[b] for t in flat[:7]], width, height, sh_degree, render_mode,
-                      None if flat[7] is None else flat[7][b])
-    if backend == "auto":
-        backend = "gsplat" if means.is_cuda else "torch"
-    if backend == "gsplat":
-        if not means.is_cuda:
-            raise RasterizeError("backend='gsplat' runs gsplat's CUDA kernels and needs CUDA tensors; use backend='torch' on CPU.")
-        return _rasterize_gsplat(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane,
-                                 far_plane, sh_degree, render_mode, backgrounds, eps2d)
-    parts = [rasterize_gaussians_torch(*[t[b] for t in flat[:7]], width, height, near_plane, far_plane, sh_degree,
-                                       render_mode, None if flat[7] is None else flat[7][b], eps2d)
-             for b in range(scenes)]
-    img = torch.stack([p[0] for p in parts]).reshape(*batch, *parts[0][0].shape)
-    alpha = torch.stack([p[1] for p in parts]).reshape(*batch, *parts[0][1].shape)
-    # stacked copies: the per-scene means2d that densification reads (retain_grad) are those of unbatched calls
-    meta = {k: torch.stack([p[2][k] for p in parts]).reshape(*batch, *parts[0][2][k].shape) for k in parts[0][2]}
-    return img, alpha, meta
+    return flat + [[None] * flat[0].shape[0] if backgrounds is None else backgrounds.reshape(-1, *backgrounds.shape[len(batch):])]

@@ -249,6 +249,10 @@ def test_a_batch_of_scenes_renders_in_one_call_as_each_scene_alone():
     padded[3][:, -1] = 0.0  # opacity of the padding Gaussian
     img_padded, _, _ = rasterize_gaussians(*padded, torch.stack([V, V]), torch.stack([K, K]), W, H, render_mode="RGB+ED")
     assert torch.equal(img_padded, img.detach())
+    backgrounds = torch.rand(2, 2, 3)
+    img_bg, _, _ = rasterize_gaussians(*padded, torch.stack([V, V]), torch.stack([K, K]), W, H, backgrounds=backgrounds)
+    for b, sc in enumerate(scenes):
+        assert torch.equal(img_bg[b], rasterize_gaussians(*sc, V, K, W, H, backgrounds=backgrounds[b])[0])
     with pytest.raises(RasterizeError, match="viewmats must have the same leading dimensions"):
         rasterize_gaussians(*(t.detach() for t in batched), V, K, W, H)
     with pytest.raises(RasterizeError, match="empty batch"):
