@@ -2,7 +2,7 @@
 isotropic Gaussian per input point, and the segmentation probe of the encoder, for both stages and stage 1 alone,
 over seeds; Point-MAE and random-init rows come from the `pointmae_rooms` table (same encoder, same probe).
 
-    python benchmarks/gaussian2scene_rooms.py --out /work/bench/g2s --seeds 0 1 2 [--sevenscenes]
+    python benchmarks/gaussian2scene_rooms.py --out /work/bench/g2s --seeds 0 1 2 [--variants gaussian2scene] [--sevenscenes]
 
 Every run is `geossl pretrain scene=gaussian2scene dataset=rooms seed=<s>` (CPU preset: 10 epochs of stage 1, then
 10 of stage 2; `stage 1 alone` sets scene.stage1_epochs to trainer.epochs). Held-out views: the second view of each of the
@@ -37,13 +37,21 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", nargs="*", default=[], help="further overrides of every rooms run (a smaller check; not the protocol)")
+    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                    help="which pretraining variants to run (the table shows every variant with finished runs in --out)")
+    ap.add_argument("--note", default="", help="a line for the section (how the runs were budgeted)")
     ap.add_argument("--sevenscenes", action="store_true",
                     help="also pretrain on the real 7-Scenes sequence (TSDF cloud of its training frames) and render its "
                          "held-out frames")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = {v: [run(v, s, out, args.threads, args.set) for s in args.seeds] for v in VARIANTS}
+    for v in args.variants:
+        for s in args.seeds:
+            run(v, s, out, args.threads, args.set)
+    rows = {v: [run(v, s, out, args.threads, args.set) for s in args.seeds
+                if (out / f"{v.replace(' ', '_')}-seed{s}" / "summary.json").is_file()] for v in VARIANTS}
+    rows = {v: rs for v, rs in rows.items() if rs}
     if args.sevenscenes:
         rows["gaussian2scene, 7-Scenes (held-out frames)"] = [run("gaussian2scene", s, out, args.threads, [], "sevenscenes")
                                                               for s in args.seeds]
@@ -53,6 +61,7 @@ def main() -> None:
              "predicted Gaussians and from one isotropic Gaussian per input point (its colour, its nearest-neighbour "
              "distance as scale); the segmentation probe as in the Point-MAE table. Mean ± population std over seeds.", "",
              machine_line(), *([f"Overrides of the rooms runs: `{' '.join(args.set)}`", ""] if args.set else [""]),
+             *([args.note, ""] if args.note else []),
              "| pretraining | seeds | held-out PSNR (dB) | baseline PSNR (dB) | held-out SSIM | baseline SSIM | seg probe mIoU (%) | "
              "min / run |", "|---|---|---|---|---|---|---|---|"]
     for variant, rs in rows.items():
