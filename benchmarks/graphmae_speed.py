@@ -26,6 +26,8 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import machine_line, matmul_gflops, write_json, write_section  # noqa: E402
 
@@ -36,6 +38,7 @@ BASELINE = textwrap.dedent('''
     from geossl.graph.datasets import load_dataset
 
     epochs = int(sys.argv[1])
+    torch.set_num_threads(int(sys.argv[2]))
     torch.manual_seed(0)
     ds = load_dataset("cora"); data = ds.data; x = data.x; n, f = x.shape
 
@@ -73,9 +76,9 @@ BASELINE = textwrap.dedent('''
 GEOSSL = textwrap.dedent('''
     import json, resource, sys
     from geossl.cli import main
-    run_dir = sys.argv[2]
+    run_dir = sys.argv[3]
     rc = main(["pretrain", "graph=graphmae", "dataset=cora", f"trainer.epochs={sys.argv[1]}", f"run_dir={run_dir}",
-               "trainer.progress=false", "trainer.monitor_every=100000", "eval.epochs=1"])
+               f"trainer.threads={sys.argv[2]}", "trainer.progress=false", "trainer.monitor_every=100000", "eval.epochs=1"])
     assert rc == 0
     s = json.load(open(f"{run_dir}/summary.json"))
     print(json.dumps({"seconds_per_epoch": s["seconds_per_epoch"], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -93,13 +96,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=100, help="epochs per round")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2,
+                    help="torch threads of both implementations (geossl's default would leave cores that look busy alone)")
     args = ap.parse_args()
     rounds = {"baseline": [], "geossl": []}
     rates = [matmul_gflops()]
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.rounds):
-            rounds["baseline"].append(measure(BASELINE, str(args.epochs)))
-            rounds["geossl"].append(measure(GEOSSL, str(args.epochs), str(Path(tmp) / f"run{i}")))
+            rounds["baseline"].append(measure(BASELINE, str(args.epochs), str(args.threads)))
+            rounds["geossl"].append(measure(GEOSSL, str(args.epochs), str(args.threads), str(Path(tmp) / f"run{i}")))
             rates.append(matmul_gflops())
 
     def median_round(rows):
@@ -117,7 +122,7 @@ def main() -> None:
         + ", ".join(f"{r['seconds_per_epoch']:.3f}" for r in rounds["baseline"]) + "; geossl "
         + ", ".join(f"{r['seconds_per_epoch']:.3f}" for r in rounds["geossl"]) + ".",
         "",
-        machine_line(),
+        machine_line().replace(f"{torch.get_num_threads()} torch threads", f"{args.threads} torch threads in both implementations"),
         f"Dense matmul rate during this run (Cora's first-layer product, measured between rounds): {rate_before:.0f} to {rate_after:.0f} GFLOP/s. "
         "This shared machine's rate drifts by a third or more within an hour (135 to 242 GFLOP/s seen on the day of the first runs), and every timing moves with it: "
         "compare timings only at a similar rate; the ratio between the two rows is the robust number.",
