@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine_line, mean_std, write_json, write_section  # noqa: E402
+from _report import geossl_run, machine_line, mean_std, write_json, write_section  # noqa: E402
 import torch  # noqa: E402
 
 
@@ -40,16 +40,9 @@ def _geossl(args: list) -> str:
 
 def finetune(name: str, out: Path, args: list) -> dict:
     """One fine-tuning run in its own process, its output in ``<out>/<name>.log``; a finished run is reused.
-    The command is ``python -m geossl finetune detection=votenet run_dir=<out>/<name> trainer.progress=false
-    trainer.threads=<threads> <args>``, so a run started by hand with it counts the same."""
-    run_dir = out / name
-    if not (run_dir / "summary.json").is_file():
-        cmd = [sys.executable, "-m", "geossl", "finetune", "detection=votenet", f"run_dir={run_dir}", "trainer.progress=false",
-               f"trainer.threads={THREADS}", *args]
-        with open(out / f"{name}.log", "w") as log:
-            if subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
-                raise SystemExit(f"{' '.join(cmd[2:])} failed: see {out / f'{name}.log'}")
-    return json.loads((run_dir / "summary.json").read_text())
+    The command is ``python -m geossl finetune detection=votenet trainer.progress=false trainer.threads=<threads> <args>
+    run_dir=<out>/<name>``, so a run started by hand with it counts the same."""
+    return geossl_run(["finetune", "detection=votenet", "trainer.progress=false", f"trainer.threads={THREADS}", *args], out / name)
 
 
 def evaluate(detector: Path, dataset_args: list) -> dict:

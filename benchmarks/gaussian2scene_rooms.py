@@ -15,6 +15,7 @@ docs/results.md and docs/results/gaussian2scene_rooms.json.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -25,10 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {"gaussian2scene": [], "stage 1 alone": ["scene.stage1_epochs=${trainer.epochs}"]}
 
 
+def run_dir(variant: str, seed: int, out: Path, dataset: str = "rooms") -> Path:
+    name = f"{variant.replace(' ', '_')}-seed{seed}"
+    return out / (name if dataset == "rooms" else f"{dataset}-{name}")
+
+
 def run(variant: str, seed: int, out: Path, threads: int, extra: list, dataset: str = "rooms") -> dict:
-    name = f"{variant.replace(' ', '_')}-seed{seed}" if dataset == "rooms" else f"{dataset}-{variant.replace(' ', '_')}-seed{seed}"
     return geossl_run(["pretrain", "scene=gaussian2scene", f"dataset={dataset}", f"seed={seed}", f"trainer.threads={threads}",
-                       "trainer.progress=false", *extra, *VARIANTS[variant]], out / name)
+                       "trainer.progress=false", *extra, *VARIANTS[variant]], run_dir(variant, seed, out, dataset))
 
 
 def main() -> None:
@@ -49,8 +54,8 @@ def main() -> None:
     for v in args.variants:
         for s in args.seeds:
             run(v, s, out, args.threads, args.set)
-    rows = {v: [run(v, s, out, args.threads, args.set) for s in args.seeds
-                if (out / f"{v.replace(' ', '_')}-seed{s}" / "summary.json").is_file()] for v in VARIANTS}
+    summaries = {v: [run_dir(v, s, out) / "summary.json" for s in args.seeds] for v in VARIANTS}
+    rows = {v: [json.loads(p.read_text()) for p in paths if p.is_file()] for v, paths in summaries.items()}
     rows = {v: rs for v, rs in rows.items() if rs}
     if args.sevenscenes:
         rows["gaussian2scene, 7-Scenes (held-out frames)"] = [run("gaussian2scene", s, out, args.threads, [], "sevenscenes")

@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import machine_line, write_json, write_section  # noqa: E402
 
 
-
 def one(threads: int, steps: int) -> dict:
     import geossl.pointcloud.methods.gaussian2scene as g2s
     from geossl.cli import _compose

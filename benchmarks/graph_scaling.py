@@ -33,7 +33,6 @@ SAMPLER = {"fanouts": [10, 10], "batch_nodes": 1024}
 CHUNK = 4096
 
 
-
 def one(n: int, steps: int, threads: int) -> dict:
     """Generation, ``steps`` timed GraphMAE steps (after one warm-up) and layer-wise inference on an ``n``-node graph."""
     from geossl.graph.encoders.gat import GAT
