@@ -1,21 +1,23 @@
-"""Gaussian2Scene on procedural rooms: rendering quality of held-out views from the predicted Gaussians against one
-isotropic Gaussian per input point, and the segmentation probe of the encoder, for both stages and stage 1 alone,
-over seeds; Point-MAE and random-init rows come from the `pointmae_rooms` table (same encoder, same probe).
+"""Gaussian2Scene on procedural rooms: (a) rendering quality of held-out views from the predicted Gaussians against
+one isotropic Gaussian per input point, (b) the segmentation probe of the frozen encoder, on the test rooms and on the
+ScanNet samples, for Gaussian2Scene, its stage 1 alone, Point-MAE and random initialisation (same encoder, same probe,
+same budget), over seeds.
 
     python benchmarks/gaussian2scene_rooms.py --out /work/bench/g2s --seeds 0 1 2 [--variants gaussian2scene] [--sevenscenes]
 
-Every run is `geossl pretrain scene=gaussian2scene dataset=rooms seed=<s>` (CPU preset: 10 epochs of stage 1, then
-10 of stage 2; `stage 1 alone` sets scene.stage1_epochs to trainer.epochs). Held-out views: the second view of each of the
-100 test rooms, which the encoder does not see, at 160x120. With --sevenscenes, the same on the real 7-Scenes sequence
-(`dataset=sevenscenes`: pretrained on the cloud fused from its training frames, rendered into its held-out frames; no
-labels, so no probe). Writes the `gaussian2scene_rooms` section of
-docs/results.md and docs/results/gaussian2scene_rooms.json.
+Every run is `geossl pretrain scene=<method> dataset=rooms seed=<s>` (CPU preset: for Gaussian2Scene 10 epochs of
+stage 1, then 10 of stage 2; `stage 1 alone` sets scene.stage1_epochs to trainer.epochs; Point-MAE 20 epochs).
+Held-out views: the second view of each of the 100 test rooms, which the encoder does not see, at 160x120. With
+--sevenscenes, the same on the real 7-Scenes sequence (`dataset=sevenscenes`: pretrained on the cloud fused from its
+training frames, rendered into its held-out frames; no labels, so no probe). Writes the `gaussian2scene_rooms` section
+of docs/results.md and docs/results/gaussian2scene_rooms.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -23,7 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import geossl_run, machine_line, mean_std, write_json, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = {"gaussian2scene": [], "stage 1 alone": ["scene.stage1_epochs=${trainer.epochs}"]}
+# pretraining variants: the method and its overrides (Point-MAE: the same encoder, budget and data, without views)
+VARIANTS = {"gaussian2scene": ["scene=gaussian2scene"], "stage 1 alone": ["scene=gaussian2scene", "scene.stage1_epochs=${trainer.epochs}"],
+            "Point-MAE": ["scene=pointmae"]}
 
 
 def run_dir(variant: str, seed: int, out: Path, dataset: str = "rooms") -> Path:
@@ -32,8 +36,23 @@ def run_dir(variant: str, seed: int, out: Path, dataset: str = "rooms") -> Path:
 
 
 def run(variant: str, seed: int, out: Path, threads: int, extra: list, dataset: str = "rooms") -> dict:
-    return geossl_run(["pretrain", "scene=gaussian2scene", f"dataset={dataset}", f"seed={seed}", f"trainer.threads={threads}",
-                       "trainer.progress=false", *extra, *VARIANTS[variant]], run_dir(variant, seed, out, dataset))
+    method, *overrides = VARIANTS[variant]
+    return geossl_run(["pretrain", method, f"dataset={dataset}", f"seed={seed}", f"trainer.threads={threads}",
+                       "trainer.progress=false", *extra, *overrides], run_dir(variant, seed, out, dataset))
+
+
+def scannet_probe(encoder: Path, seed: int, threads: int) -> dict:
+    """The segmentation probe of a saved encoder on the ScanNet samples (`geossl evaluate dataset=scannet`: trained on
+    scene0000_00/01, scored on scene0000_02), kept next to the encoder."""
+    path = encoder.parent / f"{encoder.stem}-scannet-probe.json"
+    if not path.is_file():
+        cmd = [sys.executable, "-m", "geossl", "evaluate", f"encoder={encoder}", "dataset=scannet", f"seed={seed}",
+               f"trainer.threads={threads}"]
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd[2:])} failed")
+        path.write_text(done.stdout)
+    return json.loads(path.read_text())
 
 
 def main() -> None:
@@ -48,38 +67,61 @@ def main() -> None:
     ap.add_argument("--sevenscenes", action="store_true",
                     help="also pretrain on the real 7-Scenes sequence (TSDF cloud of its training frames) and render its "
                          "held-out frames")
+    ap.add_argument("--no-random", action="store_true", help="leave out the random-initialisation probe rows")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for v in args.variants:
         for s in args.seeds:
             run(v, s, out, args.threads, args.set)
-    summaries = {v: [run_dir(v, s, out) / "summary.json" for s in args.seeds] for v in VARIANTS}
-    rows = {v: [json.loads(p.read_text()) for p in paths if p.is_file()] for v, paths in summaries.items()}
+    rows = {v: [json.loads((run_dir(v, s, out) / "summary.json").read_text()) for s in args.seeds
+                if (run_dir(v, s, out) / "summary.json").is_file()] for v in VARIANTS}
     rows = {v: rs for v, rs in rows.items() if rs}
+    for rs in rows.values():
+        for r in rs:
+            r["scannet_probe"] = scannet_probe(Path(r["encoder"]), r["seed"], args.threads)
+    randoms = []
+    if not args.no_random:
+        from pointmae_rooms import random_init  # the seed's initial weights of the same encoder, probed on the rooms
+
+        for s in args.seeds:
+            r = random_init(s, out, args.threads)
+            randoms.append({**r, "scannet_probe": scannet_probe(Path(r["encoder"]), s, args.threads)})
+    renders = {v: rs for v, rs in rows.items() if v == "gaussian2scene"}
     if args.sevenscenes:
-        rows["gaussian2scene, 7-Scenes (held-out frames)"] = [run("gaussian2scene", s, out, args.threads, [], "sevenscenes")
-                                                              for s in args.seeds]
+        renders["gaussian2scene, 7-Scenes (held-out frames)"] = [run("gaussian2scene", s, out, args.threads, [], "sevenscenes")
+                                                                 for s in args.seeds]
+
+    def ms(rs, key, scale=1.0, digits=2):
+        m, sd = mean_std([scale * r[key] for r in rs])
+        return f"{m:.{digits}f} ± {sd:.{digits}f}"
+
     lines = ["## Gaussian2Scene on procedural rooms", "",
-             "`python benchmarks/gaussian2scene_rooms.py` — `geossl pretrain scene=gaussian2scene dataset=rooms` (CPU preset), "
-             "then on the 100 test rooms: PSNR / SSIM of the view the encoder did not see, rendered at 160x120 from the "
-             "predicted Gaussians and from one isotropic Gaussian per input point (its colour, its nearest-neighbour "
-             "distance as scale); the segmentation probe as in the Point-MAE table. Mean ± population std over seeds.", "",
+             "`python benchmarks/gaussian2scene_rooms.py` — `geossl pretrain scene=gaussian2scene dataset=rooms` (CPU preset: "
+             "the Point-MAE table's encoder), then on the 100 test rooms: PSNR / SSIM of the view the encoder did not see, "
+             "rendered at 160x120 from the Gaussians predicted from the room's points and its input view (nothing hidden) "
+             "and from one isotropic Gaussian per input point (its colour, its nearest-neighbour distance as scale). "
+             "Mean ± population std over seeds.", "",
              machine_line(), *([f"Overrides of the rooms runs: `{' '.join(args.set)}`", ""] if args.set else [""]),
              *([args.note, ""] if args.note else []),
-             "| pretraining | seeds | held-out PSNR (dB) | baseline PSNR (dB) | held-out SSIM | baseline SSIM | seg probe mIoU (%) | "
-             "min / run |", "|---|---|---|---|---|---|---|---|"]
-    for variant, rs in rows.items():
-        def ms(key, scale=1.0, digits=2):
-            m, s = mean_std([scale * r[key] for r in rs])
-            return f"{m:.{digits}f} ± {s:.{digits}f}"
-        lines.append(f"| {variant} | {len(rs)} | **{ms('test_render_psnr')}** | {ms('test_baseline_psnr')} | {ms('test_render_ssim', 1, 3)} | "
-                     f"{ms('test_baseline_ssim', 1, 3)} | {ms('seg_miou', 100, 1) if 'seg_miou' in rs[0] else '-'} | "
-                     f"{ms('pretrain_seconds', 1 / 60, 1)} |")
-    earlier = ROOT / "docs" / "results" / "pointmae_rooms.json"
-    if earlier.is_file():
-        lines += ["", "Point-MAE and random-init probes of the same encoder: the `pointmae_rooms` section above."]
-    write_json("gaussian2scene_rooms", {"seeds": args.seeds, "overrides": args.set, "runs": rows})
+             "**(a) Rendering of held-out views**", "",
+             "| pretraining | seeds | held-out PSNR (dB) | baseline PSNR (dB) | gain (dB) | held-out SSIM | baseline SSIM | min / run |",
+             "|---|---|---|---|---|---|---|---|"]
+    for variant, rs in renders.items():
+        gain = mean_std([r["test_render_psnr"] - r["test_baseline_psnr"] for r in rs])
+        lines.append(f"| {variant} | {len(rs)} | **{ms(rs, 'test_render_psnr')}** | {ms(rs, 'test_baseline_psnr')} | "
+                     f"{gain[0]:+.2f} ± {gain[1]:.2f} | {ms(rs, 'test_render_ssim', 1, 3)} | {ms(rs, 'test_baseline_ssim', 1, 3)} | "
+                     f"{ms(rs, 'pretrain_seconds', 1 / 60, 1)} |")
+    lines += ["", "**(b) Segmentation probe** of the frozen encoder (the Point-MAE table's probe): mIoU on the test rooms, "
+              "and on ScanNet scene0000_02 after training the probe on scene0000_00/01 (`geossl evaluate dataset=scannet`). "
+              "Every pretraining row has the same budget and data.", "",
+              "| encoder | seeds | rooms mIoU (%) | ScanNet mIoU (%) | min / run |", "|---|---|---|---|---|"]
+    for variant, rs in [*rows.items(), *([("random initialisation", randoms)] if randoms else [])]:
+        scannet = mean_std([100 * r["scannet_probe"]["seg_miou"] for r in rs])
+        minutes = ms(rs, "pretrain_seconds", 1 / 60, 1) if "pretrain_seconds" in rs[0] else "-"
+        lines.append(f"| {variant} | {len(rs)} | {ms(rs, 'seg_miou', 100, 1)} | {scannet[0]:.1f} ± {scannet[1]:.1f} | {minutes} |")
+    write_json("gaussian2scene_rooms", {"seeds": args.seeds, "overrides": args.set, "runs": rows, "rendering": renders,
+                                        "random_init": randoms})
     write_section("gaussian2scene_rooms", "\n".join(lines))
 
 

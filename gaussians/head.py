@@ -8,15 +8,17 @@ with Cross-Modal Gaussian Splatting", CVPR 2025, ``model/gaussian_predictor.py``
   exponent too; the ``scale_init`` bias and the bounds put scales in metres, where UniPre3D's are in normalised
   units),
 * rotation ``normalize(raw + (1, 0, 0, 0))`` (wxyz; the bias starts every Gaussian unrotated),
-* opacity ``sigmoid(raw)``, colour ``sigmoid(raw)`` RGB in [0, 1] (what ``rasterize_gaussians`` takes as
-  ``colors`` without SH; UniPre3D's SH DC term with degree 0 renders the same view-independent colour).
+* opacity ``sigmoid(raw)``, colour ``sigmoid(raw + logit(base))`` RGB in [0, 1] (what ``rasterize_gaussians``
+  takes as ``colors`` without SH; UniPre3D's SH DC term with degree 0 renders the same view-independent colour).
+  ``base`` is the point's own colour where it is known (the head then starts from it and learns a correction, as
+  the position starts from the point; geossl's choice) and grey (0.5) where it is not.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List
+from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -84,10 +86,13 @@ class GaussianHead(nn.Module):
         nn.init.zeros_(self.mlp[-1].weight)  # the first prediction: at the points, scale_init, unrotated, half opaque, grey
         nn.init.zeros_(self.mlp[-1].bias)
 
-    def forward(self, points: Tensor, features: Tensor) -> PointGaussians:
-        """Gaussians of ``points`` ``[N, 3]`` from their ``features`` ``[N, in_dim]``."""
+    def forward(self, points: Tensor, features: Tensor, base_colors: Optional[Tensor] = None) -> PointGaussians:
+        """Gaussians of ``points`` ``[N, 3]`` from their ``features`` ``[N, in_dim]``; ``base_colors`` ``[N, 3]`` in
+        [0, 1] are the colours the Gaussians start from (default grey)."""
         raw = self.mlp(features)
         offset, scale, rotation, opacity, colour = raw.split([3, 3, 4, 1, 3], dim=-1)
+        if base_colors is not None:
+            colour = colour + torch.logit(base_colors.clamp(0.01, 0.99))
         log_scale = (scale + math.log(self.scale_init)).clamp(math.log(self.min_scale), math.log(self.max_scale))
         identity = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=raw.dtype, device=raw.device)
         return PointGaussians(means=points + self.offset_scale * torch.tanh(offset), quats=F.normalize(rotation + identity, dim=-1),

@@ -78,8 +78,9 @@ class Gaussian2Scene(PiMAE):
     renders. **Stage 1** (the first ``stage1_epochs`` epochs) is :class:`PiMAE` on the points and the input views.
     **Stage 2** runs the same masked pass, then builds the reconstructed cloud (each visible patch's own points,
     each hidden patch's predicted points, around their centres) and predicts one 3D Gaussian per point of it with
-    :class:`~geossl.gaussians.head.GaussianHead` from the decoder's code of the point's patch and the point's offset
-    in it. The Gaussians of each scene are rendered (``geossl.ops.rasterize_gaussians``: gsplat on CUDA, the
+    :class:`~geossl.gaussians.head.GaussianHead` from the decoder's code of the point's patch, the point's offset
+    in it and, for the points of visible patches, the point's colour (UniPre3D feeds point colours with the
+    features, as its Gaussians start from the input points). The Gaussians of each scene are rendered (``geossl.ops.rasterize_gaussians``: gsplat on CUDA, the
     compiled compositor on CPU) into its other views at ``render_width`` x ``render_height`` and supervised with
     ``(1 - lambda_dssim) L1 + lambda_dssim (1 - SSIM)`` on colour, L1 on depth where the view has depth, and the
     Chamfer distance between the Gaussians' centres and the scene's points; the stage-1 losses stay on with
@@ -87,7 +88,7 @@ class Gaussian2Scene(PiMAE):
 
     Args:
         encoder: a patch encoder.
-        in_dim: point feature width (colours first; given by the run).
+        in_dim: point feature width (RGB colours first, which the head reads; given by the run).
         stage1_epochs: epochs of stage 1; the rest of ``trainer.epochs`` is stage 2.
         input_views: views per scene the encoder sees (the first ones of each item); the others are rendered.
         mask_ratio, image_patch, decoder_depth, decoder_heads, point_weight, image_weight: stage 1 (:class:`PiMAE`).
@@ -119,11 +120,14 @@ class Gaussian2Scene(PiMAE):
             raise ConfigError(f"gaussian2scene needs scene.stage1_epochs >= 0, scene.input_views >= 1, a positive render size, "
                               f"0 <= scene.lambda_dssim <= 1 and non-negative weights; got stage1_epochs={stage1_epochs}, "
                               f"input_views={input_views}, render {render_width}x{render_height}, lambda_dssim={lambda_dssim}.")
+        if in_dim < 3:
+            raise ConfigError(f"gaussian2scene reads each point's RGB colour from its first 3 features; the dataset gives "
+                              f"{in_dim} features per point (rooms, scannet, sevenscenes, redwood and scene folders give colours).")
         self.stage1_epochs, self.input_views = stage1_epochs, input_views
         self.stage1_weight, self.rgb_weight, self.lambda_dssim = stage1_weight, rgb_weight, lambda_dssim
         self.depth_weight, self.position_weight = depth_weight, position_weight
         self.render_width, self.render_height = render_width, render_height
-        self.head = GaussianHead(encoder.out_dim + 3, head_hidden, offset_scale, scale_init)
+        self.head = GaussianHead(encoder.out_dim + 7, head_hidden, offset_scale, scale_init)
         self.stage = 1 if stage1_epochs > 0 else 2
 
     def before_epoch(self, epoch: int) -> None:
@@ -137,26 +141,35 @@ class Gaussian2Scene(PiMAE):
                               f"scene.input_views={self.input_views} posed views, and has {have}; raise dataset.views.")
         return dataclasses.replace(batch, views=select_views(batch.views, 0, self.input_views)), select_views(batch.views, self.input_views)
 
-    def predict(self, seen: PointBatch, generator: Optional[torch.Generator] = None) -> Tuple[Dict[str, Tensor], List[PointGaussians]]:
-        """``(stage-1 pass, per-scene Gaussians)`` of a batch with its input views: from the reconstructed cloud
-        (patch encoder), or one Gaussian per input point from the encoder's per-point features (per-point encoder;
-        the stage-1 pass is then empty)."""
+    def predict(self, seen: PointBatch, generator: Optional[torch.Generator] = None,
+                mask: bool = True) -> Tuple[Dict[str, Tensor], List[PointGaussians]]:
+        """``(stage-1 pass, per-scene Gaussians)`` of a batch with its input views: from the reconstructed cloud of a
+        masked pass (patch encoder; ``mask=False`` encodes every token, as the held-out evaluation does), or one
+        Gaussian per input point from the encoder's per-point features (per-point encoder; the stage-1 pass is then
+        empty)."""
         if self.patches:
-            rec = self.reconstruct(seen, generator)
+            rec = self.reconstruct(seen, generator, mask)
             return rec, self.gaussians(rec)
         features = self.encoder(seen)
-        inputs = torch.cat([features, features.new_zeros(len(features), 3)], 1)  # no offset within a patch
-        return {}, [self.head(seen.coord[s], inputs[s]) for s in seen.scene_slices()]
+        ones = features.new_ones(len(features), 1)
+        inputs = torch.cat([features, features.new_zeros(len(features), 3), seen.feat[:, :3], ones], 1)  # no offset in a patch
+        return {}, [self.head(seen.coord[s], inputs[s], seen.feat[s, :3]) for s in seen.scene_slices()]
 
     def gaussians(self, rec: Dict[str, Tensor]) -> List[PointGaussians]:
-        """Per scene, one Gaussian per point of the reconstructed cloud of a :meth:`reconstruct` pass."""
+        """Per scene, one Gaussian per point of the reconstructed cloud of a :meth:`reconstruct` pass, from the
+        decoder's code of the point's patch, the point's offset from the patch centre, and, for the points of visible
+        patches, the point's colour and a flag (a hidden patch's points are predicted, so their colour is unknown: 0)."""
         hidden = rec["point_hidden"][..., None, None]
         local = torch.where(hidden, rec["predicted"], rec["local"])  # [B, G, K, 3]
         points = rec["centres"][:, :, None] + local
         codes = rec["point_codes"][:, :, None].expand(-1, -1, local.shape[2], -1)
-        features = torch.cat([codes, local], -1)
+        seen = (~hidden).to(local.dtype).expand(-1, -1, local.shape[2], 1)
+        colour = rec["local_feat"][..., :3] * seen
+        features = torch.cat([codes, local, colour, seen], -1)
+        base = colour + 0.5 * (1 - seen)  # grey where the colour is unknown
         B = len(points)
-        return [self.head(points[b].reshape(-1, 3), features[b].reshape(-1, features.shape[-1])) for b in range(B)]
+        return [self.head(points[b].reshape(-1, 3), features[b].reshape(-1, features.shape[-1]), base[b].reshape(-1, 3))
+                for b in range(B)]
 
     def forward(self, batch: PointBatch, generator: Optional[torch.Generator] = None) -> Dict[str, Tensor]:
         seen, targets = self._split(batch)
@@ -200,7 +213,7 @@ class Gaussian2Scene(PiMAE):
     def held_out_views(self, batch: PointBatch, generator: torch.Generator) -> List[Tuple[Tensor, Tensor]]:
         """``(rendered, real)`` ``[h, w, 3]`` pairs of every scene's views that the encoder did not see."""
         seen, targets = self._split(batch)
-        per_scene = self.predict(seen, generator)[1]
+        per_scene = self.predict(seen, generator, mask=False)[1]
         color, _, K = render_targets(targets, self.render_width, self.render_height)
         rgb, _ = render(per_scene, K, targets.cam_to_world, self.render_width, self.render_height)
         B, V = color.shape[:2]
@@ -208,10 +221,11 @@ class Gaussian2Scene(PiMAE):
 
     @torch.no_grad()
     def held_out_metrics(self, batch: PointBatch, generator: torch.Generator) -> Dict[str, float]:
-        """PSNR and SSIM of the views the encoder did not see, rendered from the predicted Gaussians and from the
+        """PSNR and SSIM of the views the encoder did not see, rendered from the Gaussians predicted with nothing
+        hidden (the encoder sees every point and the input views, as the baseline does) and from the
         :func:`point_baseline` of the scene's points, at ``render_width`` x ``render_height``, averaged over views."""
         seen, targets = self._split(batch)
-        per_scene = self.predict(seen, generator)[1]
+        per_scene = self.predict(seen, generator, mask=False)[1]
         color, _, K = render_targets(targets, self.render_width, self.render_height)
         out = {"render_psnr": 0.0, "render_ssim": 0.0, "baseline_psnr": 0.0, "baseline_ssim": 0.0}
         slices = batch.scene_slices()

@@ -132,20 +132,25 @@ class PiMAE(Method):
         out = self.reconstruct(batch, generator)
         return {k: out[k] for k in ("loss", "chamfer", "image_mse")}
 
-    def reconstruct(self, batch: PointBatch, generator: Optional[torch.Generator] = None) -> Dict[str, Tensor]:
+    def reconstruct(self, batch: PointBatch, generator: Optional[torch.Generator] = None, mask: bool = True) -> Dict[str, Tensor]:
         """One masked pass: the losses of :meth:`forward` and what a second stage builds on: ``centres [B, G, 3]``,
-        ``local [B, G, K, 3]`` (each patch's true points relative to its centre), ``point_hidden [B, G]``,
-        ``predicted [B, G, K, 3]`` (the head's points of every patch, relative to its centre) and
-        ``point_codes [B, G, dim]`` (the decoder's output at every point patch)."""
+        ``local [B, G, K, 3]`` (each patch's true points relative to its centre), ``local_feat [B, G, K, C]`` (their
+        features), ``point_hidden [B, G]``, ``predicted [B, G, K, 3]`` (the head's points of every patch, relative to
+        its centre) and ``point_codes [B, G, dim]`` (the decoder's output at every point patch). ``mask=False``
+        hides nothing (every token of both modalities is encoded, as downstream); the losses are then 0."""
         if batch.views is None:
             raise ConfigError("PiMAE needs posed views with every scene: set dataset.views (rooms, scannet, sevenscenes, redwood "
                               "and scene folders with frames have them).")
         enc, p = self.encoder, self.image_patch
         centres, nb = enc.group(batch)
         B, G = centres.shape[:2]
-        point_hidden, image_hidden = self.masks(batch, centres, generator)
         W, H = batch.views.size
         cols, rows = patch_grid(W, H, p)
+        if mask:
+            point_hidden, image_hidden = self.masks(batch, centres, generator)
+        else:
+            point_hidden = torch.zeros(B, G, dtype=torch.bool, device=centres.device)
+            image_hidden = torch.zeros(B, batch.views.color.shape[1], cols * rows, dtype=torch.bool, device=centres.device)
         pixels = image_patches(batch.views.color, p)  # [B, V, P, 3pp]
         V, P = pixels.shape[1], pixels.shape[2]
         dim = enc.out_dim
@@ -175,12 +180,15 @@ class PiMAE(Method):
         # losses on the hidden tokens of each modality
         local = batch.coord[nb] - centres[:, :, None]  # [B, G, K, 3]
         predicted = self.point_head(x[:, :G]).reshape(B, G, enc.patch, 3)
-        chamfer = chamfer_distance(predicted[point_hidden], local[point_hidden])
+        chamfer = chamfer_distance(predicted[point_hidden], local[point_hidden]) if bool(point_hidden.any()) else predicted.sum() * 0.0
         target = pixels.reshape(B, V * P, -1)[image_hidden.reshape(B, -1)]
-        target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6).sqrt()
         pred_pixels = self.image_head(x[:, G:][image_hidden.reshape(B, -1)])
-        image_mse = F.mse_loss(pred_pixels, target) if len(target) else pred_pixels.sum() * 0.0
+        if len(target):
+            target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6).sqrt()
+            image_mse = F.mse_loss(pred_pixels, target)
+        else:  # nothing hidden
+            image_mse = pred_pixels.sum() * 0.0
         loss = self.point_weight * chamfer + self.image_weight * image_mse
         return {"loss": loss, "chamfer": chamfer.detach(), "image_mse": image_mse.detach(), "centres": centres, "local": local,
-                "point_hidden": point_hidden, "predicted": predicted, "point_codes": x[:, :G]}
+                "local_feat": batch.feat[nb], "point_hidden": point_hidden, "predicted": predicted, "point_codes": x[:, :G]}
 
