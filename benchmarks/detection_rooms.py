@@ -1,12 +1,13 @@
-"""3D detection on procedural rooms: a VoteNet head on each scene encoder, from scratch and from Point-MAE
-pretraining, on all and on 10% of the training scenes; then the real-data path on the ScanNet samples.
+"""3D detection on procedural rooms: a VoteNet head on each scene encoder, from scratch and from Point-MAE or
+Gaussian2Scene pretraining, on all and on 10% of the training scenes; then the real-data path on the ScanNet samples.
 
 Every run is `geossl finetune detection=votenet dataset=rooms encoder=<name or file> seed=<s>
 [dataset.train_fraction=<f>] trainer.epochs=<n>`, evaluated on the 100 test rooms (seeds 2000-2099) with
 mmdetection3d's indoor protocol; its validation mAP every 5 epochs is the learning curve.
 
     python benchmarks/detection_rooms.py --out /work/bench/det --backbones point_patch_transformer spunet --seeds 0 1 2
-    python benchmarks/detection_rooms.py --out /work/bench/det --pretrained /work/bench/pointmae --fractions 0.1 1.0
+    python benchmarks/detection_rooms.py --out /work/bench/det --pretrained pointmae=/work/bench/pointmae --fractions 0.1 1.0
+    python benchmarks/detection_rooms.py --out /work/bench/det --pretrained gaussian2scene=<folder of seed<s>/> --fractions 0.1 1.0
     python benchmarks/detection_rooms.py --out /work/bench/det --scannet --epochs 200 --threads 1
     python benchmarks/detection_rooms.py --out /work/bench/det --render
 
@@ -38,6 +39,10 @@ def _geossl(args: list) -> str:
     return res.stdout
 
 
+# pretraining methods whose encoders --pretrained takes, and their names in the table
+PRETRAINED = {"pointmae": "Point-MAE", "gaussian2scene": "Gaussian2Scene"}
+
+
 def finetune(name: str, out: Path, args: list) -> dict:
     """One fine-tuning run in its own process, its output in ``<out>/<name>.log``; a finished run is reused.
     The command is ``python -m geossl finetune detection=votenet trainer.progress=false trainer.threads=<threads> <args>
@@ -62,7 +67,8 @@ def render(runs: dict, extra: dict, note: str, speed: dict) -> None:
     for name, r in runs.items():
         if name.startswith("scannet"):
             continue
-        key = (r["encoder"].split(" ")[0] if "from scratch" in r["encoder"] else "point_patch_transformer, Point-MAE pretrained",
+        method = name.split("-f")[0]
+        key = (r["encoder"].split(" ")[0] if "from scratch" in r["encoder"] else f"point_patch_transformer, {PRETRAINED[method]} pretrained",
                r["train_fraction"])
         groups.setdefault(key, []).append(r)
     lines = ["## 3D detection on procedural rooms (VoteNet head)", "",
@@ -102,7 +108,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--backbones", nargs="*", default=[], help="registry names trained from scratch")
-    ap.add_argument("--pretrained", default=None, help="a folder of Point-MAE runs (seed<s>/encoder.safetensors) to start from")
+    ap.add_argument("--pretrained", nargs="*", default=[], metavar="METHOD=FOLDER",
+                    help=f"pretrained encoders to start from: a folder of runs (seed<s>/encoder.safetensors) per method, one of "
+                         f"{sorted(PRETRAINED)}; a bare folder means pointmae")
     ap.add_argument("--fractions", nargs="+", type=float, default=[1.0])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=40)
@@ -115,6 +123,9 @@ def main() -> None:
     ap.add_argument("--note", default="")
     ap.add_argument("--threads", type=int, default=2, help="torch threads per run (the timings' cores)")
     args = ap.parse_args()
+    pretrained = dict(p.split("=", 1) if "=" in p else ("pointmae", p) for p in args.pretrained)
+    if set(pretrained) - set(PRETRAINED):
+        raise SystemExit(f"--pretrained: unknown method(s) {sorted(set(pretrained) - set(PRETRAINED))}; choose from {sorted(PRETRAINED)}")
     global THREADS
     THREADS = args.threads
     out = Path(args.out)
@@ -125,9 +136,9 @@ def main() -> None:
                 for backbone in args.backbones:
                     finetune(f"{backbone}-f{fraction:g}-seed{seed}", out, [f"encoder={backbone}", f"seed={seed}",
                                                                           f"dataset.train_fraction={fraction}", f"trainer.epochs={args.epochs}"])
-                if args.pretrained:
-                    encoder = Path(args.pretrained) / f"seed{seed}" / "encoder.safetensors"
-                    finetune(f"pointmae-f{fraction:g}-seed{seed}", out, [f"encoder={encoder}", f"seed={seed}",
+                for method, folder in pretrained.items():
+                    encoder = Path(folder) / f"seed{seed}" / "encoder.safetensors"
+                    finetune(f"{method}-f{fraction:g}-seed{seed}", out, [f"encoder={encoder}", f"seed={seed}",
                                                                         f"dataset.train_fraction={fraction}", f"trainer.epochs={args.epochs}"])
     speed_file = out / "speed.json"
     if args.speed and not args.render:

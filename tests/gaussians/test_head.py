@@ -17,6 +17,16 @@ def test_the_first_prediction_sits_on_the_points_with_the_initial_scale():
     assert torch.allclose(g.opacities, torch.full((50,), 0.5)) and torch.allclose(g.colors, torch.full((50, 3), 0.5))
 
 
+def test_the_first_colours_are_the_base_colours_and_stay_in_range():
+    head = GaussianHead(8)
+    base = torch.tensor([[0.2, 0.5, 0.9], [0.0, 1.0, 0.5]])
+    g = head(torch.zeros(2, 3), torch.randn(2, 8), base)
+    assert torch.allclose(g.colors, torch.tensor([[0.2, 0.5, 0.9], [0.01, 0.99, 0.5]]), atol=1e-6)  # clamped to logit range
+    torch.nn.init.normal_(head.mlp[-1].weight, std=50.0)
+    g = head(torch.zeros(2, 3), torch.randn(2, 8), base)
+    assert ((g.colors >= 0) & (g.colors <= 1)).all()
+
+
 def test_activations_keep_every_parameter_in_its_range_for_any_raw_output():
     head = GaussianHead(4, offset_scale=0.1, min_scale=0.005, scale_init=0.02, max_scale=0.3)
     torch.nn.init.normal_(head.mlp[-1].weight, std=50.0)  # raw outputs far beyond every bound

@@ -52,6 +52,24 @@ def test_the_stage_follows_the_epoch_and_stage_two_losses_fall_on_one_room(room)
     assert all(v == v for v in metrics.values())
 
 
+def test_gaussians_start_from_visible_points_colours_and_grey_elsewhere_and_nothing_hidden_sees_every_point(room):
+    model = _model(room)  # the head's last layer starts at zero: Gaussians on their points, colours = base colours
+    rec = model.reconstruct(room, torch.Generator().manual_seed(0))
+    g = model.gaussians(rec)[0]
+    hidden = rec["point_hidden"][0][:, None].expand(-1, rec["local"].shape[2]).reshape(-1)
+    assert 0 < int(hidden.sum()) < len(hidden)
+    colours = rec["local_feat"][0, ..., :3].reshape(-1, 3)
+    assert torch.allclose(g.colors[~hidden], colours[~hidden].clamp(0.01, 0.99), atol=1e-5)
+    assert torch.allclose(g.colors[hidden], torch.full_like(g.colors[hidden], 0.5))
+    rec = model.reconstruct(room, mask=False)
+    assert not rec["point_hidden"].any() and float(rec["loss"]) == 0.0
+    g = model.gaussians(rec)[0]  # every Gaussian on a real input point, with that point's colour
+    points = (rec["centres"][:, :, None] + rec["local"])[0].reshape(-1, 3)
+    assert torch.allclose(g.means, points) and torch.allclose(g.colors, rec["local_feat"][0, ..., :3].reshape(-1, 3).clamp(0.01, 0.99), atol=1e-5)
+    d = torch.cdist(g.means, room.coord, compute_mode="donot_use_mm_for_euclid_dist").min(1).values
+    assert d.max() < 1e-5
+
+
 def test_the_point_baseline_is_one_isotropic_gaussian_per_point_at_its_neighbour_distance():
     points = torch.tensor([[0.0, 0.0, 0.0], [0.3, 0.0, 0.0], [0.3, 0.4, 0.0]])
     g = point_baseline(points, torch.tensor([[1.0, 0.0, 0.0]] * 3))
