@@ -41,12 +41,13 @@ def run(variant: str, seed: int, out: Path, threads: int, extra: list, dataset: 
                        "trainer.progress=false", *extra, *overrides], run_dir(variant, seed, out, dataset))
 
 
-def scannet_probe(encoder: Path, seed: int, threads: int) -> dict:
-    """The segmentation probe of a saved encoder on the ScanNet samples (`geossl evaluate dataset=scannet`: trained on
-    scene0000_00/01, scored on scene0000_02), kept next to the encoder."""
-    path = encoder.parent / f"{encoder.stem}-scannet-probe.json"
+def probe(encoder: Path, dataset: str, seed: int, threads: int) -> dict:
+    """The segmentation probe of a saved encoder, `geossl evaluate encoder=<file> dataset=<dataset>` with that
+    dataset's default transforms, so that every encoder is probed on the same points (rooms: the Point-MAE table's
+    2048-point crops; scannet: trained on scene0000_00/01, scored on scene0000_02); kept next to the encoder."""
+    path = encoder.parent / f"{encoder.stem}-{dataset}-probe.json"
     if not path.is_file():
-        cmd = [sys.executable, "-m", "geossl", "evaluate", f"encoder={encoder}", "dataset=scannet", f"seed={seed}",
+        cmd = [sys.executable, "-m", "geossl", "evaluate", f"encoder={encoder}", f"dataset={dataset}", f"seed={seed}",
                f"trainer.threads={threads}"]
         done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         if done.returncode != 0:
@@ -77,16 +78,13 @@ def main() -> None:
     rows = {v: [json.loads((run_dir(v, s, out) / "summary.json").read_text()) for s in args.seeds
                 if (run_dir(v, s, out) / "summary.json").is_file()] for v in VARIANTS}
     rows = {v: rs for v, rs in rows.items() if rs}
-    for rs in rows.values():
-        for r in rs:
-            r["scannet_probe"] = scannet_probe(Path(r["encoder"]), r["seed"], args.threads)
-    randoms = []
+    encoders = {v: [(Path(r["encoder"]), r["seed"], r["pretrain_seconds"]) for r in rs] for v, rs in rows.items()}
     if not args.no_random:
-        from pointmae_rooms import random_init  # the seed's initial weights of the same encoder, probed on the rooms
+        from pointmae_rooms import random_init  # the seed's initial weights of the same encoder (saved, then probed)
 
-        for s in args.seeds:
-            r = random_init(s, out, args.threads)
-            randoms.append({**r, "scannet_probe": scannet_probe(Path(r["encoder"]), s, args.threads)})
+        encoders["random initialisation"] = [(Path(random_init(s, out, args.threads)["encoder"]), s, None) for s in args.seeds]
+    probes = {v: [{"encoder": str(e), "seed": s, "pretrain_seconds": t, "rooms": probe(e, "rooms", s, args.threads),
+                   "scannet": probe(e, "scannet", s, args.threads)} for e, s, t in es] for v, es in encoders.items()}
     renders = {v: rs for v, rs in rows.items() if v == "gaussian2scene"}
     if args.sevenscenes:
         renders["gaussian2scene, 7-Scenes (held-out frames)"] = [run("gaussian2scene", s, out, args.threads, [], "sevenscenes")
@@ -112,16 +110,17 @@ def main() -> None:
         lines.append(f"| {variant} | {len(rs)} | **{ms(rs, 'test_render_psnr')}** | {ms(rs, 'test_baseline_psnr')} | "
                      f"{gain[0]:+.2f} ± {gain[1]:.2f} | {ms(rs, 'test_render_ssim', 1, 3)} | {ms(rs, 'test_baseline_ssim', 1, 3)} | "
                      f"{ms(rs, 'pretrain_seconds', 1 / 60, 1)} |")
-    lines += ["", "**(b) Segmentation probe** of the frozen encoder (the Point-MAE table's probe): mIoU on the test rooms, "
-              "and on ScanNet scene0000_02 after training the probe on scene0000_00/01 (`geossl evaluate dataset=scannet`). "
-              "Every pretraining row has the same budget and data.", "",
-              "| encoder | seeds | rooms mIoU (%) | ScanNet mIoU (%) | min / run |", "|---|---|---|---|---|"]
-    for variant, rs in [*rows.items(), *([("random initialisation", randoms)] if randoms else [])]:
-        scannet = mean_std([100 * r["scannet_probe"]["seg_miou"] for r in rs])
-        minutes = ms(rs, "pretrain_seconds", 1 / 60, 1) if "pretrain_seconds" in rs[0] else "-"
-        lines.append(f"| {variant} | {len(rs)} | {ms(rs, 'seg_miou', 100, 1)} | {scannet[0]:.1f} ± {scannet[1]:.1f} | {minutes} |")
+    lines += ["", "**(b) Segmentation probe** of the frozen encoder, every encoder on the same points: `geossl evaluate "
+              "encoder=<file> dataset=rooms` (the Point-MAE table's probe and 2048-point crops; the runs' own summaries probe "
+              "their subsampled whole rooms) and `dataset=scannet` (probe trained on scene0000_00/01, scored on "
+              "scene0000_02). The pretraining rows share budget, data and seeds.", "",
+              "| encoder | seeds | rooms mIoU (%) | ScanNet mIoU (%) | pretraining min / run |", "|---|---|---|---|---|"]
+    for variant, ps in probes.items():
+        rooms_m, scannet_m = (mean_std([100 * p[d]["seg_miou"] for p in ps]) for d in ("rooms", "scannet"))
+        minutes = ms(ps, "pretrain_seconds", 1 / 60, 1) if ps[0]["pretrain_seconds"] is not None else "-"
+        lines.append(f"| {variant} | {len(ps)} | {rooms_m[0]:.1f} ± {rooms_m[1]:.1f} | {scannet_m[0]:.1f} ± {scannet_m[1]:.1f} | {minutes} |")
     write_json("gaussian2scene_rooms", {"seeds": args.seeds, "overrides": args.set, "runs": rows, "rendering": renders,
-                                        "random_init": randoms})
+                                        "probes": probes})
     write_section("gaussian2scene_rooms", "\n".join(lines))
 
 
