@@ -40,7 +40,8 @@ def _geossl(args: list) -> str:
 
 
 # pretraining methods whose encoders --pretrained takes, and their names in the table
-PRETRAINED = {"pointmae": "Point-MAE", "gaussian2scene": "Gaussian2Scene"}
+PRETRAINED = {"pointmae": "Point-MAE", "gaussian2scene": "Gaussian2Scene",
+              "pointmae-reduced": "Point-MAE (at Gaussian2Scene's reduced budget)"}
 
 
 def finetune(name: str, out: Path, args: list) -> dict:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -100,7 +101,8 @@ def main() -> None:
              "rendered at 160x120 from the Gaussians predicted from the room's points and its input view (nothing hidden) "
              "and from one isotropic Gaussian per input point (its colour, its nearest-neighbour distance as scale). "
              "Mean ± population std over seeds.", "",
-             machine_line(), *([f"Overrides of the rooms runs: `{' '.join(args.set)}`", ""] if args.set else [""]),
+             re.sub(r"\d+ torch threads", f"{args.threads} torch thread(s) per run", machine_line()),
+             *([f"Overrides of the rooms runs: `{' '.join(args.set)}`", ""] if args.set else [""]),
              *([args.note, ""] if args.note else []),
              "**(a) Rendering of held-out views**", "",
              "| pretraining | seeds | held-out PSNR (dB) | baseline PSNR (dB) | gain (dB) | held-out SSIM | baseline SSIM | min / run |",
