@@ -42,14 +42,20 @@ def run(variant: str, seed: int, out: Path, threads: int, extra: list, dataset: 
                        "trainer.progress=false", *extra, *overrides], run_dir(variant, seed, out, dataset))
 
 
-def probe(encoder: Path, dataset: str, seed: int, threads: int) -> dict:
-    """The segmentation probe of a saved encoder, `geossl evaluate encoder=<file> dataset=<dataset>` with that
-    dataset's default transforms, so that every encoder is probed on the same points (rooms: the Point-MAE table's
-    2048-point crops; scannet: trained on scene0000_00/01, scored on scene0000_02); kept next to the encoder."""
-    path = encoder.parent / f"{encoder.stem}-{dataset}-probe.json"
+#: the probes of every encoder: name -> (dataset, overrides); each dataset's default transforms unless overridden
+PROBES = {"rooms": ("rooms", []), "rooms-subsample": ("rooms", ["transform.budget=subsample"]), "scannet": ("scannet", [])}
+
+
+def probe(encoder: Path, name: str, seed: int, threads: int) -> dict:
+    """The segmentation probe ``name`` of :data:`PROBES` of a saved encoder, `geossl evaluate encoder=<file>
+    dataset=<dataset> <overrides>`, so that every encoder is probed on the same points (rooms: the Point-MAE table's
+    2048-point crops; rooms-subsample: 2048 points drawn from the whole room, as Gaussian2Scene trains on; scannet:
+    trained on scene0000_00/01, scored on scene0000_02); kept next to the encoder."""
+    dataset, overrides = PROBES[name]
+    path = encoder.parent / f"{encoder.stem}-{name}-probe.json"
     if not path.is_file():
         cmd = [sys.executable, "-m", "geossl", "evaluate", f"encoder={encoder}", f"dataset={dataset}", f"seed={seed}",
-               f"trainer.threads={threads}"]
+               f"trainer.threads={threads}", *overrides]
         done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         if done.returncode != 0:
             raise SystemExit(f"{' '.join(cmd[2:])} failed")
@@ -84,8 +90,8 @@ def main() -> None:
         from pointmae_rooms import random_init  # the seed's initial weights of the same encoder (saved, then probed)
 
         encoders["random initialisation"] = [(Path(random_init(s, out, args.threads)["encoder"]), s, None) for s in args.seeds]
-    probes = {v: [{"encoder": str(e), "seed": s, "pretrain_seconds": t, "rooms": probe(e, "rooms", s, args.threads),
-                   "scannet": probe(e, "scannet", s, args.threads)} for e, s, t in es] for v, es in encoders.items()}
+    probes = {v: [{"encoder": str(e), "seed": s, "pretrain_seconds": t, **{n: probe(e, n, s, args.threads) for n in PROBES}}
+                  for e, s, t in es] for v, es in encoders.items()}
     renders = {v: rs for v, rs in rows.items() if v == "gaussian2scene"}
     if args.sevenscenes:
         renders["gaussian2scene, 7-Scenes (held-out frames)"] = [run("gaussian2scene", s, out, args.threads, [], "sevenscenes")
@@ -113,14 +119,16 @@ def main() -> None:
                      f"{gain[0]:+.2f} ± {gain[1]:.2f} | {ms(rs, 'test_render_ssim', 1, 3)} | {ms(rs, 'test_baseline_ssim', 1, 3)} | "
                      f"{ms(rs, 'pretrain_seconds', 1 / 60, 1)} |")
     lines += ["", "**(b) Segmentation probe** of the frozen encoder, every encoder on the same points: `geossl evaluate "
-              "encoder=<file> dataset=rooms` (the Point-MAE table's probe and 2048-point crops; the runs' own summaries probe "
-              "their subsampled whole rooms) and `dataset=scannet` (probe trained on scene0000_00/01, scored on "
-              "scene0000_02). The pretraining rows share budget, data and seeds.", "",
-              "| encoder | seeds | rooms mIoU (%) | ScanNet mIoU (%) | pretraining min / run |", "|---|---|---|---|---|"]
+              "encoder=<file> dataset=rooms` (the Point-MAE table's probe and its 2048-point crops, the points Point-MAE "
+              "trains on), the same with `transform.budget=subsample` (2048 points drawn from the whole room, the points "
+              "Gaussian2Scene trains on) and `dataset=scannet` (probe trained on scene0000_00/01, scored on scene0000_02). "
+              "The pretraining rows share budget, data and seeds.", "",
+              "| encoder | seeds | rooms mIoU, crops (%) | rooms mIoU, whole-room subsample (%) | ScanNet mIoU (%) | "
+              "pretraining min / run |", "|---|---|---|---|---|---|"]
     for variant, ps in probes.items():
-        rooms_m, scannet_m = (mean_std([100 * p[d]["seg_miou"] for p in ps]) for d in ("rooms", "scannet"))
+        cells = [mean_std([100 * p[n]["seg_miou"] for p in ps]) for n in PROBES]
         minutes = ms(ps, "pretrain_seconds", 1 / 60, 1) if ps[0]["pretrain_seconds"] is not None else "-"
-        lines.append(f"| {variant} | {len(ps)} | {rooms_m[0]:.1f} ± {rooms_m[1]:.1f} | {scannet_m[0]:.1f} ± {scannet_m[1]:.1f} | {minutes} |")
+        lines.append(f"| {variant} | {len(ps)} | " + " | ".join(f"{m:.1f} ± {sd:.1f}" for m, sd in cells) + f" | {minutes} |")
     write_json("gaussian2scene_rooms", {"seeds": args.seeds, "overrides": args.set, "runs": rows, "rendering": renders,
                                         "probes": probes})
     write_section("gaussian2scene_rooms", "\n".join(lines))
