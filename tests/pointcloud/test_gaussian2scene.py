@@ -62,7 +62,7 @@ def test_gaussians_start_from_visible_points_colours_and_grey_elsewhere_and_noth
     assert torch.allclose(g.colors[~hidden], colours[~hidden].clamp(0.01, 0.99), atol=1e-5)
     assert torch.allclose(g.colors[hidden], torch.full_like(g.colors[hidden], 0.5))
     rec = model.reconstruct(room, mask=False)
-    assert not rec["point_hidden"].any() and float(rec["loss"]) == 0.0
+    assert not rec["point_hidden"].any() and float(rec["loss"].detach()) == 0.0
     g = model.gaussians(rec)[0]  # every Gaussian on a real input point, with that point's colour
     points = (rec["centres"][:, :, None] + rec["local"])[0].reshape(-1, 3)
     assert torch.allclose(g.means, points) and torch.allclose(g.colors, rec["local_feat"][0, ..., :3].reshape(-1, 3).clamp(0.01, 0.99), atol=1e-5)
