@@ -79,10 +79,11 @@ class Gaussian2Scene(PiMAE):
     **Stage 2** runs the same masked pass, then builds the reconstructed cloud (each visible patch's own points,
     each hidden patch's predicted points, around their centres) and predicts one 3D Gaussian per point of it with
     :class:`~geossl.gaussians.head.GaussianHead` from the decoder's code of the point's patch, the point's offset
-    in it and, for the points of visible patches, the point's colour (UniPre3D feeds point colours with the
-    features, as its Gaussians start from the input points). The Gaussians of each scene are rendered (``geossl.ops.rasterize_gaussians``: gsplat on CUDA, the
-    compiled compositor on CPU) into its other views at ``render_width`` x ``render_height`` and supervised with
-    ``(1 - lambda_dssim) L1 + lambda_dssim (1 - SSIM)`` on colour, L1 on depth where the view has depth, and the
+    in it and, for the points of visible patches, the point's colour, which the Gaussian's colour starts from
+    (geossl's choice; without it the colours collapsed to the room's mean). The Gaussians of each scene are
+    rendered (``geossl.ops.rasterize_gaussians``: gsplat on CUDA, the compiled compositor on CPU) into its other
+    views at ``render_width`` x ``render_height`` and supervised with ``(1 - lambda_dssim) L1 + lambda_dssim
+    (1 - SSIM)`` on colour, L1 on depth where the view has depth, and the
     Chamfer distance between the Gaussians' centres and the scene's points; the stage-1 losses stay on with
     ``stage1_weight``. A non-finite Gaussian makes the loss NaN, which stops the run with the last good checkpoint.
 
