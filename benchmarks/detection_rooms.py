@@ -24,7 +24,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import geossl_run, machine_line, mean_std, write_json, write_section  # noqa: E402
-import torch  # noqa: E402
 
 
 #: torch threads of every run (--threads): timings are for this many cores.
@@ -78,7 +77,7 @@ def render(runs: dict, extra: dict, note: str, speed: dict) -> None:
              "gradient into the vote positions), AdamW with a per-step cosine; "
              "mAP on the 100 test rooms (seeds 2000-2099), mmdetection3d's indoor protocol, six classes. Mean ± population std "
              "over seeds. Per-class AP@0.25 is in docs/results/detection_rooms.json.", "",
-             machine_line().replace(f"{torch.get_num_threads()} torch threads, ", ""), *([note, ""] if note else [""]),
+             machine_line(threads=""), *([note, ""] if note else [""]),
              "| backbone | training scenes | seeds | epochs | threads | mAP@0.25 (%) | mAP@0.5 (%) | training time (min) | s/step | inference s/scene | peak memory (MB) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for (backbone, fraction), rows in sorted(groups.items()):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -87,9 +86,9 @@ def main() -> None:
     rows = {v: rs for v, rs in rows.items() if rs}
     encoders = {v: [(Path(r["encoder"]), r["seed"], r["pretrain_seconds"]) for r in rs] for v, rs in rows.items()}
     if not args.no_random:
-        from pointmae_rooms import random_init  # the seed's initial weights of the same encoder (saved, then probed)
+        from pointmae_rooms import random_encoder  # the seed's initial weights of the same encoder
 
-        encoders["random initialisation"] = [(Path(random_init(s, out, args.threads)["encoder"]), s, None) for s in args.seeds]
+        encoders["random initialisation"] = [(random_encoder(s, out), s, None) for s in args.seeds]
     probes = {v: [{"encoder": str(e), "seed": s, "pretrain_seconds": t, **{n: probe(e, n, s, args.threads) for n in PROBES}}
                   for e, s, t in es] for v, es in encoders.items()}
     renders = {v: rs for v, rs in rows.items() if v == "gaussian2scene"}
@@ -107,7 +106,7 @@ def main() -> None:
              "rendered at 160x120 from the Gaussians predicted from the room's points and its input view (nothing hidden) "
              "and from one isotropic Gaussian per input point (its colour, its nearest-neighbour distance as scale). "
              "Mean ± population std over seeds.", "",
-             re.sub(r"\d+ torch threads", f"{args.threads} torch thread(s) per run", machine_line()),
+             machine_line(threads=f"{args.threads} torch thread(s) per run"),
              *([f"Overrides of the rooms runs: `{' '.join(args.set)}`", ""] if args.set else [""]),
              *([args.note, ""] if args.note else []),
              "**(a) Rendering of held-out views**", "",

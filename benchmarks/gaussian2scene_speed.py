@@ -103,7 +103,7 @@ def main() -> None:
              "points, one 320x240 input view in 32-pixel patches, one view rendered at 160x120 from 2,048 Gaussians per "
              f"room), a fixed batch of 8 rooms, AdamW; mean of {args.steps} steps after one warm-up. Peak: resident "
              "high-water mark of the process from the start of that stage's steps.", "",
-             machine_line().replace(f"{torch.get_num_threads()} torch threads, ", ""), "",
+             machine_line(threads=""), "",
              "| threads | stage 1 s/step | stage 1 peak (MB) | stage 2 s/step | stage 2 peak (MB) | stage 2: where the time goes (s/step) | "
              "making the batch (s) |",
              "|---|---|---|---|---|---|---|"]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import geossl_run, machine_line, mean_std, write_json, write_section  # noqa: E402
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Nodes and the preset's full-batch epochs of each dataset.
@@ -63,7 +64,7 @@ def main() -> None:
              "the same linear probe on layer-wise embeddings of the whole graph. Neighbour sampling: 1024 seeds per step, "
              "fan-outs [10, 10]; local clustering: 256 seeds per step, 32 nodes per cluster. Full batch: the "
              "`graphmae_node` table above. Mean ± population std over seeds.", "",
-             machine_line().replace("torch threads", "torch threads in this process; runs used " + str(args.threads)), "",
+             machine_line(threads=f"{torch.get_num_threads()} torch threads in this process; runs used {args.threads}"), "",
              "| dataset | sampler | epochs | seeds | test accuracy (%) | full batch (%) | difference (points) | s/epoch |",
              "|---|---|---|---|---|---|---|---|"]
     for dataset in args.datasets:

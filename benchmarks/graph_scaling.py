@@ -150,7 +150,7 @@ def main() -> None:
         probe = {"nodes": args.probe, "seed_nodes": args.probe_seeds, "pretrained": summary["test_acc"],
                  "pretrain_seconds": summary.get("pretrain_seconds", summary.get("seconds_per_epoch")),
                  **child(["--baselines", str(args.probe), "--threads", str(args.threads)])}
-    machine = machine_line().replace(f"{torch.get_num_threads()} torch threads, ", f"{args.threads} torch threads, ")
+    machine = machine_line(threads=f"{args.threads} torch threads")
     write_json("graph_scaling", {"machine": machine, "threads": args.threads, "model": MODEL, "sampler": SAMPLER, "chunk": CHUNK,
                                  "rows": rows, "probe": probe})
     write(rows, probe, machine, args)

@@ -26,8 +26,6 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import machine_line, matmul_gflops, write_json, write_section  # noqa: E402
 
@@ -122,7 +120,7 @@ def main() -> None:
         + ", ".join(f"{r['seconds_per_epoch']:.3f}" for r in rounds["baseline"]) + "; geossl "
         + ", ".join(f"{r['seconds_per_epoch']:.3f}" for r in rounds["geossl"]) + ".",
         "",
-        machine_line().replace(f"{torch.get_num_threads()} torch threads", f"{args.threads} torch threads in both implementations"),
+        machine_line(threads=f"{args.threads} torch threads in both implementations"),
         f"Dense matmul rate during this run (Cora's first-layer product, measured between rounds): {rate_before:.0f} to {rate_after:.0f} GFLOP/s. "
         "This shared machine's rate drifts by a third or more within an hour (135 to 242 GFLOP/s seen on the day of the first runs), and every timing moves with it: "
         "compare timings only at a similar rate; the ratio between the two rows is the robust number.",

@@ -45,27 +45,37 @@ def pretrain(seed: int, out: Path, threads: int) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
 
-def random_init(seed: int, out: Path, threads: int) -> dict:
-    """The seed's randomly initialised encoder (the weights pretraining starts from), through `geossl evaluate`."""
+def random_encoder(seed: int, out: Path) -> Path:
+    """The seed's randomly initialised encoder (the weights pretraining starts from), saved once to
+    ``<out>/random-seed<seed>.safetensors``."""
     import torch
 
     import geossl
-    from geossl.cli import _compose, main
+    from geossl.cli import _compose
     from geossl.pipeline import section
     from geossl.registry import ENCODERS
+
+    file = out / f"random-seed{seed}.safetensors"
+    if not file.is_file():
+        cfg = _compose("pretrain_scene", [f"seed={seed}"], "scene")
+        cls = ENCODERS.get(cfg.encoder.name)
+        torch.manual_seed(seed)
+        enc = cls(in_dim=3, **section(cfg, "encoder", cls, exclude=("in_dim",)))
+        geossl.save_encoder(enc, file, metadata={"method": "random init", "seed": seed})
+    return file
+
+
+def random_init(seed: int, out: Path, threads: int) -> dict:
+    """The probe of the seed's randomly initialised encoder (:func:`random_encoder`), through `geossl evaluate`."""
+    import contextlib
+    import io
+
+    from geossl.cli import main
 
     path = out / f"random-seed{seed}.json"
     if path.is_file():
         return json.loads(path.read_text())
-    cfg = _compose("pretrain_scene", [f"seed={seed}"], "scene")
-    cls = ENCODERS.get(cfg.encoder.name)
-    torch.manual_seed(seed)
-    enc = cls(in_dim=3, **section(cfg, "encoder", cls, exclude=("in_dim",)))
-    file = out / f"random-seed{seed}.safetensors"
-    geossl.save_encoder(enc, file, metadata={"method": "random init", "seed": seed})
-    import contextlib
-    import io
-
+    file = random_encoder(seed, out)
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         if main(["evaluate", f"encoder={file}", "dataset=rooms", f"seed={seed}"]) != 0:
