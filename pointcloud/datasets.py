@@ -110,7 +110,8 @@ ROOM_SPLITS = {"train": [0, 1000], "val": [1000, 1050], "test": [2000, 2100]}
 @DATASETS.register("rooms", domain="scene")
 def rooms(split: str = "train", splits: Optional[Dict[str, List[int]]] = None, num_points: int = 50_000, num_views: int = 4,
           min_objects: int = 4, max_objects: int = 10, width: int = 320, height: int = 240, fov_deg: float = 60.0,
-          color_noise: float = 0.02, test_every: int = 10, views: int = 0, loop: int = 1, scene: int = 0) -> SceneDataset:
+          color_noise: float = 0.02, test_every: int = 10, views: int = 0, loop: int = 1, scene: int = 0,
+          cache: bool = False) -> SceneDataset:
     """Procedural rooms, one per seed (:func:`geossl.pointcloud.rooms.make_room`).
 
     Args:
@@ -123,8 +124,11 @@ def rooms(split: str = "train", splits: Optional[Dict[str, List[int]]] = None, n
         views: posed views per item (drawn from the room's ``num_views``).
         loop: passes over the split per epoch.
         scene: the room (seed) that ``geossl show`` and ``geossl fit-gaussians`` use.
+        cache: keep every room made on disk and read it back from there when it is asked for again
+            (:func:`geossl.pointcloud.rooms.cached_room`: the same tensors, without making the room again; about
+            7 MB a room with four 320x240 views), so that a run passes over its rooms at the speed of reading them.
     """
-    from .rooms import SEMANTIC, CLASSES, make_room
+    from .rooms import SEMANTIC, CLASSES, cached_room, make_room
 
     ranges = dict(ROOM_SPLITS if splits is None else splits)
     lo, hi = (int(v) for v in _split_keys(ranges, split, "rooms"))
@@ -132,8 +136,9 @@ def rooms(split: str = "train", splits: Optional[Dict[str, List[int]]] = None, n
         raise ConfigError(f"dataset.views={views} views per item, but each room renders dataset.num_views={num_views}.")
 
     def load(seed, frames: bool) -> Dict[str, Any]:
-        r = make_room(int(seed), num_points=num_points, num_views=num_views if frames else 0, min_objects=min_objects,
-                      max_objects=max_objects, width=width, height=height, fov_deg=fov_deg, color_noise=color_noise)
+        r = (cached_room if cache else make_room)(int(seed), num_points=num_points, num_views=num_views if frames else 0,
+                                                  min_objects=min_objects, max_objects=max_objects, width=width,
+                                                  height=height, fov_deg=fov_deg, color_noise=color_noise)
         r["labels"] = r.pop("semantic")
         return r
 
