@@ -47,7 +47,6 @@ def run(variant: str, seed: int, out: Path, threads: int, extra: list, dataset: 
                        "trainer.progress=false", *DATASET_OVERRIDES[dataset], *extra, *overrides], run_dir(variant, seed, out, dataset))
 
 
-
 #: the probes of every encoder: name -> (dataset, overrides); each dataset's default transforms unless overridden
 PROBES = {"rooms": ("rooms", ["dataset.cache=true"]), "rooms-subsample": ("rooms", ["dataset.cache=true", "transform.budget=subsample"]),
           "scannet": ("scannet", [])}
