@@ -335,7 +335,7 @@ def cached_room(seed: int, **settings) -> Dict[str, object]:
     training run that passes over the same rooms every epoch, or several runs over the same split, make each once.
     A cache file that cannot be read, or does not hold a room of these settings and this seed (a truncated or
     foreign file), is made again and replaced: the cache only holds what this function wrote. Files are written
-    atomically, so concurrent runs may share a cache. About 2.6 MB a room of 50,000 points, plus 1.2 MB a
+    atomically, so concurrent runs may share a cache. About 2.2 MB a room of 50,000 points, plus 1.2 MB a
     320x240 view.
 
     Args:
