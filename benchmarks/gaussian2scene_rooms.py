@@ -8,10 +8,11 @@ same budget), over seeds.
 Every run is `geossl pretrain scene=<method> dataset=rooms seed=<s>` (CPU preset: for Gaussian2Scene 10 epochs of
 stage 1, then 10 of stage 2; `stage 1 alone` sets scene.stage1_epochs to trainer.epochs; Point-MAE 20 epochs).
 Rooms runs and probes set `dataset.cache=true`: each room is made once and read back from $GEOSSL_CACHE (the same
-tensors; about 8 GB for the 1100 rooms with views). Held-out views: the second view of each of the 100 test rooms, which the encoder does not see, at 160x120. With
---sevenscenes, the same on the real 7-Scenes sequence (`dataset=sevenscenes dataset.loop=512`: pretrained on the cloud
-fused from its training frames, 64 steps an epoch, rendered into its held-out frames; no labels, so no probe). Writes the `gaussian2scene_rooms` section
-of docs/results.md and docs/results/gaussian2scene_rooms.json.
+tensors; about 8 GB for the 1100 rooms with views). Held-out views: the second view of each of the 100 test rooms,
+which the encoder does not see, at 160x120. With --sevenscenes, the same on the real 7-Scenes sequence
+(`dataset=sevenscenes dataset.loop=512`: pretrained on the cloud fused from its training frames, 64 steps an epoch,
+rendered into its held-out frames; no labels, so no probe). Writes the `gaussian2scene_rooms` section of
+docs/results.md and docs/results/gaussian2scene_rooms.json.
 """
 
 from __future__ import annotations
