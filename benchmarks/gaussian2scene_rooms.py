@@ -27,9 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import geossl_run, machine_line, mean_std, write_json, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-# pretraining variants: the method and its overrides (Point-MAE: the same encoder, budget and data, without views)
+# pretraining variants: the method and its overrides (Point-MAE: the same encoder, budget and data, without views, on
+# its own 2048-point crops; "on whole-room points": on 2048 points drawn from the whole room, as Gaussian2Scene trains)
 VARIANTS = {"gaussian2scene": ["scene=gaussian2scene"], "stage 1 alone": ["scene=gaussian2scene", "scene.stage1_epochs=${trainer.epochs}"],
-            "Point-MAE": ["scene=pointmae"]}
+            "Point-MAE": ["scene=pointmae"],
+            "Point-MAE on whole-room points": ["scene=pointmae", "transform.budget=subsample"]}
 
 
 #: what every run on a dataset sets: rooms are made once and read back (the same rooms); the one 7-Scenes scene is
