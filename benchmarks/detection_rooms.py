@@ -8,6 +8,7 @@ mmdetection3d's indoor protocol; its validation mAP every 5 epochs is the learni
     python benchmarks/detection_rooms.py --out /work/bench/det --backbones point_patch_transformer spunet --seeds 0 1 2
     python benchmarks/detection_rooms.py --out /work/bench/det --pretrained pointmae=/work/bench/pointmae --fractions 0.1 1.0
     python benchmarks/detection_rooms.py --out /work/bench/det --pretrained gaussian2scene=<folder of seed<s>/> --fractions 0.1 1.0
+    python benchmarks/detection_rooms.py --out /work/bench/det --pretrained gaussian2scene-reduced=<folder of seed<s>/> --fractions 0.1 1.0
     python benchmarks/detection_rooms.py --out /work/bench/det --scannet --epochs 200 --threads 1
     python benchmarks/detection_rooms.py --out /work/bench/det --render
 
@@ -40,7 +41,8 @@ def _geossl(args: list) -> str:
 
 # pretraining methods whose encoders --pretrained takes, and their names in the table
 PRETRAINED = {"pointmae": "Point-MAE", "gaussian2scene": "Gaussian2Scene",
-              "pointmae-reduced": "Point-MAE (at Gaussian2Scene's reduced budget)"}
+              "pointmae-reduced": "Point-MAE (at the reduced budget)",
+              "gaussian2scene-reduced": "Gaussian2Scene (at the reduced budget)"}
 
 
 def finetune(name: str, out: Path, args: list) -> dict:
