@@ -28,8 +28,12 @@ from _report import geossl_run, machine_line, mean_std, write_json, write_sectio
 
 ROOT = Path(__file__).resolve().parents[1]
 # pretraining variants: the method and its overrides (Point-MAE: the same encoder, budget and data, without views, on
-# its own 2048-point crops; "on whole-room points": on 2048 points drawn from the whole room, as Gaussian2Scene trains)
+# its own 2048-point crops; "on whole-room points": on 2048 points drawn from the whole room, as Gaussian2Scene trains;
+# Gaussian2Scene "on view crops": on Point-MAE's 2048-point crops, each around a point the rendered view sees, with the
+# render losses on the pixels within 10 cm of the crop and the head's initial scale at the crops' point spacing)
 VARIANTS = {"gaussian2scene": ["scene=gaussian2scene"], "stage 1 alone": ["scene=gaussian2scene", "scene.stage1_epochs=${trainer.epochs}"],
+            "gaussian2scene on view crops": ["scene=gaussian2scene", "transform.budget=view_crop", "scene.render_radius=0.1",
+                                             "scene.scale_init=0.04"],
             "Point-MAE": ["scene=pointmae"],
             "Point-MAE on whole-room points": ["scene=pointmae", "transform.budget=subsample"]}
 
@@ -78,6 +82,9 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", nargs="*", default=[], help="further overrides of every rooms run (a smaller check; not the protocol)")
+    ap.add_argument("--section", default="gaussian2scene_rooms",
+                    help="the docs/results.md section (and docs/results/<section>.json) to write: another one for a run with --set")
+    ap.add_argument("--title", default="Gaussian2Scene on procedural rooms", help="the section's heading")
     ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
                     help="which pretraining variants to run (the table shows every variant with finished runs in --out)")
     ap.add_argument("--note", default="", help="a line for the section (how the runs were budgeted)")
@@ -101,7 +108,7 @@ def main() -> None:
         encoders["random initialisation"] = [(random_encoder(s, out), s, None) for s in args.seeds]
     probes = {v: [{"encoder": str(e), "seed": s, "pretrain_seconds": t, **{n: probe(e, n, s, args.threads) for n in PROBES}}
                   for e, s, t in es] for v, es in encoders.items()}
-    renders = {v: rs for v, rs in rows.items() if v == "gaussian2scene"}
+    renders = {v: rs for v, rs in rows.items() if v.startswith("gaussian2scene")}
     if args.sevenscenes:
         renders["gaussian2scene, 7-Scenes (held-out frames)"] = [run("gaussian2scene", s, out, args.threads, [], "sevenscenes")
                                                                  for s in args.seeds]
@@ -110,21 +117,23 @@ def main() -> None:
         m, sd = mean_std([scale * r[key] for r in rs])
         return f"{m:.{digits}f} ± {sd:.{digits}f}"
 
-    lines = ["## Gaussian2Scene on procedural rooms", "",
+    lines = [f"## {args.title}", "",
              "`python benchmarks/gaussian2scene_rooms.py` — `geossl pretrain scene=gaussian2scene dataset=rooms` (CPU preset: "
              "the Point-MAE table's encoder), then on the 100 test rooms: PSNR / SSIM of the view the encoder did not see, "
              "rendered at 160x120 from the Gaussians predicted from the room's points and its input view (nothing hidden) "
-             "and from one isotropic Gaussian per input point (its colour, its nearest-neighbour distance as scale). "
-             "Mean ± population std over seeds.", "",
+             "and from one isotropic Gaussian per input point (its colour, its nearest-neighbour distance as scale); "
+             "on view crops, both are scored on the pixels within 10 cm of the crop's points only (the share scored is "
+             "in the table). Mean ± population std over seeds.", "",
              machine_line(threads=f"{args.threads} torch thread(s) per run"),
              *([f"Overrides of the rooms runs: `{' '.join(args.set)}`", ""] if args.set else [""]),
              *([args.note, ""] if args.note else []),
              "**(a) Rendering of held-out views**", "",
-             "| pretraining | seeds | held-out PSNR (dB) | baseline PSNR (dB) | gain (dB) | held-out SSIM | baseline SSIM | min / run |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| pretraining | seeds | pixels scored | held-out PSNR (dB) | baseline PSNR (dB) | gain (dB) | held-out SSIM | baseline SSIM | "
+             "min / run |", "|---|---|---|---|---|---|---|---|---|"]
     for variant, rs in renders.items():
         gain = mean_std([r["test_render_psnr"] - r["test_baseline_psnr"] for r in rs])
-        lines.append(f"| {variant} | {len(rs)} | **{ms(rs, 'test_render_psnr')}** | {ms(rs, 'test_baseline_psnr')} | "
+        scored = f"{ms(rs, 'test_supervised_share', 100, 0)} %" if "test_supervised_share" in rs[0] else "all"
+        lines.append(f"| {variant} | {len(rs)} | {scored} | **{ms(rs, 'test_render_psnr')}** | {ms(rs, 'test_baseline_psnr')} | "
                      f"{gain[0]:+.2f} ± {gain[1]:.2f} | {ms(rs, 'test_render_ssim', 1, 3)} | {ms(rs, 'test_baseline_ssim', 1, 3)} | "
                      f"{ms(rs, 'pretrain_seconds', 1 / 60, 1)} |")
     lines += ["", "**(b) Segmentation probe** of the frozen encoder, every encoder on the same points: `geossl evaluate "
@@ -138,9 +147,9 @@ def main() -> None:
         cells = [mean_std([100 * p[n]["seg_miou"] for p in ps]) for n in PROBES]
         minutes = ms(ps, "pretrain_seconds", 1 / 60, 1) if ps[0]["pretrain_seconds"] is not None else "-"
         lines.append(f"| {variant} | {len(ps)} | " + " | ".join(f"{m:.1f} ± {sd:.1f}" for m, sd in cells) + f" | {minutes} |")
-    write_json("gaussian2scene_rooms", {"seeds": args.seeds, "overrides": args.set, "runs": rows, "rendering": renders,
+    write_json(args.section, {"seeds": args.seeds, "overrides": args.set, "runs": rows, "rendering": renders,
                                         "probes": probes})
-    write_section("gaussian2scene_rooms", "\n".join(lines))
+    write_section(args.section, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -24,9 +24,10 @@ def _window(size: int = 11, sigma: float = 1.5, channels: int = 3, device=None, 
     return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
 
 
-def ssim(pred: Tensor, target: Tensor) -> Tensor:
+def ssim(pred: Tensor, target: Tensor, mask: Optional[Tensor] = None) -> Tensor:
     """Mean structural similarity of two ``[H, W, C]`` images (differentiable; zero padding at the
-    borders, like the 3DGS code)."""
+    borders, like the 3DGS code), over all pixels or over the pixels where ``mask`` ``[H, W]`` is true
+    (their windows still reach the pixels around them)."""
     x, y = pred.permute(2, 0, 1)[None], target.permute(2, 0, 1)[None]
     c = x.shape[1]
     w = _window(channels=c, device=x.device, dtype=x.dtype)
@@ -36,4 +37,4 @@ def ssim(pred: Tensor, target: Tensor) -> Tensor:
     sxy = F.conv2d(x * y, w, padding=5, groups=c) - mu_x * mu_y
     c1, c2 = 0.01 ** 2, 0.03 ** 2
     s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (sxx + syy + c2))
-    return s.mean()
+    return s.mean() if mask is None else s[0].mean(0)[mask].mean()

@@ -111,17 +111,33 @@ class GridSample:
         return select_points(scene, torch.sort(order[first]).values)
 
 
+def points_seen(scene: Scene, view: RGBDFrame, tolerance: float = 0.05) -> Tensor:
+    """Indices of the scene's points that ``view`` sees: in front of it, inside its image, and within ``tolerance``
+    metres (plus 2% of the distance) of its depth at their pixel (so not hidden behind another surface)."""
+    from geossl.ops.camera import invert_pose, project_points
+
+    uv, z = project_points(scene["coord"], invert_pose(view.cam_to_world.to(scene["coord"].dtype)), view.K.to(scene["coord"].dtype))
+    W, H = view.size
+    col, row = uv[:, 0].floor().long(), uv[:, 1].floor().long()
+    inside = (z > 0) & (col >= 0) & (col < W) & (row >= 0) & (row < H)
+    idx = inside.nonzero().view(-1)
+    depth = view.depth[row[idx], col[idx]].to(z.dtype)
+    return idx[(depth > 0) & ((z[idx] - depth).abs() <= tolerance + 0.02 * depth)]
+
+
 @dataclass
 class PointBudget:
     """At most ``points`` points: the ``points`` nearest to a random point of the scene (``crop``, a
-    sphere crop) or a random subset (``subsample``). Scenes with fewer points keep them all."""
+    sphere crop), the same around a random point that the scene's last view sees (``view_crop``: a crop that
+    view shows, for methods that render it; a random point of the scene if it sees none) or a random subset
+    (``subsample``). Scenes with fewer points keep them all."""
 
     points: int
     mode: str = "crop"
 
     def __post_init__(self):
-        if self.mode not in ("crop", "subsample"):
-            raise ConfigError(f"Unknown point budget mode {self.mode!r}. Valid choices: crop, subsample.")
+        if self.mode not in ("crop", "view_crop", "subsample"):
+            raise ConfigError(f"Unknown point budget mode {self.mode!r}. Valid choices: crop, view_crop, subsample.")
         if self.points < 1:
             raise ConfigError(f"transform.points must be >= 1, got {self.points}.")
 
@@ -132,7 +148,9 @@ class PointBudget:
         if self.mode == "subsample":
             idx = torch.randperm(n, generator=g)[: self.points]
         else:
-            centre = scene["coord"][int(torch.randint(n, (1,), generator=g))]
+            seen = points_seen(scene, scene["views"][-1]) if self.mode == "view_crop" and scene.get("views") else None
+            pool = seen if seen is not None and len(seen) else torch.arange(n)
+            centre = scene["coord"][int(pool[int(torch.randint(len(pool), (1,), generator=g))])]
             idx = (scene["coord"] - centre).pow(2).sum(1).topk(self.points, largest=False).indices
         return select_points(scene, torch.sort(idx).values)
 
@@ -254,7 +272,7 @@ class TransformConfig:
     Attributes:
         voxel: grid-sampling cell in metres (0: off).
         points: the point budget per scene (a crop around a random point, or a subsample).
-        budget: "crop" or "subsample".
+        budget: "crop", "view_crop" (a crop around a point that the last view sees) or "subsample".
         rotate: random rotation about z in [-rotate, rotate] degrees (0: off).
         flip: probability of a mirror in x and, independently, in y.
         scale: [low, high] of the random scaling ([1, 1]: off).

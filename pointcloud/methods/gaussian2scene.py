@@ -24,7 +24,7 @@ from geossl.method import Method
 from geossl.gaussians.head import GaussianHead, PointGaussians, stack_gaussians
 from geossl.gaussians.metrics import psnr, ssim
 from geossl.ops import rasterize_gaussians
-from geossl.ops.camera import invert_pose, scale_intrinsics
+from geossl.ops.camera import backproject_depth, invert_pose, scale_intrinsics
 from geossl.ops.geometry import chamfer_distance, knn
 from geossl.points import PointBatch
 from geossl.registry import METHODS
@@ -58,6 +58,24 @@ def render(scenes: List[PointGaussians], K: Tensor, cam_to_world: Tensor, width:
     return images[..., :3], images[..., 3]
 
 
+def supervised_pixels(depth: Tensor, K: Tensor, cam_to_world: Tensor, points: List[Tensor], radius: float) -> Tensor:
+    """``[B, V, h, w]``, True at the pixels of each scene's views whose surface (the view's depth ``[B, V, h, w]``,
+    back-projected with ``K`` and ``cam_to_world`` ``[B, V, ...]``) lies within ``radius`` metres of one of that
+    scene's ``points``: the part of a view that a crop of the scene shows. False where the view has no depth."""
+    B, V, h, w = depth.shape
+    out = torch.zeros(B, V, h * w, dtype=torch.bool, device=depth.device)
+    with torch.no_grad():
+        for b in range(B):
+            lo, hi = points[b].amin(0) - radius, points[b].amax(0) + radius
+            for v in range(V):
+                surface, pixel = backproject_depth(depth[b, v], K[b, v], cam_to_world[b, v])
+                near = ((surface >= lo) & (surface <= hi)).all(1)  # only these can be within the radius
+                if bool(near.any()):
+                    d, _ = knn(surface[near], points[b].to(surface.dtype), 1)
+                    out[b, v, pixel[near][d[:, 0] <= radius ** 2]] = True
+    return out.view(B, V, h, w)
+
+
 def point_baseline(points: Tensor, colors: Tensor) -> PointGaussians:
     """The baseline of the rendering benchmark: one isotropic Gaussian per point, with the point's colour, fully
     opaque, its scale the distance to the point's nearest neighbour."""
@@ -85,7 +103,11 @@ class Gaussian2Scene(PiMAE):
     views at ``render_width`` x ``render_height`` and supervised with ``(1 - lambda_dssim) L1 + lambda_dssim
     (1 - SSIM)`` on colour, L1 on depth where the view has depth, and the
     Chamfer distance between the Gaussians' centres and the scene's points; the stage-1 losses stay on with
-    ``stage1_weight``. A non-finite Gaussian makes the loss NaN, which stops the run with the last good checkpoint.
+    ``stage1_weight``. With ``render_radius`` > 0 the colour and depth losses (and the held-out PSNR and SSIM) count
+    only the pixels whose surface lies within that distance of the scene's input points
+    (:func:`supervised_pixels`), so that a crop of a room (``transform.budget=view_crop``: Point-MAE's crops,
+    around a point the rendered view sees) is supervised where the view shows it and not where it shows the rest
+    of the room (geossl's choice, to train on the points Point-MAE trains on). A non-finite Gaussian makes the loss NaN, which stops the run with the last good checkpoint.
 
     Args:
         encoder: a patch encoder.
@@ -99,13 +121,15 @@ class Gaussian2Scene(PiMAE):
         depth_weight: weight of the depth L1 (metres).
         position_weight: weight of the Chamfer distance between Gaussian centres and scene points.
         head_hidden, offset_scale, scale_init: the Gaussian head (:class:`~geossl.gaussians.head.GaussianHead`).
+        render_radius: 0 supervises every pixel of the rendered views (the points cover the whole scene); > 0 only
+            the pixels whose surface lies within this many metres of an input point.
     """
 
     def __init__(self, encoder: Encoder, in_dim: int, stage1_epochs: int = 10, input_views: int = 1, mask_ratio: float = 0.6,
                  image_patch: int = 16, decoder_depth: int = 2, decoder_heads: int = 4, point_weight: float = 1.0,
                  image_weight: float = 1.0, stage1_weight: float = 1.0, render_width: int = 160, render_height: int = 120,
                  rgb_weight: float = 1.0, lambda_dssim: float = 0.2, depth_weight: float = 0.1, position_weight: float = 1.0,
-                 head_hidden: int = 128, offset_scale: float = 0.1, scale_init: float = 0.08):
+                 head_hidden: int = 128, offset_scale: float = 0.1, scale_init: float = 0.08, render_radius: float = 0.0):
         self.patches = is_patch_encoder(type(encoder))
         if self.patches:
             super().__init__(encoder, in_dim, mask_ratio, image_patch, decoder_depth, decoder_heads, point_weight, image_weight)
@@ -117,17 +141,18 @@ class Gaussian2Scene(PiMAE):
                                   f"({type(encoder).__name__}) does not make; set scene.stage1_epochs=0 (Gaussians from its "
                                   "per-point features from the first epoch) or use encoder=point_patch_transformer.")
         if stage1_epochs < 0 or input_views < 1 or min(render_width, render_height) < 1 or not 0 <= lambda_dssim <= 1 \
-                or min(stage1_weight, rgb_weight, depth_weight, position_weight) < 0:
+                or min(stage1_weight, rgb_weight, depth_weight, position_weight, render_radius) < 0:
             raise ConfigError(f"gaussian2scene needs scene.stage1_epochs >= 0, scene.input_views >= 1, a positive render size, "
-                              f"0 <= scene.lambda_dssim <= 1 and non-negative weights; got stage1_epochs={stage1_epochs}, "
-                              f"input_views={input_views}, render {render_width}x{render_height}, lambda_dssim={lambda_dssim}.")
+                              f"0 <= scene.lambda_dssim <= 1 and non-negative weights and render_radius; got "
+                              f"stage1_epochs={stage1_epochs}, input_views={input_views}, render {render_width}x{render_height}, "
+                              f"lambda_dssim={lambda_dssim}, render_radius={render_radius}.")
         if in_dim < 3:
             raise ConfigError(f"gaussian2scene reads each point's RGB colour from its first 3 features; the dataset gives "
                               f"{in_dim} features per point (rooms, scannet, sevenscenes, redwood and scene folders give colours).")
         self.stage1_epochs, self.input_views = stage1_epochs, input_views
         self.stage1_weight, self.rgb_weight, self.lambda_dssim = stage1_weight, rgb_weight, lambda_dssim
         self.depth_weight, self.position_weight = depth_weight, position_weight
-        self.render_width, self.render_height = render_width, render_height
+        self.render_width, self.render_height, self.render_radius = render_width, render_height, render_radius
         self.head = GaussianHead(encoder.out_dim + 7, head_hidden, offset_scale, scale_init)
         self.stage = 1 if stage1_epochs > 0 else 2
 
@@ -185,21 +210,34 @@ class Gaussian2Scene(PiMAE):
         rgb, ed = render(per_scene, K, targets.cam_to_world, self.render_width, self.render_height)
         rgb_loss = depth_loss = position = batch.coord.new_zeros(())
         slices = batch.scene_slices()
+        supervised = self._supervised(depth, K, targets, batch)
+        views = 0
         for b, g in enumerate(per_scene):
             for v in range(rgb.shape[1]):
-                rgb_loss = rgb_loss + (1 - self.lambda_dssim) * (rgb[b, v] - color[b, v]).abs().mean() \
-                    + self.lambda_dssim * (1 - ssim(rgb[b, v], color[b, v]))
-            valid = depth[b] > 0
+                m = None if supervised is None else supervised[b, v]
+                if m is not None and not bool(m.any()):
+                    continue
+                err = (rgb[b, v] - color[b, v]).abs()
+                rgb_loss = rgb_loss + (1 - self.lambda_dssim) * (err.mean() if m is None else err[m].mean()) \
+                    + self.lambda_dssim * (1 - ssim(rgb[b, v], color[b, v], m))
+                views += 1
+            valid = depth[b] > 0 if supervised is None else (depth[b] > 0) & supervised[b]
             if bool(valid.any()):
                 depth_loss = depth_loss + (ed[b][valid] - depth[b][valid]).abs().mean()
             position = position + chamfer_distance(g.means, batch.coord[slices[b]])
-        B, V = color.shape[:2]
-        rgb_loss, depth_loss, position = rgb_loss / (B * V), depth_loss / B, position / B
+        B = color.shape[0]
+        rgb_loss, depth_loss, position = rgb_loss / max(views, 1), depth_loss / B, position / B
         loss = self.rgb_weight * rgb_loss + self.depth_weight * depth_loss + self.position_weight * position
         if rec:
             loss = loss + self.stage1_weight * rec["loss"]
         return {"loss": loss, **stage1, "render_rgb": rgb_loss.detach(), "render_depth": depth_loss.detach(),
                 "gaussian_position": position.detach()}
+
+    def _supervised(self, depth: Tensor, K: Tensor, targets: Views, batch: PointBatch) -> Optional[Tensor]:
+        """The :func:`supervised_pixels` of the rendered views (None with ``render_radius`` 0: every pixel)."""
+        if not self.render_radius:
+            return None
+        return supervised_pixels(depth, K, targets.cam_to_world, [batch.coord[s] for s in batch.scene_slices()], self.render_radius)
 
     @staticmethod
     def check_encoder(encoder_cls) -> None:
@@ -224,18 +262,25 @@ class Gaussian2Scene(PiMAE):
     def held_out_metrics(self, batch: PointBatch, generator: torch.Generator) -> Dict[str, float]:
         """PSNR and SSIM of the views the encoder did not see, rendered from the Gaussians predicted with nothing
         hidden (the encoder sees every point and the input views, as the baseline does) and from the
-        :func:`point_baseline` of the scene's points, at ``render_width`` x ``render_height``, averaged over views."""
+        :func:`point_baseline` of the scene's points, at ``render_width`` x ``render_height``, averaged over views.
+        With ``render_radius`` > 0 both are scored on the supervised pixels only, over the views that have any (NaN
+        if none has), and ``supervised_share`` is the share of the views' pixels that were scored."""
         seen, targets = self._split(batch)
         per_scene = self.predict(seen, generator, mask=False)[1]
-        color, _, K = render_targets(targets, self.render_width, self.render_height)
+        color, depth, K = render_targets(targets, self.render_width, self.render_height)
         out = {"render_psnr": 0.0, "render_ssim": 0.0, "baseline_psnr": 0.0, "baseline_ssim": 0.0}
         slices = batch.scene_slices()
         B, V = color.shape[:2]
+        supervised = self._supervised(depth, K, targets, batch)
+        scored = [(b, v) for b in range(B) for v in range(V) if supervised is None or bool(supervised[b, v].any())]
         baseline = [point_baseline(batch.coord[s], batch.feat[s, :3]) for s in slices]
         for name, scenes in (("render", per_scene), ("baseline", baseline)):
             rgb, _ = render(scenes, K, targets.cam_to_world, self.render_width, self.render_height)
-            for b in range(B):
-                for v in range(V):
-                    out[f"{name}_psnr"] += psnr(rgb[b, v].clamp(0, 1), color[b, v]) / (B * V)
-                    out[f"{name}_ssim"] += float(ssim(rgb[b, v].clamp(0, 1), color[b, v])) / (B * V)
+            for b, v in scored:
+                m = None if supervised is None else supervised[b, v]
+                out[f"{name}_psnr"] += psnr(rgb[b, v].clamp(0, 1), color[b, v], m) / len(scored)
+                out[f"{name}_ssim"] += float(ssim(rgb[b, v].clamp(0, 1), color[b, v], m)) / len(scored)
+        if supervised is not None:
+            out = {k: (v if scored else float("nan")) for k, v in out.items()}
+            out["supervised_share"] = float(supervised.float().mean())
         return out

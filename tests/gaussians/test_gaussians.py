@@ -59,6 +59,14 @@ def test_psnr_and_ssim_known_values():
     a = torch.rand(32, 32, 3)
     assert math.isclose(psnr(a, a + 0.1), 20.0, rel_tol=1e-4)  # MSE 0.01
     assert math.isclose(float(ssim(a, a)), 1.0, rel_tol=1e-5)
+    everywhere = torch.ones(32, 32, dtype=torch.bool)
+    b = torch.rand(32, 32, 3)
+    assert math.isclose(float(ssim(a, b, everywhere)), float(ssim(a, b)), rel_tol=1e-5)
+    left = everywhere.clone()
+    left[:, 16:] = False
+    c = a.clone()
+    c[:, 24:] = b[:, 24:]  # differs only beyond the reach (5 px) of the left half's windows
+    assert math.isclose(float(ssim(a, c, left)), 1.0, rel_tol=1e-5) and float(ssim(a, c)) < 0.9
     assert float(ssim(a, torch.rand(32, 32, 3))) < 0.2
 
 

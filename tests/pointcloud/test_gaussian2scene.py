@@ -10,7 +10,7 @@ import torch
 from geossl.errors import ConfigError
 from geossl.pointcloud.datasets import rooms
 from geossl.pointcloud.encoders.patch_transformer import PointPatchTransformer
-from geossl.pointcloud.methods.gaussian2scene import Gaussian2Scene, point_baseline
+from geossl.pointcloud.methods.gaussian2scene import Gaussian2Scene, point_baseline, supervised_pixels
 from geossl.pointcloud.transforms import TransformConfig
 from geossl.points import collate
 from tests.pointcloud.test_pimae import TINY
@@ -88,6 +88,36 @@ def test_views_that_see_no_point_give_a_finite_loss_and_nan_gaussians_give_a_nan
     assert torch.isfinite(out["loss"])  # no alignment (image masks drawn at random), an empty render
     torch.nn.init.constant_(model.head.mlp[-1].bias, float("nan"))
     assert torch.isnan(model(room)["loss"])  # the engine stops on it and keeps the last good checkpoint
+
+
+def test_supervised_pixels_are_those_whose_surface_is_near_a_point():
+    """A camera at the origin looking at a wall 2 m away (f = 10 px, 20x10 pixels of 0.2 m on the wall); points on
+    the wall cover x in [-1, 0], y in [-0.5, 0.5]: pixel columns 5-9 and rows 2-7 land within 5 cm of them."""
+    K = torch.tensor([[10.0, 0.0, 10.0], [0.0, 10.0, 5.0], [0.0, 0.0, 1.0]])
+    depth = torch.full((10, 20), 2.0)
+    depth[4, 6] = 0.0  # no depth: never supervised
+    x, y = torch.meshgrid(torch.linspace(-1, 0, 101), torch.linspace(-0.5, 0.5, 101), indexing="ij")
+    points = torch.stack([x.reshape(-1), y.reshape(-1), torch.full((101 * 101,), 2.0)], 1)
+    mask = supervised_pixels(depth[None, None], K[None, None], torch.eye(4)[None, None], [points], 0.05)[0, 0]
+    expected = torch.zeros(10, 20, dtype=torch.bool)
+    expected[2:8, 5:10] = True
+    expected[4, 6] = False
+    assert torch.equal(mask, expected)
+
+
+def test_a_render_radius_scores_the_pixels_near_the_points_only(room):
+    model = _model(room, stage1_epochs=0, render_radius=0.1)
+    out = model(room)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and out["render_rgb"] > 0
+    metrics = model.held_out_metrics(room, torch.Generator().manual_seed(0))
+    assert 0 < metrics["supervised_share"] < 1 and metrics["render_psnr"] == metrics["render_psnr"]
+    import dataclasses
+
+    far = dataclasses.replace(room, coord=room.coord + 100.0)  # no pixel's surface near any point
+    assert torch.isfinite(model(far)["loss"])
+    metrics = model.held_out_metrics(far, torch.Generator().manual_seed(0))
+    assert metrics["supervised_share"] == 0 and metrics["render_psnr"] != metrics["render_psnr"]  # NaN: nothing scored
 
 
 def test_too_few_views_are_refused(room):

@@ -47,8 +47,41 @@ def test_point_budget_crops_the_nearest_points_or_subsamples():
     assert d[inside].max() <= d[~inside].min() + 1e-6
     assert len(T.PointBudget(1000, "subsample")(s, _g())["coord"]) == 1000
     assert len(T.PointBudget(10**6)(s, _g())["coord"]) == len(s["coord"])  # fewer points than the budget: all kept
-    with pytest.raises(Exception, match="crop, subsample"):
+    with pytest.raises(Exception, match="crop, view_crop, subsample"):
         T.PointBudget(10, "sphere")
+
+
+def _camera_at_origin_looking_down_z(width=20, height=10, depth=2.0):
+    """A camera at the origin looking along +z at a wall ``depth`` metres away (f = 10 px, centre at the middle)."""
+    K = torch.tensor([[10.0, 0.0, width / 2], [0.0, 10.0, height / 2], [0.0, 0.0, 1.0]])
+    return RGBDFrame(torch.zeros(height, width, 3), torch.full((height, width), depth), K, torch.eye(4), "v")
+
+
+def test_points_seen_are_in_front_inside_the_image_and_at_the_views_depth():
+    view = _camera_at_origin_looking_down_z()
+    coord = torch.tensor([[0.0, 0.0, 2.0],     # on the wall at the image centre: seen
+                          [0.5, 0.2, 2.0],     # on the wall, off centre (u = 12.5, v = 6): seen
+                          [0.0, 0.0, 1.0],     # in front of the wall: the wall's depth says 2 m, so not seen
+                          [0.0, 0.0, 3.0],     # behind the wall: hidden
+                          [5.0, 0.0, 2.0],     # outside the image (u = 35)
+                          [0.0, 0.0, -2.0]])   # behind the camera
+    assert T.points_seen({"coord": coord}, view).tolist() == [0, 1]
+
+
+def test_a_view_crop_is_centred_on_a_point_the_last_view_sees():
+    room = make_room(3, num_points=8000, num_views=2, width=40, height=30)
+    s = {"coord": room["coord"], "feat": room["feat"], "views": list(room["frames"].frames)}
+    seen = set(T.points_seen(s, s["views"][-1]).tolist())
+    assert 0 < len(seen) < len(s["coord"])
+    pool = T.points_seen(s, s["views"][-1])
+    for seed in range(5):
+        kept = T.PointBudget(200, "view_crop")(s, _g(seed))["coord"]
+        centre = int(pool[int(torch.randint(len(pool), (1,), generator=_g(seed)))])  # the draw among the seen points
+        assert centre in seen
+        nearest = (s["coord"] - s["coord"][centre]).pow(2).sum(1).topk(200, largest=False).indices
+        assert torch.equal(kept, s["coord"][torch.sort(nearest).values])  # the 200 points nearest to it
+    no_views = {"coord": s["coord"], "feat": s["feat"]}  # nothing to see it with: a crop around any point
+    assert torch.equal(T.PointBudget(200, "view_crop")(no_views, _g(1))["coord"], T.PointBudget(200, "crop")(no_views, _g(1))["coord"])
 
 
 def _inside_boxes(scene, slack=1e-4):
