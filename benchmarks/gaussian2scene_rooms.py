@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {"gaussian2scene": ["scene=gaussian2scene"], "stage 1 alone": ["scene=gaussian2scene", "scene.stage1_epochs=${trainer.epochs}"],
             "gaussian2scene on view crops": ["scene=gaussian2scene", "transform.budget=view_crop", "scene.render_radius=0.1",
                                              "scene.scale_init=0.04"],
+            "stage 1 alone on view crops": ["scene=gaussian2scene", "scene.stage1_epochs=${trainer.epochs}", "transform.budget=view_crop"],
             "Point-MAE": ["scene=pointmae"],
             "Point-MAE on whole-room points": ["scene=pointmae", "transform.budget=subsample"]}
 
