@@ -114,6 +114,8 @@ def test_a_render_radius_scores_the_pixels_near_the_points_only(room):
     assert 0 < metrics["supervised_share"] < 1 and metrics["render_psnr"] == metrics["render_psnr"]
     import dataclasses
 
+    with pytest.raises(ConfigError, match="render_radius=-0.1"):
+        _model(room, render_radius=-0.1)
     far = dataclasses.replace(room, coord=room.coord + 100.0)  # no pixel's surface near any point
     assert torch.isfinite(model(far)["loss"])
     metrics = model.held_out_metrics(far, torch.Generator().manual_seed(0))
