@@ -107,7 +107,8 @@ class Gaussian2Scene(PiMAE):
     only the pixels whose surface lies within that distance of the scene's input points
     (:func:`supervised_pixels`), so that a crop of a room (``transform.budget=view_crop``: Point-MAE's crops,
     around a point the rendered view sees) is supervised where the view shows it and not where it shows the rest
-    of the room (geossl's choice, to train on the points Point-MAE trains on). A non-finite Gaussian makes the loss NaN, which stops the run with the last good checkpoint.
+    of the room (geossl's choice, to train on the points Point-MAE trains on). A non-finite Gaussian makes the loss
+    NaN, which stops the run with the last good checkpoint.
 
     Args:
         encoder: a patch encoder.
