@@ -21,6 +21,7 @@ from torch import Tensor
 
 from geossl.errors import ConfigError
 from geossl.frames import RGBDFrame
+from geossl.ops.camera import invert_pose, project_points
 
 Scene = Dict[str, Any]
 #: Per-point entries that every point-selecting transform keeps in step with ``coord``.
@@ -114,8 +115,6 @@ class GridSample:
 def points_seen(scene: Scene, view: RGBDFrame, tolerance: float = 0.05) -> Tensor:
     """Indices of the scene's points that ``view`` sees: in front of it, inside its image, and within ``tolerance``
     metres (plus 2% of the distance) of its depth at their pixel (so not hidden behind another surface)."""
-    from geossl.ops.camera import invert_pose, project_points
-
     uv, z = project_points(scene["coord"], invert_pose(view.cam_to_world.to(scene["coord"].dtype)), view.K.to(scene["coord"].dtype))
     W, H = view.size
     col, row = uv[:, 0].floor().long(), uv[:, 1].floor().long()
