@@ -10,9 +10,12 @@ mmdetection3d's indoor protocol; its validation mAP every 5 epochs is the learni
     python benchmarks/detection_rooms.py --out /work/bench/det --pretrained gaussian2scene=<folder of seed<s>/> --fractions 0.1 1.0
     python benchmarks/detection_rooms.py --out /work/bench/det --pretrained gaussian2scene-reduced=<folder of seed<s>/> --fractions 0.1 1.0
     python benchmarks/detection_rooms.py --out /work/bench/det --scannet --epochs 200 --threads 1
-    python benchmarks/detection_rooms.py --out /work/bench/det --render
+    python benchmarks/detection_rooms.py --out /work/bench/det --render [--keep-recorded]
 
-Writes the `detection_rooms` section of docs/results.md and docs/results/detection_rooms.json.
+Writes the `detection_rooms` section of docs/results.md and docs/results/detection_rooms.json (every run's summary, the
+ScanNet results and the speed table). With --keep-recorded, the runs, ScanNet results and speed table recorded in that
+JSON stay in the section unless --out holds a run of the same name: new runs join the recorded ones without
+keeping every earlier run folder.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ def _geossl(args: list) -> str:
 # pretraining methods whose encoders --pretrained takes, and their names in the table
 PRETRAINED = {"pointmae": "Point-MAE", "gaussian2scene": "Gaussian2Scene",
               "pointmae-reduced": "Point-MAE (at the reduced budget)",
-              "gaussian2scene-reduced": "Gaussian2Scene (at the reduced budget)"}
+              "gaussian2scene-reduced": "Gaussian2Scene (at the reduced budget)",
+              "gaussian2scene-view-crops": "Gaussian2Scene on view crops"}
 
 
 def finetune(name: str, out: Path, args: list) -> dict:
@@ -103,7 +107,14 @@ def render(runs: dict, extra: dict, note: str, speed: dict) -> None:
                   + (f" over {', '.join(result['classes_evaluated'])}" if isinstance(result.get("classes_evaluated"), list) else "")
                   + "."]
     write_section("detection_rooms", "\n".join(lines))
-    write_json("detection_rooms", {"runs": runs, "extra": extra})
+    write_json("detection_rooms", {"runs": runs, "extra": extra, "speed": speed})
+
+
+def recorded() -> dict:
+    """What docs/results/detection_rooms.json holds: ``{"runs": ..., "extra": ..., "speed": ...}`` (empty where absent)."""
+    path = Path(__file__).resolve().parents[1] / "docs" / "results" / "detection_rooms.json"
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    return {key: data.get(key, {}) for key in ("runs", "extra", "speed")}
 
 
 def main() -> None:
@@ -120,6 +131,9 @@ def main() -> None:
     ap.add_argument("--scannet-proposals", type=int, default=256,
                     help="proposals of the ScanNet fit (VoteNet's 256; the sample scenes hold dozens of boxes each)")
     ap.add_argument("--render", action="store_true")
+    ap.add_argument("--keep-recorded", action="store_true",
+                    help="keep the runs, ScanNet results and speed table of docs/results/detection_rooms.json that --out has "
+                         "no newer result for")
     ap.add_argument("--speed", action="store_true", help="time 20 training steps (160 rooms, 1 epoch) and inference on the 100 test "
                     "rooms for each backbone at 1 and 2 threads, one run at a time (run it on an otherwise idle machine)")
     ap.add_argument("--note", default="")
@@ -178,7 +192,12 @@ def main() -> None:
                   f"18 classes; {label}, {args.scannet_proposals} proposals, {args.epochs} epochs, validation curve above)"] = fit
             extra_file.write_text(json.dumps(extra, indent=2))
     speed = json.loads(speed_file.read_text()) if speed_file.is_file() else {}
-    render(collect(out), extra, args.note, speed)
+    runs = collect(out)
+    if args.keep_recorded:
+        kept = recorded()
+        runs = dict(sorted({**kept["runs"], **runs}.items()))
+        extra, speed = {**kept["extra"], **extra}, {**kept["speed"], **speed}
+    render(runs, extra, args.note, speed)
 
 
 if __name__ == "__main__":
