@@ -2,11 +2,13 @@
 batch of 8 rooms), at 1 and 2 threads, where a stage-2 step's time goes (the masked encoder-decoder pass, the
 Gaussian head, rendering forward, the losses, backward), each measured around its own calls, and the time to make
 that batch (rooms generated, views ray-cast) and to read it back from the room cache (`dataset.cache=true`, a
-temporary cache folder).
+temporary cache folder). Two variants: the presets (whole-room subsamples), and training on view crops
+(`transform.budget=view_crop scene.render_radius=0.1 scene.scale_init=0.04`, the gaussian2scene_rooms variant), whose
+batch also finds the points each rendered view sees and whose stage-2 step also finds the pixels near the crop.
 
     python benchmarks/gaussian2scene_speed.py --steps 5
 
-Each thread count runs in a process of its own (`--one <threads>`); a stage's peak is the process's resident
+Each variant and thread count runs in a process of its own (`--one <threads> --variant <name>`); a stage's peak is the process's resident
 high-water mark from the start of that stage's steps (reset through /proc/self/clear_refs). Writes the
 `gaussian2scene_speed` section of docs/results.md and docs/results/gaussian2scene_speed.json.
 """
@@ -29,7 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import machine_line, write_json, write_section  # noqa: E402
 
 
-def one(threads: int, steps: int) -> dict:
+#: the variants timed: their overrides of the CPU preset
+VARIANTS = {"presets": [], "view crops": ["transform.budget=view_crop", "scene.render_radius=0.1", "scene.scale_init=0.04"]}
+
+
+def one(threads: int, steps: int, variant: str) -> dict:
     import geossl.pointcloud.methods.gaussian2scene as g2s
     from geossl.cli import _compose
     from geossl.io import peak_rss_mb, reset_peak_rss
@@ -38,12 +44,13 @@ def one(threads: int, steps: int) -> dict:
     from geossl.points import collate
 
     torch.set_num_threads(threads)
-    cfg = _compose("pretrain_scene", ["scene=gaussian2scene"], "scene")
+    overrides = ["scene=gaussian2scene", *VARIANTS[variant]]
+    cfg = _compose("pretrain_scene", overrides, "scene")
     data = ADAPTER.load_dataset(cfg)
     t = time.perf_counter()
     batch = collate([data.split("train")[(i, i)] for i in range(8)])
     data_seconds = time.perf_counter() - t  # a run makes every batch like this: rooms generated, views ray-cast
-    cached = ADAPTER.load_dataset(_compose("pretrain_scene", ["scene=gaussian2scene", "dataset.cache=true"], "scene")).split("train")
+    cached = ADAPTER.load_dataset(_compose("pretrain_scene", [*overrides, "dataset.cache=true"], "scene")).split("train")
     with tempfile.TemporaryDirectory() as cache:  # the same batch with dataset.cache=true, once the rooms are cached
         os.environ["GEOSSL_CACHE"] = cache
         collate([cached[(i, i)] for i in range(8)])
@@ -68,7 +75,8 @@ def one(threads: int, steps: int) -> dict:
     method.reconstruct = timed("masked encoder-decoder pass", method.reconstruct)
     method.head.forward = timed("Gaussian head", method.head.forward)
     g2s.render = timed("rendering (forward)", g2s.render)
-    out = {"threads": threads, "data_s_per_batch": data_seconds, "cached_data_s_per_batch": cached_seconds}
+    g2s.supervised_pixels = timed("pixels near the crop", g2s.supervised_pixels)
+    out = {"variant": variant, "threads": threads, "data_s_per_batch": data_seconds, "cached_data_s_per_batch": cached_seconds}
     for stage in (1, 2):
         method.before_epoch(0 if stage == 1 else method.stage1_epochs)
         step_times = []
@@ -97,17 +105,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     ap.add_argument("--one", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--variant", default="presets", choices=list(VARIANTS), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one(args.one, args.steps)))
+        print(json.dumps(one(args.one, args.steps, args.variant)))
         return
     rows = []
-    for t in args.threads:
-        res = subprocess.run([sys.executable, __file__, "--one", str(t), "--steps", str(args.steps)], capture_output=True, text=True)
-        if res.returncode != 0:
-            raise SystemExit(res.stderr[-3000:])
-        rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    for variant in args.variants:
+        for t in args.threads:
+            res = subprocess.run([sys.executable, __file__, "--one", str(t), "--steps", str(args.steps), "--variant", variant],
+                                 capture_output=True, text=True)
+            if res.returncode != 0:
+                raise SystemExit(res.stderr[-3000:])
+            rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
     write_json("gaussian2scene_speed", {"machine": machine_line(), "rows": rows})
     lines = ["## Gaussian2Scene step time on CPU", "",
              f"`python benchmarks/gaussian2scene_speed.py --steps {args.steps}` — CPU preset (encoder 4 x 128, 64 patches of 32 "
@@ -115,17 +127,20 @@ def main() -> None:
              f"room), a fixed batch of 8 rooms, AdamW; mean of {args.steps} steps after one warm-up. Peak: resident "
              "high-water mark of the process from the start of that stage's steps.", "",
              machine_line(threads=""), "",
-             "| threads | stage 1 s/step | stage 1 peak (MB) | stage 2 s/step | stage 2 peak (MB) | stage 2: where the time goes (s/step) | "
+             "| variant | threads | stage 1 s/step | stage 1 peak (MB) | stage 2 s/step | stage 2 peak (MB) | stage 2: where the time goes (s/step) | "
              "making the batch (s) | reading it from the room cache (s) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         parts = ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["stage2_parts"].items(), key=lambda kv: -kv[1]))
-        lines.append(f"| {r['threads']} | {r['stage1_s_per_step']:.2f} | {r['stage1_peak_mb']:.0f} | **{r['stage2_s_per_step']:.2f}** | "
+        lines.append(f"| {r['variant']} | {r['threads']} | {r['stage1_s_per_step']:.2f} | {r['stage1_peak_mb']:.0f} | **{r['stage2_s_per_step']:.2f}** | "
                      f"{r['stage2_peak_mb']:.0f} | {parts} | {r['data_s_per_batch']:.2f} | {r['cached_data_s_per_batch']:.2f} |")
     lines += ["", "Making the batch: generating its 8 rooms, ray-casting their two 320x240 views and the training transforms, "
               "which a run on `dataset=rooms` does for every step (one process, no loader workers), on top of the step. Reading it "
               "from the room cache (`dataset.cache=true`, after a first pass made and stored the rooms): the same batch, "
-              "with the rooms read back and checked against their digests instead of made, and the same transforms."]
+              "with the rooms read back and checked against their digests instead of made, and the same transforms. On view "
+              "crops, the transforms also find the points the rendered view sees (`pointcloud.transforms.points_seen`) to "
+              "centre each crop, and stage 2 finds the pixels whose surface lies within 10 cm of the crop "
+              "(`supervised_pixels`)."]
     write_section("gaussian2scene_speed", "\n".join(lines))
 
 

@@ -52,9 +52,9 @@ def knn(query: Tensor, points: Tensor, k: int, chunk: int = 4096) -> Tuple[Tenso
     dists, idx = [], []
     chunk = _rows_per_chunk(chunk, points)
     for s in range(0, query.shape[-2], chunk):
-        d = torch.cdist(query[..., s:s + chunk, :], points).pow(2)
-        top = d.topk(k, dim=-1, largest=False)
-        dists.append(top.values)
+        d = torch.cdist(query[..., s:s + chunk, :], points)  # squared after choosing: the same order, k columns to square
+        top = d.min(-1, keepdim=True) if k == 1 else d.topk(k, dim=-1, largest=False)
+        dists.append(top.values.pow(2))
         idx.append(top.indices)
     return torch.cat(dists, -2), torch.cat(idx, -2)
 

@@ -10,13 +10,24 @@ def _cloud(n, seed):
     return torch.rand(n, 3, generator=torch.Generator().manual_seed(seed))
 
 
-def test_knn_matches_brute_force_across_chunks():
+@pytest.mark.parametrize("k", [1, 5])
+def test_knn_matches_brute_force_across_chunks(k):
     q, p = _cloud(300, 0), _cloud(500, 1)
-    d, i = knn(q, p, 5, chunk=64)
+    d, i = knn(q, p, k, chunk=64)
     full = ((q[:, None] - p[None]) ** 2).sum(-1)
     ref = full.sort(1)
-    assert torch.allclose(d, ref.values[:, :5], atol=1e-5)
-    assert torch.equal(i, ref.indices[:, :5])
+    assert d.shape == i.shape == (300, k)
+    assert torch.allclose(d, ref.values[:, :k], atol=1e-5)
+    assert torch.equal(i, ref.indices[:, :k])
+
+
+def test_batched_knn_matches_each_row():
+    q, p = torch.stack([_cloud(40, 2), _cloud(40, 3)]), torch.stack([_cloud(70, 4), _cloud(70, 5)])
+    for k in (1, 3):
+        d, i = knn(q, p, k, chunk=16)
+        for b in range(2):
+            db, ib = knn(q[b], p[b], k)
+            assert torch.allclose(d[b], db) and torch.equal(i[b], ib)
 
 
 def test_farthest_point_sampling_is_the_greedy_farthest_choice():
