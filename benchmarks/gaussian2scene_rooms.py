@@ -4,6 +4,7 @@ ScanNet samples, for Gaussian2Scene, its stage 1 alone, Point-MAE and random ini
 same budget), over seeds.
 
     python benchmarks/gaussian2scene_rooms.py --out /work/bench/g2s --seeds 0 1 2 [--variants gaussian2scene] [--sevenscenes]
+    python benchmarks/gaussian2scene_rooms.py --out /work/bench/g2s --render --keep-recorded --note "..."
 
 Every run is `geossl pretrain scene=<method> dataset=rooms seed=<s>` (CPU preset: for Gaussian2Scene 10 epochs of
 stage 1, then 10 of stage 2; `stage 1 alone` sets scene.stage1_epochs to trainer.epochs; Point-MAE 20 epochs).
@@ -60,13 +61,18 @@ PROBES = {"rooms": ("rooms", ["dataset.cache=true"]), "rooms-subsample": ("rooms
           "scannet": ("scannet", [])}
 
 
+def probe_file(encoder: Path, name: str) -> Path:
+    """Where :func:`probe` keeps the result of the probe ``name`` of ``encoder``."""
+    return encoder.parent / f"{encoder.stem}-{name}-probe.json"
+
+
 def probe(encoder: Path, name: str, seed: int, threads: int) -> dict:
     """The segmentation probe ``name`` of :data:`PROBES` of a saved encoder, `geossl evaluate encoder=<file>
     dataset=<dataset> <overrides>`, so that every encoder is probed on the same points (rooms: the Point-MAE table's
     2048-point crops; rooms-subsample: 2048 points drawn from the whole room, as Gaussian2Scene trains on; scannet:
     trained on scene0000_00/01, scored on scene0000_02); kept next to the encoder."""
     dataset, overrides = PROBES[name]
-    path = encoder.parent / f"{encoder.stem}-{name}-probe.json"
+    path = probe_file(encoder, name)
     if not path.is_file():
         cmd = [sys.executable, "-m", "geossl", "evaluate", f"encoder={encoder}", f"dataset={dataset}", f"seed={seed}",
                f"trainer.threads={threads}", *overrides]
@@ -75,6 +81,18 @@ def probe(encoder: Path, name: str, seed: int, threads: int) -> dict:
             raise SystemExit(f"{' '.join(cmd[2:])} failed")
         path.write_text(done.stdout)
     return json.loads(path.read_text())
+
+
+def keep_recorded(recorded: dict, new: dict) -> dict:
+    """``{variant: [one result per seed]}``: the ``recorded`` results (from the section's JSON) with those of ``new``
+    in place of the recorded ones of the same variant and seed; variants in :data:`VARIANTS` order, then random
+    initialisation, then the rest (7-Scenes), seeds in order."""
+    merged = {v: {r["seed"]: r for r in rs} for v, rs in recorded.items()}
+    for v, rs in new.items():
+        merged.setdefault(v, {}).update({r["seed"]: r for r in rs})
+    order = [*VARIANTS, "random initialisation"]
+    return {v: [merged[v][s] for s in sorted(merged[v])]
+            for v in sorted(merged, key=lambda v: order.index(v) if v in order else len(order)) if merged[v]}
 
 
 def main() -> None:
@@ -93,26 +111,39 @@ def main() -> None:
                     help="also pretrain on the real 7-Scenes sequence (TSDF cloud of its training frames) and render its "
                          "held-out frames")
     ap.add_argument("--no-random", action="store_true", help="leave out the random-initialisation probe rows")
+    ap.add_argument("--render", action="store_true",
+                    help="run nothing: the section from the finished runs and probes in --out (with --keep-recorded, and the "
+                         "recorded ones)")
+    ap.add_argument("--keep-recorded", action="store_true",
+                    help="keep the runs, renders and probes recorded in docs/results/<section>.json for every variant and "
+                         "seed that --out holds no run of (new runs join the recorded ones without keeping every run folder)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for v in args.variants:
+    for v in args.variants if not args.render else []:
         for s in args.seeds:
             run(v, s, out, args.threads, args.set)
     rows = {v: [json.loads((run_dir(v, s, out) / "summary.json").read_text()) for s in args.seeds
                 if (run_dir(v, s, out) / "summary.json").is_file()] for v in VARIANTS}
     rows = {v: rs for v, rs in rows.items() if rs}
     encoders = {v: [(Path(r["encoder"]), r["seed"], r["pretrain_seconds"]) for r in rs] for v, rs in rows.items()}
-    if not args.no_random:
+    if args.render:  # only the encoders whose probes have all finished
+        encoders = {v: [e for e in es if all(probe_file(e[0], n).is_file() for n in PROBES)] for v, es in encoders.items()}
+        encoders = {v: es for v, es in encoders.items() if es}
+    elif not args.no_random:
         from pointmae_rooms import random_encoder  # the seed's initial weights of the same encoder
 
         encoders["random initialisation"] = [(random_encoder(s, out), s, None) for s in args.seeds]
     probes = {v: [{"encoder": str(e), "seed": s, "pretrain_seconds": t, **{n: probe(e, n, s, args.threads) for n in PROBES}}
                   for e, s, t in es] for v, es in encoders.items()}
     renders = {v: rs for v, rs in rows.items() if v.startswith("gaussian2scene")}
-    if args.sevenscenes:
+    if args.sevenscenes and not args.render:
         renders["gaussian2scene, 7-Scenes (held-out frames)"] = [run("gaussian2scene", s, out, args.threads, [], "sevenscenes")
                                                                  for s in args.seeds]
+    if args.keep_recorded:
+        recorded = json.loads((ROOT / "docs" / "results" / f"{args.section}.json").read_text())
+        rows, renders, probes = (keep_recorded(recorded.get(key, {}), new)
+                                 for key, new in (("runs", rows), ("rendering", renders), ("probes", probes)))
 
     def ms(rs, key, scale=1.0, digits=2):
         m, sd = mean_std([scale * r[key] for r in rs])
