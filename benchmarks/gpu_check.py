@@ -2,7 +2,8 @@
 inputs (images, alphas, expected depths and the gradients of every input), spconv's CUDA
 algorithm against its CPU Native path (features and gradients of a submanifold and a strided
 sparse convolution), and the scene paths on CUDA (Gaussian fitting to a room's views, a Point-MAE
-step, 300 Gaussian2Scene stage-2 steps: ``--parts scene``, not yet run on a GPU), with timings of each.
+step, 300 Gaussian2Scene stage-2 steps, 100 more on view crops: ``--parts scene``, not yet run on a
+GPU), with timings of each.
 
     python benchmarks/gpu_check.py --parts sparse --out docs/results/gpu_check_sparse.json
     python benchmarks/gpu_check.py --parts rasterize --out docs/results/gpu_check_rasterize.json
@@ -363,6 +364,8 @@ def main() -> int:
         record(scene_fit_case())
         record(scene_pretrain_case())
         record(scene_pretrain_case(300, ["scene=gaussian2scene", "scene.stage1_epochs=0"], "gaussian2scene_stage2", 1e-2))
+        record(scene_pretrain_case(100, ["scene=gaussian2scene", "scene.stage1_epochs=0", "transform.budget=view_crop",
+                                         "scene.render_radius=0.1", "scene.scale_init=0.04"], "gaussian2scene_stage2_view_crops", 1e-2))
     out.write_text(json.dumps(report, indent=2))
     print(f"gpu_check: {'PASS' if ok else 'FAIL'} -> {out}")
     return 0 if ok else 1
