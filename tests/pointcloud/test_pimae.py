@@ -51,7 +51,7 @@ def test_masks_are_complementary_on_the_batch_and_the_loss_falls(batch):
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
-        losses.append(float(out["loss"]))
+        losses.append(out["loss"].item())
         assert torch.isclose(out["loss"].detach(), out["chamfer"] + out["image_mse"])
     assert losses[-1] < 0.7 * losses[0]
 
