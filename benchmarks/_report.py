@@ -60,6 +60,12 @@ def write_section(name: str, body: str) -> None:
     RESULTS.write_text(text)
 
 
+def read_json(name: str) -> dict:
+    """What :func:`write_json` recorded under ``name`` (docs/results/<name>.json), or {} when nothing was."""
+    path = ROOT / "docs" / "results" / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def write_json(name: str, data) -> Path:
     path = ROOT / "docs" / "results" / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import geossl_run, machine_line, mean_std, write_json, write_section  # noqa: E402
+from _report import geossl_run, machine_line, mean_std, read_json, write_json, write_section  # noqa: E402
 
 
 #: torch threads of every run (--threads): timings are for this many cores.
@@ -110,13 +110,6 @@ def render(runs: dict, extra: dict, note: str, speed: dict) -> None:
     write_json("detection_rooms", {"runs": runs, "extra": extra, "speed": speed})
 
 
-def recorded() -> dict:
-    """What docs/results/detection_rooms.json holds: ``{"runs": ..., "extra": ..., "speed": ...}`` (empty where absent)."""
-    path = Path(__file__).resolve().parents[1] / "docs" / "results" / "detection_rooms.json"
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    return {key: data.get(key, {}) for key in ("runs", "extra", "speed")}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True)
@@ -194,9 +187,9 @@ def main() -> None:
     speed = json.loads(speed_file.read_text()) if speed_file.is_file() else {}
     runs = collect(out)
     if args.keep_recorded:
-        kept = recorded()
-        runs = dict(sorted({**kept["runs"], **runs}.items()))
-        extra, speed = {**kept["extra"], **extra}, {**kept["speed"], **speed}
+        kept = read_json("detection_rooms")
+        runs = dict(sorted({**kept.get("runs", {}), **runs}.items()))
+        extra, speed = {**kept.get("extra", {}), **extra}, {**kept.get("speed", {}), **speed}
     render(runs, extra, args.note, speed)
 
 

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import geossl_run, machine_line, mean_std, write_json, write_section  # noqa: E402
+from _report import geossl_run, machine_line, mean_std, read_json, write_json, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # pretraining variants: the method and its overrides (Point-MAE: the same encoder, budget and data, without views, on
@@ -120,9 +120,10 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for v in args.variants if not args.render else []:
-        for s in args.seeds:
-            run(v, s, out, args.threads, args.set)
+    if not args.render:
+        for v in args.variants:
+            for s in args.seeds:
+                run(v, s, out, args.threads, args.set)
     rows = {v: [json.loads((run_dir(v, s, out) / "summary.json").read_text()) for s in args.seeds
                 if (run_dir(v, s, out) / "summary.json").is_file()] for v in VARIANTS}
     rows = {v: rs for v, rs in rows.items() if rs}
@@ -141,7 +142,7 @@ def main() -> None:
         renders["gaussian2scene, 7-Scenes (held-out frames)"] = [run("gaussian2scene", s, out, args.threads, [], "sevenscenes")
                                                                  for s in args.seeds]
     if args.keep_recorded:
-        recorded = json.loads((ROOT / "docs" / "results" / f"{args.section}.json").read_text())
+        recorded = read_json(args.section)
         rows, renders, probes = (keep_recorded(recorded.get(key, {}), new)
                                  for key, new in (("runs", rows), ("rendering", renders), ("probes", probes)))
 
