@@ -374,16 +374,19 @@ def _write_cached_room(path, room: Dict[str, object]) -> None:
     for k in _VIEW_KEYS:
         if frames:
             tensors[f"views.{k}"] = torch.stack([getattr(f, k) for f in frames]).contiguous()
-    meta = {"name": room["name"], "views": ",".join(f.name for f in frames), "blake2b": _digest(tensors)}
+    views = ",".join(f.name for f in frames)
+    meta = {"name": room["name"], "views": views, "blake2b": _digest(tensors, views)}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
-def _digest(tensors: Dict[str, torch.Tensor]) -> str:
-    """A BLAKE2b digest of the tensors' names, shapes and bytes: a cache file whose data changed after it was written
-    (a flipped bit, a file of another room pasted in) does not match its digest."""
+def _digest(tensors: Dict[str, torch.Tensor], views: str) -> str:
+    """A BLAKE2b digest of the tensors' names, shapes and bytes and of the views' names (``views``, as the metadata
+    holds them): a cache file whose data changed after it was written (a flipped bit, a file of another room pasted
+    in) does not match its digest."""
     import hashlib
 
     h = hashlib.blake2b(digest_size=16)
+    h.update(f"views:{views}\n".encode())
     for k in sorted(tensors):
         h.update(f"{k}:{str(tensors[k].dtype)}:{tuple(tensors[k].shape)}".encode())
         h.update(tensors[k].contiguous().view(torch.uint8).numpy().tobytes() if tensors[k].numel() else b"")
@@ -412,7 +415,7 @@ def _read_cached_room(path, seed: int, settings: Dict[str, object]):
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (OSError, SafetensorError, ValueError, RuntimeError):
         return None
-    if meta.get("name") != f"rooms-seed{seed}" or meta.get("blake2b") != _digest(tensors):
+    if meta.get("name") != f"rooms-seed{seed}" or meta.get("blake2b") != _digest(tensors, meta.get("views", "")):
         return None
     for key, shape in expected.items():
         t = tensors.get(key)

@@ -73,6 +73,15 @@ def test_a_file_whose_data_changed_is_not_served():
     assert path.read_bytes() != bytes(data)  # and the file was made again
 
 
+def test_a_file_whose_view_names_changed_is_not_served():
+    cached_room(6, **SMALL)
+    path = cache_file(6, **SMALL)
+    data = path.read_bytes()
+    assert data.count(b"view000") == 1  # in the header's metadata, which stays valid JSON after the edit
+    path.write_bytes(data.replace(b"view000", b" iew000"))  # the change Hypothesis found
+    assert_same_room(cached_room(6, **SMALL), make_room(6, **SMALL))
+
+
 def test_the_rooms_dataset_serves_the_same_items_with_and_without_the_cache():
     from geossl.pointcloud.datasets import rooms
 
