@@ -5,7 +5,7 @@ Commands:
     pretrain scene=<method> dataset=<name> [key=value ...]   pretrain a scene encoder and evaluate it
     evaluate encoder=<file.safetensors> dataset=<name>       evaluate a saved encoder (graph or scene)
     finetune detection=votenet dataset=<name> encoder=<file|name> train a 3D detector on a scene encoder, then mAP
-    evaluate detector=<file.safetensors> dataset=<name>      mAP of a saved detector on the test split
+    evaluate model=<file.safetensors> dataset=<name>         score a saved fine-tuned model (also detector=<file>)
     fit-gaussians dataset=<sevenscenes|redwood|scannet_export|rooms> fit 3D Gaussians to posed RGB-D frames
     show dataset=<scannet|rooms|sevenscenes|...>             PNG views of a scene (points coloured, boxes drawn)
     datasets                                                 list datasets and where they were found
@@ -27,19 +27,6 @@ import textwrap
 from typing import Callable, Dict, List, Optional
 
 USAGE = __doc__.split("Any error")[0].strip()
-
-
-def _adapters() -> Dict[str, object]:
-    """``{domain: adapter}`` of the installed domains (the ``geossl.domains`` entry points)."""
-    import importlib
-
-    from geossl.registry import domain_entry_points
-
-    out = {}
-    for domain, value in domain_entry_points().items():
-        module, attr = value.split(":", 1)
-        out[domain] = getattr(importlib.import_module(module), attr)
-    return out
 
 
 def _compose(config_name: str, overrides: List[str], domain: Optional[str] = None):
@@ -87,64 +74,20 @@ def _compose(config_name: str, overrides: List[str], domain: Optional[str] = Non
             raise ConfigError(f"Unknown config key {key!r}.{valid}") from None
 
 
-def _domain(overrides: List[str], default: str = "graph") -> str:
-    """The domain of a run: the method group named on the command line (``graph=``, ``scene=``), else
-    the domain of the dataset named (``dataset=rooms`` is a scene run), else ``default``."""
-    from geossl.errors import ConfigError
-    from geossl.registry import DATASETS, domain_entry_points
+def cmd_task(command: str, overrides: List[str]) -> int:
+    """Run the pipeline task of ``geossl <command> <overrides>`` (:data:`geossl.pipeline.TASKS`): the task and its
+    domain come from the command line, only that domain is imported, and the task's config is composed and run."""
+    from geossl.pipeline import adapter_for, check_sections, run_domain, select_task, task_overrides
 
-    values = {o.split("=", 1)[0].lstrip("+~"): o.split("=", 1)[1] for o in overrides if "=" in o}
-    domains = sorted(domain_entry_points())
-    chosen = [d for d in domains if d in values]
-    if len(chosen) > 1:
-        raise ConfigError(f"{' and '.join(f'{d}=' for d in chosen)} were given together; a run pretrains one kind of "
-                          f"encoder: name one method group ({', '.join(f'{d}=<method>' for d in domains)}).")
-    if chosen:
-        return chosen[0]
-    dataset = values.get("dataset")
-    if dataset and dataset in DATASETS and DATASETS.domain(dataset):
-        return DATASETS.domain(dataset)
-    return default
-
-
-def _check_dataset_domain(cfg, domain: str) -> None:
-    """A dataset of another domain is refused with the valid ones (``graph=graphmae dataset=rooms``)."""
-    from geossl.registry import DATASETS
-
-    DATASETS.get(cfg.dataset.get("loader") or cfg.dataset.name, domain=domain)
-
-
-def cmd_pretrain(overrides: List[str]) -> int:
-    from geossl.pipeline import pretrain, run_dir_for
-
-    domain = _domain(overrides)
-    adapter = _adapters()[domain]
-    cfg = _compose(f"pretrain_{domain}", overrides, domain)
-    _check_dataset_domain(cfg, domain)
-    run_dir = run_dir_for(cfg, f"{cfg[domain].name}-{cfg.dataset.name}")
-    summary = pretrain(cfg, run_dir, adapter)
+    task = select_task(command, overrides)
+    overrides = task_overrides(task, overrides)
+    domain = run_domain(task, overrides)
+    adapter = adapter_for(domain)
+    cfg = _compose(task.config.format(domain=domain), overrides, domain)
+    check_sections(task, cfg, domain)
+    summary = task.run(cfg, adapter)
     if int(os.environ.get("RANK", "0")) == 0:  # the other processes of a torchrun job evaluate nothing
-        print(adapter.describe(summary, run_dir))
-    return 0
-
-
-def cmd_evaluate(overrides: List[str]) -> int:
-    from geossl.pipeline import encoder_domain, evaluate
-
-    if any(o.startswith("detector=") for o in overrides):  # a saved detector: its domain's command evaluates it
-        command = next((a.commands["evaluate-detector"] for a in _adapters().values() if "evaluate-detector" in getattr(a, "commands", {})), None)
-        if command is None:
-            from geossl.errors import ConfigError
-
-            raise ConfigError("No installed domain evaluates detectors.")
-        return command(overrides, _compose)
-
-    # `encoder` is also the name of a config group, so the file path travels as encoder_file.
-    overrides = [f"encoder_file={o.split('=', 1)[1]}" if o.startswith("encoder=") else o for o in overrides]
-    path = next((o.split("=", 1)[1] for o in overrides if o.startswith("encoder_file=")), None)
-    domain = encoder_domain(path) if path else _domain(overrides)
-    cfg = _compose(f"evaluate_{domain}", overrides, domain)
-    print(json.dumps(evaluate(cfg, _adapters()[domain]), indent=2))
+        print(task.report(summary, adapter) if task.report else json.dumps(summary, indent=2))
     return 0
 
 
@@ -155,8 +98,15 @@ def cmd_datasets(overrides: List[str]) -> int:
     for o in overrides:
         if o.startswith("dataset.root="):
             root = o.split("=", 1)[1]
+    from geossl.pipeline import adapter_for
+    from geossl.registry import domain_entry_points, load_domain, missing_extra
+
     print(f"data root: {data_root(root)} (from {'dataset.root' if root else DATA_ENV if os.environ.get(DATA_ENV) else 'default'})")
-    for domain, adapter in sorted(_adapters().items()):
+    for domain in sorted(domain_entry_points()):
+        if not load_domain(domain):
+            print(f"{domain} datasets: not available: {missing_extra(domain)}.")
+            continue
+        adapter = adapter_for(domain)
         print(f"{domain} datasets (geossl pretrain {domain}=<method> dataset=<name>):")
         for name, state, where in adapter.dataset_status(root):
             print(f"  {name:14s} {state:8s} {where}")
@@ -164,26 +114,51 @@ def cmd_datasets(overrides: List[str]) -> int:
 
 
 def cmd_config(overrides: List[str]) -> int:
+    """Print the composed config of ``geossl pretrain <overrides>``, its names checked against the run's domain
+    (whose package is not imported unless a name must be looked up)."""
     from omegaconf import OmegaConf
 
-    domain = _domain(overrides)
-    cfg = _compose(f"pretrain_{domain}", overrides, domain)
-    _check_dataset_domain(cfg, domain)
+    from geossl.pipeline import TASKS, check_sections, run_domain
+    from geossl.registry import DATASETS, load_domain
+
+    task = TASKS.get("pretrain")
+    domain = run_domain(task, overrides)
+    cfg = _compose(task.config.format(domain=domain), overrides, domain)
+    check_sections(task, cfg, domain)
+    if load_domain(domain):  # the core alone prints configs without checking their names
+        DATASETS.get(cfg.dataset.get("loader") or cfg.dataset.name, domain=domain)
     print(OmegaConf.to_yaml(cfg))
     return 0
 
 
-#: Commands of the core; domains add theirs (``adapter.commands``: fit-gaussians and show come from the scene domain).
-CORE_COMMANDS: Dict[str, Callable[[List[str]], int]] = {"pretrain": cmd_pretrain, "evaluate": cmd_evaluate,
-                                                        "datasets": cmd_datasets, "config": cmd_config}
-
-
 def _commands() -> Dict[str, Callable[[List[str]], int]]:
-    commands = dict(CORE_COMMANDS)
-    for adapter in _adapters().values():
-        for name, fn in getattr(adapter, "commands", {}).items():
-            commands[name] = lambda overrides, fn=fn: fn(overrides, _compose)
+    """The commands: the pipeline's tasks (pretrain, evaluate, finetune), datasets and config, and those the installed
+    domains declare under the ``geossl.commands`` entry points (show, fit-gaussians), imported only when run."""
+    from importlib.metadata import entry_points
+
+    from geossl.pipeline import TASKS
+
+    commands: Dict[str, Callable[[List[str]], int]] = {}
+    for name in TASKS.names():
+        word = TASKS.get(name).command
+        commands[word] = lambda overrides, word=word: cmd_task(word, overrides)
+    commands.update({"datasets": cmd_datasets, "config": cmd_config})
+    for ep in entry_points(group="geossl.commands"):
+        commands[ep.name] = lambda overrides, ep=ep: _domain_command(ep)(overrides, _compose)
     return commands
+
+
+def _domain_command(ep):
+    """The function of a domain's command entry point; a domain whose optional dependencies are missing says which
+    extra to install."""
+    from geossl.errors import ConfigError
+    from geossl.registry import domain_entry_points, load_domain, missing_extra
+
+    module = ep.value.split(":", 1)[0]
+    for domain, value in domain_entry_points().items():
+        if module.startswith(value.split(":", 1)[0].rsplit(".", 1)[0] + ".") and not load_domain(domain):
+            raise ConfigError(f"geossl {ep.name} needs the {domain} domain, and {missing_extra(domain)}.")
+    return ep.load()
 
 
 def _friendly(exc: BaseException) -> Optional[str]:
@@ -215,7 +190,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         commands = _commands()
         if command not in commands:
-            print(f"geossl: error: unknown command {command!r}. Valid commands: {', '.join(commands)}.", file=sys.stderr)
+            import difflib
+
+            close = difflib.get_close_matches(command, list(commands), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            print(f"geossl: error: unknown command {command!r}. Valid commands: {', '.join(commands)}.{hint}", file=sys.stderr)
             return 2
         return commands[command](overrides)
     except KeyboardInterrupt:

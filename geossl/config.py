@@ -71,9 +71,3 @@ def validate(section: DictConfig | Dict[str, Any], schema: Type, where: str) -> 
         key = getattr(exc, "full_key", None)
         raise ConfigError(f"Invalid value for {where}.{key}: {msg}" if key else f"Invalid value in {where}: {msg}") from None
     return out
-
-
-def build_from_section(builder: Callable, section: Dict[str, Any], drop: Iterable[str] = ("name",), **fixed) -> Any:
-    """Call ``builder(**fixed, **section)`` without the keys in ``drop``."""
-    kwargs = {k: v for k, v in section.items() if k not in drop}
-    return builder(**fixed, **kwargs)

@@ -103,6 +103,12 @@ def save_encoder(encoder: Encoder, path: str | os.PathLike, metadata: Optional[D
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"geossl": header}))
 
 
+def encoder_is_file(value: str | os.PathLike) -> bool:
+    """The one rule for ``encoder=<value>`` wherever a saved encoder or a registry name may stand: a file when the
+    value ends in ``.safetensors`` or names an existing file, else a registry name (a fresh encoder of that name)."""
+    return str(value).endswith(".safetensors") or Path(str(value)).is_file()
+
+
 def read_encoder_header(path: str | os.PathLike) -> Dict[str, Any]:
     """Read and validate the JSON header of an encoder file without loading its weights."""
     from safetensors import safe_open

@@ -1,12 +1,17 @@
-"""The run pipeline every domain shares: ``geossl pretrain <domain>=<method> dataset=<name>`` and
-``geossl evaluate encoder=<file> dataset=<name>``.
+"""The run pipeline every domain shares. Every run is a registered :class:`Task` (:data:`TASKS`):
 
-The core does what is the same for graphs and scenes: it validates the config sections against the
-builders that consume them, builds the encoder and the method from the registries (refusing names of
-another domain), runs the engine, saves the encoder before anything can fail in evaluation, computes
-the label-free RankMe, and writes the run folder (``config.yaml``, ``metrics.csv``, ``tensorboard/``,
-``checkpoint.pt``, ``encoder.safetensors``, ``summary.json``). A :class:`DomainAdapter` supplies the
-rest: which data, in which batches, and which evaluation.
+- ``pretrain``: ``geossl pretrain <domain>=<method> dataset=<name>``, pretrain an encoder and evaluate it;
+- ``evaluate``: ``geossl evaluate encoder=<file> dataset=<name>``, evaluate a saved encoder;
+- ``finetune``: ``geossl finetune <group>=<head> dataset=<name> encoder=<file | name>``, train a downstream
+  head (a detection head: ``detection=votenet``) on an encoder and score it on the test split;
+- ``evaluate_model``: ``geossl evaluate model=<file> dataset=<name>``, score a saved fine-tuned model.
+
+The core does what is the same for every task and domain: it refuses config sections the task does not
+read, validates the ones it does against the builders that consume them, builds the encoder once (one
+rule for "a file or a registry name": :func:`geossl.encoder.encoder_is_file`), claims the run folder,
+runs the engine, saves the trained model before anything can fail in evaluation, and writes one
+``summary.json`` with one environment block. A :class:`DomainAdapter` supplies the rest: which data, in
+which batches, which heads make which model, and which evaluation.
 """
 
 from __future__ import annotations
@@ -18,18 +23,18 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from geossl.config import schema_from_signature, validate
-from geossl.encoder import Encoder, load_encoder, read_encoder_header, save_encoder
+from geossl.encoder import Encoder, encoder_is_file, load_encoder, read_encoder_header, save_encoder
 from geossl.engine import Engine, TrainerConfig
 from geossl.engine.engine import default_threads
 from geossl.errors import CheckpointError, ConfigError
-from geossl.io import write_json
-from geossl.registry import DATASETS, ENCODERS, METHODS
+from geossl.io import peak_rss_mb, write_json
+from geossl.registry import DATASETS, ENCODERS, HEADS, METHODS, Registry, domain_entry_points, load_domain, missing_extra
 
 
 @dataclass
@@ -46,6 +51,30 @@ class Job:
     batches: Iterable
     monitor: Optional[Callable[[Any], Dict[str, float]]]
     evaluate: Callable[[Any], Dict[str, Any]]
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FinetuneJob:
+    """What a domain hands the engine for one fine-tuning run.
+
+    Attributes:
+        model: what the engine trains: ``forward(batch)`` returns the named losses (``"loss"``: the total);
+            it may define ``param_groups()`` (a backbone at a fraction of the head's learning rate).
+        batches: the training batches of one epoch.
+        monitor: validation metrics every ``trainer.monitor_every`` epochs (the learning curve), or None.
+        evaluate: ``evaluate(model, run_dir)`` -> the test split's metrics (and pictures written into ``run_dir``).
+        save: ``save(model, path, metadata)`` writes the fine-tuned model to ``path`` (``<file_key>.safetensors``).
+        file_key: what the saved model is called (``detector``): its file name and its key in the summary.
+        extra: facts for the summary (training scenes, the training fraction).
+    """
+
+    model: Any
+    batches: Iterable
+    monitor: Optional[Callable[[Any], Dict[str, float]]]
+    evaluate: Callable[[Any, Path], Dict[str, Any]]
+    save: Callable[[Any, Path, Dict[str, Any]], Path]
+    file_key: str
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
@@ -85,6 +114,19 @@ class DomainAdapter:
     def evaluate_encoder(self, cfg: DictConfig, dataset, encoder: Encoder) -> Dict[str, Any]:
         """``geossl evaluate``: the evaluation of a saved (frozen) encoder on ``dataset``."""
         raise NotImplementedError
+
+    def finetune_job(self, cfg: DictConfig, dataset, encoder: Encoder, group: str, engine: Engine) -> FinetuneJob:
+        """The model of head group ``group`` (``cfg[group]`` names the head in :data:`HEADS`) on ``encoder``, and how
+        it trains and is scored on ``dataset``."""
+        raise ConfigError(f"The {self.domain} domain has no downstream heads to fine-tune.")
+
+    def load_model(self, path: str):
+        """A fine-tuned model saved by a :class:`FinetuneJob`'s ``save`` (its file says what it is)."""
+        raise ConfigError(f"The {self.domain} domain has no fine-tuned models to load.")
+
+    def evaluate_model(self, cfg: DictConfig, dataset, model) -> Dict[str, Any]:
+        """``geossl evaluate model=<file>``: the test metrics of a fine-tuned model on ``dataset``."""
+        raise ConfigError(f"The {self.domain} domain has no fine-tuned models to evaluate.")
 
     def describe(self, summary: Dict[str, Any], run_dir: Path) -> str:
         """One line for the terminal after a run."""
@@ -169,11 +211,32 @@ def run_dir_for(cfg: DictConfig, name: str) -> Path:
     return new_run_dir(Path(cfg.out_dir) / name)
 
 
-def _environment(engine_device) -> Dict[str, Any]:
+def environment(device) -> Dict[str, Any]:
+    """The summary's environment block: threads, device, versions, machine."""
     import geossl
 
-    return {"torch_threads": torch.get_num_threads(), "device": str(engine_device), "torch": torch.__version__,
+    return {"torch_threads": torch.get_num_threads(), "device": str(device), "torch": torch.__version__,
             "geossl": geossl.__version__, "machine": platform.machine()}
+
+
+def build_encoder(cfg: DictConfig, domain: str, in_dim: int) -> Encoder:
+    """The run's encoder, built once: the saved encoder of ``cfg.encoder_file`` when set (in train mode, for
+    fine-tuning; an encoder of another domain is refused), else a fresh ``cfg.encoder`` of ``domain`` (its section
+    validated against the encoder's constructor)."""
+    if cfg.get("encoder_file"):
+        path = str(cfg.encoder_file)
+        if encoder_domain(path) != domain:
+            name = read_encoder_header(path).get("encoder")
+            raise ConfigError(f"The encoder in {path!r} is a {encoder_domain(path)} encoder ({name}), and this is a {domain} run. "
+                              f"Valid {domain} encoders: {', '.join(ENCODERS.names(domain))}.")
+        return load_encoder(path).train()
+    cls = ENCODERS.get(cfg.encoder.name, domain=domain)
+    return cls(in_dim=in_dim, **section(cfg, "encoder", cls, exclude=("in_dim",)))
+
+
+def encoder_source(cfg: DictConfig) -> str:
+    """Where the run's encoder comes from, for summaries: the file, or ``<name> (from scratch)``."""
+    return str(cfg.encoder_file) if cfg.get("encoder_file") else f"{cfg.encoder.name} (from scratch)"
 
 
 def build_method(cfg: DictConfig, adapter: DomainAdapter, dataset=None, validate_only: bool = False):
@@ -183,11 +246,11 @@ def build_method(cfg: DictConfig, adapter: DomainAdapter, dataset=None, validate
     method_cls = METHODS.get(cfg[domain].name, domain=domain)
     encoder_cls = ENCODERS.get(cfg.encoder.name, domain=domain)
     method_kwargs = section(cfg, domain, method_cls, exclude=("encoder", "in_dim", *adapter.supplied))
-    encoder_kwargs = section(cfg, "encoder", encoder_cls, exclude=("in_dim",))
+    section(cfg, "encoder", encoder_cls, exclude=("in_dim",))  # a bad key fails before data is read
     adapter.check_method(cfg, method_cls, encoder_cls)
     if validate_only:
         return None
-    encoder = encoder_cls(in_dim=dataset.in_dim, **encoder_kwargs)
+    encoder = build_encoder(cfg, domain, dataset.in_dim)
     accepted = inspect.signature(method_cls.__init__).parameters
     supplied = adapter.method_inputs(cfg, dataset, accepted)
     return method_cls(encoder=encoder, in_dim=dataset.in_dim, **supplied, **method_kwargs)
@@ -226,7 +289,7 @@ def pretrain(cfg: DictConfig, run_dir: Path, adapter: DomainAdapter) -> Dict[str
     t0 = time.perf_counter()
     summary.update(job.evaluate(method))
     summary["evaluate_seconds"] = round(time.perf_counter() - t0, 3)
-    summary.update({"encoder": str(encoder_path.resolve()), "run_dir": str(run_dir.resolve()), **_environment(engine.device)})
+    summary.update({"encoder": str(encoder_path.resolve()), "run_dir": str(run_dir.resolve()), **environment(engine.device)})
     write_json(run_dir / "summary.json", summary)
     return summary
 
@@ -234,6 +297,8 @@ def pretrain(cfg: DictConfig, run_dir: Path, adapter: DomainAdapter) -> Dict[str
 def encoder_domain(path: str) -> str:
     """The domain of the encoder saved in ``path`` (from its header; files of older versions are graph encoders)."""
     header = read_encoder_header(path)
+    if header.get("domain") in domain_entry_points():  # files written since the header named its domain
+        return str(header["domain"])
     name = str(header.get("encoder", ""))
     if name not in ENCODERS:
         raise CheckpointError(f"{path!r} holds encoder {name!r}, which this geossl does not have. "
@@ -259,3 +324,222 @@ def evaluate(cfg: DictConfig, adapter: DomainAdapter) -> Dict[str, Any]:
     out: Dict[str, Any] = {"encoder": path, "dataset": dataset.name, "seed": int(cfg.seed)}
     out.update(adapter.evaluate_encoder(cfg, dataset, encoder))
     return out
+
+
+def head_group(cfg: DictConfig) -> str:
+    """The head group a fine-tuning config chose (the one section naming a registered head: ``detection``)."""
+    groups = [k for k in cfg if isinstance(cfg[k], DictConfig) and cfg[k].get("name") in HEADS.having("group")
+              and HEADS.tags(cfg[k].name).get("group") == k]
+    if len(groups) != 1:
+        known = sorted({HEADS.tags(n)["group"] for n in HEADS.having("group")})
+        raise ConfigError(f"A fine-tuning run names one head group ({', '.join(f'{g}=<head>' for g in known)}); got "
+                          f"{', '.join(groups) or 'none'}.")
+    return groups[0]
+
+
+def finetune(cfg: DictConfig, adapter: DomainAdapter) -> Dict[str, Any]:
+    """Train the head of ``cfg``'s head group on ``cfg.encoder_file`` (pretrained) or a fresh ``cfg.encoder`` (from
+    scratch) on ``cfg.dataset``'s train split; save the model, score it on the test split; write the run folder."""
+    domain = adapter.domain
+    group = head_group(cfg)
+    HEADS.get(cfg[group].name, domain=domain)
+    trainer_cfg = trainer_config(cfg)
+    dataset = adapter.load_dataset(cfg)
+    run_dir = run_dir_for(cfg, f"{cfg[group].name}-{dataset.name}")
+    engine = Engine(trainer_cfg, run_dir, seed=int(cfg.seed), config=OmegaConf.to_container(cfg, resolve=True))
+    if engine.fabric.is_global_zero:
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    encoder = build_encoder(cfg, domain, dataset.in_dim)
+    job = adapter.finetune_job(cfg, dataset, encoder, group, engine)
+    result = engine.fit(job.model, job.batches, monitor=job.monitor)
+    steps = result.epochs * max(len(job.batches), 1) if hasattr(job.batches, "__len__") else None
+    summary: Dict[str, Any] = {
+        group: cfg[group].name, "dataset": dataset.name, "encoder": encoder_source(cfg), "seed": int(cfg.seed),
+        "epochs": result.epochs, **job.extra, "train_seconds": round(result.train_seconds, 3),
+        "seconds_per_epoch": round(result.seconds_per_epoch, 4),
+        "seconds_per_step": round(result.train_seconds / max(steps or 1, 1), 4), "final_losses": result.last_losses,
+        "world_size": engine.fabric.world_size, "peak_rss_mb": peak_rss_mb(),  # the process's peak after training
+    }
+    if not engine.fabric.is_global_zero:
+        return summary
+    model = job.model.to("cpu")
+    path = job.save(model, run_dir / f"{job.file_key}.safetensors", {"dataset": dataset.name, "encoder": encoder_source(cfg),
+                                                                     "seed": int(cfg.seed), "epochs": result.epochs})
+    summary.update(job.evaluate(model, run_dir))
+    summary.update({job.file_key: str(Path(path).resolve()), "run_dir": str(run_dir.resolve()), **environment("cpu")})
+    write_json(run_dir / "summary.json", summary)
+    summary["_run_dir"] = run_dir
+    return summary
+
+
+def evaluate_model(cfg: DictConfig, adapter: DomainAdapter) -> Dict[str, Any]:
+    """The test metrics of the fine-tuned model in ``cfg.model_file`` on ``cfg.dataset``."""
+    path = str(cfg.model_file)
+    model = adapter.load_model(path)
+    dataset = adapter.load_dataset(cfg)
+    out: Dict[str, Any] = {"model": path, "dataset": dataset.name}
+    out.update(adapter.evaluate_model(cfg, dataset, model))
+    return out
+
+
+# --- tasks ----------------------------------------------------------------------------------------------------
+
+@dataclass
+class Task:
+    """A kind of run the pipeline runs, registered in :data:`TASKS`.
+
+    Attributes:
+        command: the CLI word (``geossl <command> ...``); several tasks may share one, told apart by ``file_keys``.
+        config: the primary config (``configs/<config>.yaml``), ``{domain}`` filled in with the run's domain.
+        sections: the top-level config keys the task reads (``{domain}`` stands for the method group, ``{heads}`` for
+            the domain's head groups); any other key is refused, so that ``+seeds=3`` does not pass silently.
+        run: ``run(cfg, adapter)`` -> the summary (a task that claims a run folder adds ``_run_dir``).
+        file_keys: command-line keys that name the task's input file (``encoder=``, ``model=``); the first
+            travels into the config as ``<first>_file``, the others are other names of it.
+        encoder_files: ``encoder=`` may name a saved encoder file (one rule: :func:`encoder_is_file`); it travels
+            as ``encoder_file``.
+        default_domain: the domain when nothing on the command line names one.
+        report: the line printed after the run (None: the summary as JSON).
+    """
+
+    command: str
+    config: str
+    sections: Tuple[str, ...]
+    run: Callable[[DictConfig, DomainAdapter], Dict[str, Any]]
+    file_keys: Tuple[str, ...] = ()
+    encoder_files: bool = False
+    default_domain: str = "graph"
+    report: Optional[Callable[[Dict[str, Any], DomainAdapter], str]] = None
+
+
+TASKS = Registry("task", from_domains=False)
+
+
+def _run_pretrain(cfg: DictConfig, adapter: DomainAdapter) -> Dict[str, Any]:
+    DATASETS.get(cfg.dataset.get("loader") or cfg.dataset.name, domain=adapter.domain)
+    run_dir = run_dir_for(cfg, f"{cfg[adapter.domain].name}-{cfg.dataset.name}")
+    summary = pretrain(cfg, run_dir, adapter)
+    summary["_run_dir"] = run_dir
+    return summary
+
+
+def _report_finetune(summary: Dict[str, Any], adapter: DomainAdapter) -> str:
+    return adapter.describe_finetune(summary, summary["_run_dir"])
+
+
+RUN_KEYS = ("seed", "out_dir", "run_dir")
+TASKS.register("pretrain")(Task(
+    "pretrain", "pretrain_{domain}", ("trainer", "encoder", "{domain}", "eval", "dataset", "sampler", "transform", "model", *RUN_KEYS),
+    _run_pretrain, report=lambda s, a: a.describe(s, s["_run_dir"])))
+TASKS.register("evaluate")(Task(
+    "evaluate", "evaluate_{domain}", ("trainer", "encoder", "{domain}", "eval", "dataset", "sampler", "transform", "model", "seed",
+                                      "out_dir", "run_dir", "encoder_file"), lambda cfg, a: evaluate(cfg, a), file_keys=("encoder",)))
+TASKS.register("finetune")(Task(
+    "finetune", "finetune_{domain}", ("trainer", "encoder", "encoder_file", "{heads}", "dataset", "transform", *RUN_KEYS), finetune,
+    encoder_files=True, default_domain="scene", report=_report_finetune))
+TASKS.register("evaluate_model")(Task(
+    "evaluate", "evaluate_model_{domain}", ("trainer", "encoder", "encoder_file", "{heads}", "dataset", "transform", "model_file",
+                                            *RUN_KEYS),
+    evaluate_model, file_keys=("model", "detector"), default_domain="scene"))
+
+
+def select_task(command: str, overrides: List[str]) -> Task:
+    """The task ``geossl <command> <overrides>`` runs: among the tasks of ``command``, the one whose file key is given,
+    else the one that takes no file (unknown commands list the valid ones)."""
+    tasks = [TASKS.get(n) for n in TASKS.names() if TASKS.get(n).command == command]
+    keys = {o.split("=", 1)[0] for o in overrides if "=" in o}
+    for task in tasks:
+        if keys & set(task.file_keys):
+            return task
+    plain = [t for t in tasks if not t.file_keys]
+    if plain:
+        return plain[0]
+    if tasks:
+        raise ConfigError(f"geossl {command} needs one of {', '.join(f'{k}=<file>' for t in tasks for k in t.file_keys)}.")
+    raise ConfigError(f"Unknown command {command!r}.")
+
+
+def task_overrides(task: Task, overrides: List[str]) -> List[str]:
+    """``overrides`` with the task's file keys renamed to their config key (``model=x`` -> ``model_file=x``) and, where
+    the task takes encoder files, ``encoder=<file>`` -> ``encoder_file=<file>`` (``encoder=<name>`` picks the group)."""
+    out = []
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if key in task.file_keys:
+            o = f"{task.file_keys[0]}_file={value}"
+        elif key == "encoder" and task.encoder_files and encoder_is_file(value):
+            o = f"encoder_file={value}"
+        out.append(o)
+    return out
+
+
+def run_domain(task: Task, overrides: List[str]) -> str:
+    """The domain of a run, from the first of: a method group on the command line (``graph=``, ``scene=``), the
+    header of the file the task reads (an encoder's domain), the dataset named, the head named; else the task's
+    default. Only the domains needed to answer are imported."""
+    values = {o.split("=", 1)[0].lstrip("+~"): o.split("=", 1)[1] for o in overrides if "=" in o}
+    domains = sorted(domain_entry_points())
+    chosen = [d for d in domains if d in values]
+    if len(chosen) > 1:
+        raise ConfigError(f"{' and '.join(f'{d}=' for d in chosen)} were given together; a run pretrains one kind of "
+                          f"encoder: name one method group ({', '.join(f'{d}=<method>' for d in domains)}).")
+    if chosen:
+        return chosen[0]
+    serves = task_domains(task)  # a file of a domain the task does not serve is refused later, with its reason
+    for key in ("encoder_file", "model_file"):
+        if values.get(key):
+            domain = encoder_domain(values[key]) if key == "encoder_file" else model_domain(values[key], task.default_domain)
+            if domain in serves:
+                return domain
+    dataset = values.get("dataset")
+    if dataset and dataset in DATASETS and DATASETS.domain(dataset) in serves:
+        return DATASETS.domain(dataset)
+    return task.default_domain
+
+
+def task_domains(task: Task) -> List[str]:
+    """The installed domains that have the task's primary config (``finetune_scene.yaml``: scenes fine-tune heads)."""
+    from importlib.resources import files
+
+    configs = files("geossl.configs")
+    return [d for d in sorted(domain_entry_points()) if configs.joinpath(task.config.format(domain=d) + ".yaml").is_file()]
+
+
+def model_domain(path: str, default: str) -> str:
+    """The domain of a saved fine-tuned model: its header's ``domain`` where it names one, else ``default``."""
+    import json as _json
+
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            header = _json.loads((fh.metadata() or {}).get("geossl", "{}"))
+        domain = header.get("domain") if isinstance(header, dict) else None
+    except Exception:  # noqa: BLE001 - an unreadable file is refused, with its reason, by the domain's load_model
+        domain = None
+    return domain if domain in domain_entry_points() else default
+
+
+def adapter_for(domain: str) -> DomainAdapter:
+    """The adapter of ``domain``, importing that domain alone; a domain whose optional dependencies are missing is
+    refused with the extra to install."""
+    import importlib
+
+    points = domain_entry_points()
+    if domain not in points:
+        raise ConfigError(f"Unknown domain {domain!r}. Installed domains: {', '.join(sorted(points))}.")
+    if not load_domain(domain):
+        raise ConfigError(f"This command needs the {domain} domain, and {missing_extra(domain)}.")
+    module, attr = points[domain].split(":", 1)
+    return getattr(importlib.import_module(module), attr)
+
+
+def check_sections(task: Task, cfg: DictConfig, domain: str) -> None:
+    """Refuse top-level config keys the task does not read (``+seeds=3``, ``+sizee=2``)."""
+    allowed = {k.format(domain=domain) for k in task.sections if k != "{heads}"}
+    if "{heads}" in task.sections:
+        allowed |= {HEADS.tags(n)["group"] for n in HEADS.having("group", domain)}
+    unknown = sorted(set(cfg) - allowed)
+    if unknown:
+        raise ConfigError(f"Unknown key(s) {', '.join(repr(k) for k in unknown)} for geossl {task.command}. Valid keys: "
+                          f"{', '.join(k for k in cfg if k in allowed)}.")

@@ -157,6 +157,16 @@ def _evaluate_embeddings(cfg: DictConfig, dataset: GraphDataset, embed_nodes, de
             "pooling": pooling}
 
 
+def best_validation_epoch(history) -> Dict[str, Any]:
+    """``{val_acc, test_acc, best_epoch}`` at the monitored epoch of highest validation accuracy in ``history``
+    (``[(epoch, {"val_acc", "test_acc"})]``, the engine's monitor history); ties go to the later epoch."""
+    best: Dict[str, Any] = {}
+    for epoch, acc in history:
+        if acc["val_acc"] >= best.get("val_acc", -1.0):
+            best.update(val_acc=acc["val_acc"], test_acc=acc["test_acc"], best_epoch=epoch)
+    return best
+
+
 class GraphAdapter(DomainAdapter):
     """Graphs: PyG datasets, full-graph or mini-batch steps, linear probe / SVC / fine-tuning."""
 
@@ -174,9 +184,7 @@ class GraphAdapter(DomainAdapter):
         return {k: f(dataset, cfg) for k, f in RUN_SUPPLIED.items() if k in accepted}
 
     def job(self, cfg: DictConfig, dataset: GraphDataset, engine) -> Job:
-        best: Dict[str, Any] = {}
         spec: Optional[Dict[str, Any]] = None
-        monitor_every = int(cfg.trainer.monitor_every)
         if dataset.task == "node":
             data = dataset.data.to(engine.device)
             batches = [data]
@@ -185,17 +193,11 @@ class GraphAdapter(DomainAdapter):
                 options = {k: v for k, v in spec.items() if k not in ("name", "batch_nodes", "inference_chunk", "seeds_per_epoch")}
                 batches = engine.loader(SeedNodes(dataset.data.num_nodes, spec["seeds_per_epoch"]), spec["batch_nodes"], shuffle=True, seeded=True,
                                         collate_fn=SubgraphBatch(dataset.data, spec["name"], **options))
-            epoch = iter(range(1, 1 << 62))
 
             def monitor(m) -> Dict[str, float]:
                 if not getattr(m, "supervised", False):
                     return {"rankme": rankme(_embedder(m, spec)(data))}
-                # joint training: track its classifier every epoch and select by validation accuracy
-                acc = m.accuracies(data)
-                at = next(epoch) * monitor_every
-                if acc["val_acc"] >= best.get("val_acc", -1.0):
-                    best.update(val_acc=acc["val_acc"], test_acc=acc["test_acc"], best_epoch=at)
-                return acc
+                return m.accuracies(data)  # joint training: its classifier, selected at the end by validation accuracy
         else:
             fabric = engine.fabric
             batch_size = int(cfg.dataset.get("batch_size") or 32)
@@ -208,8 +210,10 @@ class GraphAdapter(DomainAdapter):
 
         def evaluate(method) -> Dict[str, Any]:
             if getattr(method, "supervised", False):
-                # Joint training is its own evaluation: the test accuracy at the best validation epoch.
-                return {"rankme": rankme(method.embed(dataset.data.to(engine.device))), "selection": "best validation epoch", **best}
+                # Joint training is its own evaluation: the test accuracy at the best validation epoch (the engine's
+                # monitor history, which a resumed run carries from its checkpoint; ties go to the later epoch).
+                return {"rankme": rankme(method.embed(dataset.data.to(engine.device))), "selection": "best validation epoch",
+                        **best_validation_epoch(engine.monitor_history)}
             embed = _embedder(method, spec)
             return _evaluate_embeddings(cfg, dataset, embed, engine.device, encoder=method.encoder)
 

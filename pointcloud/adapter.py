@@ -1,5 +1,5 @@
-"""The scene domain's adapter to the shared run pipeline (:mod:`geossl.pipeline`), and the scene
-commands ``geossl show`` and ``geossl fit-gaussians``.
+"""The scene domain's adapter to the shared run pipeline (:mod:`geossl.pipeline`): scene data, batches,
+evaluations, and the detection heads that the pipeline's ``finetune`` task trains.
 
 A scene run reads a scene dataset's train split through the run's transforms (:mod:`.transforms`) in
 shuffled batches of ``dataset.batch_size`` scenes, loaded by ``trainer.num_workers`` workers with a
@@ -21,13 +21,13 @@ import torch
 from omegaconf import DictConfig
 
 from geossl.config import schema_from_signature, validate
-from geossl.errors import ConfigError, GeosslError
+from geossl.errors import ConfigError
 from geossl.eval import rankme, seg_probe
 from geossl.pipeline import DomainAdapter, Job, dataset_builder, section
 from geossl.points import collate
-from geossl.registry import DATASETS, ENCODERS, METHODS
+from geossl.registry import ENCODERS, METHODS
 
-from .datasets import SceneDataset, scene_for_show
+from .datasets import SceneDataset, datasets_with
 from .transforms import TransformConfig
 
 #: ``eval=``: "auto" (the segmentation probe where the dataset has semantic labels, else label-free
@@ -72,14 +72,6 @@ class SceneData:
     @property
     def semantic_classes(self) -> Optional[Tuple[str, ...]]:
         return self.split("train").semantic_classes
-
-
-def labelled_datasets() -> str:
-    return "rooms, scannet, scene_folder (with semantic arrays)"
-
-
-def views_datasets() -> str:
-    return "rooms, sevenscenes, redwood, scene_folder with frames (scannet: the sample scene0000_00 only, colour without depth)"
 
 
 def probe_settings(cfg: DictConfig) -> Dict[str, Any]:
@@ -184,14 +176,14 @@ class SceneAdapter(DomainAdapter):
         name = probe_settings(cfg)["name"]
         if name == "seg_probe" and data.semantic_classes is None:
             raise ConfigError(f"eval=seg_probe needs per-point semantic labels, and dataset {data.name!r} has none. Datasets with "
-                              f"labels: {labelled_datasets()}; eval=auto or eval=none evaluates without labels.")
+                              f"labels: {datasets_with('labels')}; eval=auto or eval=none evaluates without labels.")
         method_name = cfg.scene.get("name") if "scene" in cfg else None
         method_cls = METHODS.get(method_name, domain="scene") if method_name in METHODS.names("scene") else None
         need = method_cls.views_needed(cfg.scene) if hasattr(method_cls, "views_needed") else 0
         if data.split("train").views < need:
             raise ConfigError(f"scene={method_name} learns from {need} posed view(s) of every scene, and dataset.views is "
                               f"{data.split('train').views}: set dataset.views={need} or more. Datasets with posed views: "
-                              f"{views_datasets()}.")
+                              f"{datasets_with('views')}.")
         if cfg.get("encoder_file") is None:  # pretraining: the encoder of the config (evaluate: check_encoder)
             encoder_cls = ENCODERS.get(cfg.encoder.name, domain="scene")
             with torch.device("meta"):
@@ -269,108 +261,27 @@ class SceneAdapter(DomainAdapter):
         out.append(("scene_folder", "", "your scenes in the scene-folder format: dataset.root=<folder> (docs/datasets.md)"))
         return out
 
-    @property
-    def commands(self) -> Dict[str, Callable]:
-        return {"fit-gaussians": cmd_fit_gaussians, "show": cmd_show, "finetune": cmd_finetune, "evaluate-detector": cmd_evaluate_detector}
+    def finetune_job(self, cfg: DictConfig, data: SceneData, encoder, group: str, engine):
+        if group != "detection":
+            raise ConfigError(f"The scene domain fine-tunes detection heads; {group}= is not one of its head groups.")
+        from .detection.finetune import detection_job
 
+        return detection_job(cfg, data, encoder, engine)
 
-def _strict(cfg: DictConfig, allowed: Tuple[str, ...], command: str) -> None:
-    """Refuse top-level keys a command does not read (``+sizee=3``): a typo must not pass silently."""
-    unknown = sorted(set(cfg) - set(allowed))
-    if unknown:
-        raise ConfigError(f"Unknown key(s) {', '.join(repr(k) for k in unknown)} for geossl {command}. Valid keys: {', '.join(allowed)}.")
+    def load_model(self, path: str):
+        from .detection.detector import load_detector
 
+        return load_detector(path)
 
-def _raw_scene(cfg: DictConfig) -> Dict[str, Any]:
-    builder, kwargs, _ = dataset_builder(cfg, "scene", extra=RUN_KEYS, exclude=("split",))
-    return scene_for_show(kwargs, builder)
+    def evaluate_model(self, cfg: DictConfig, data: SceneData, model) -> Dict[str, Any]:
+        from .detection.finetune import evaluate_detector
 
+        return evaluate_detector(model, data)
 
-def _box_names(cfg: DictConfig):
-    builder, kwargs, _ = dataset_builder(cfg, "scene", extra=RUN_KEYS, exclude=("split",))
-    kwargs.pop("scene", None)
-    return builder(split="train", **kwargs).box_classes
-
-
-def cmd_show(overrides: List[str], compose) -> int:
-    """``geossl show dataset=<name> [dataset.scene=<id>]``: PNG views of one scene, its boxes and its RGB-D views."""
-    from geossl.pipeline import run_dir_for
-
-    from .show import save_rgbd_views, save_scene_views
-
-    cfg = compose("show", overrides, "scene")
-    _strict(cfg, ("dataset", "size", "out_dir", "run_dir"), "show")
-    scene = _raw_scene(cfg)
-    out = run_dir_for(cfg, f"show-{cfg.dataset.name}")
-    paths = save_scene_views(scene, out, scene["name"], int(cfg.size), _box_names(cfg))
-    if scene.get("frames") is not None and len(scene["frames"].frames):
-        paths.append(save_rgbd_views(scene["frames"].frames, out / f"{scene['name']}_rgbd.png"))
-    print(f"{scene['name']}: {len(scene['coord'])} points, {len(scene.get('boxes', []))} boxes")
-    for path in paths:
-        print(path)
-    return 0
-
-
-def cmd_fit_gaussians(overrides: List[str], compose) -> int:
-    """``geossl fit-gaussians dataset=<name>``: fit 3D Gaussians to a scene's posed RGB-D frames."""
-    import sys
-
-    from geossl.gaussians.run import fit_config, fit_device, fit_scene
-    from geossl.pipeline import run_dir_for
-
-    cfg = compose("fit_gaussians", overrides, "scene")
-    _strict(cfg, ("dataset", "fit", "grid_views", "threads", "device", "progress", "seed", "out_dir", "run_dir"), "fit-gaussians")
-    fit_config(cfg), fit_device(str(cfg.device))  # bad settings fail before the scene is read
-    scene = _raw_scene(cfg)
-    if scene.get("frames") is None or not len(scene["frames"].frames):
-        with_views = [n for n in DATASETS.names("scene") if n != "scannet"]
-        raise GeosslError(f"fit-gaussians needs posed RGB-D frames, and scene {scene['name']} of dataset {cfg.dataset.name!r} has "
-                          f"none. Datasets with posed RGB-D frames: {', '.join(with_views)}.")
-    run_dir = run_dir_for(cfg, f"fit-{cfg.dataset.name}")
-    s = fit_scene(cfg, run_dir, scene["frames"])
-    print(f"fit-gaussians on {cfg.dataset.name}: held-out PSNR {s['psnr']:.2f} dB (depth-valid pixels {s['psnr_valid_depth']:.2f}), "
-          f"SSIM {s['ssim']:.3f}, {s['gaussians']} Gaussians, {s['iterations']} iterations in {s['fit_seconds']:.0f} s -> {run_dir}")
-    if s["stopped_early"]:
-        print(f"geossl: error: the fit stopped early ({s['stopped_early']}); the last good Gaussians were written.", file=sys.stderr)
-        return 1
-    return 0
-
-
-def cmd_finetune(overrides: List[str], compose) -> int:
-    """``geossl finetune detection=<head> dataset=<name> encoder=<file | registry name>``: train and evaluate a detector."""
-    import os
-
-    from geossl.pipeline import run_dir_for
-
-    from .detection.finetune import finetune
-
-    from pathlib import Path as _Path
-
-    def as_file(o: str) -> str:  # encoder=<file> starts from a saved encoder; encoder=<name> picks the encoder group
-        value = o.split("=", 1)[1]
-        return f"encoder_file={value}" if value.endswith(".safetensors") or _Path(value).is_file() else o
-
-    cfg = compose("finetune_scene", [as_file(o) if o.startswith("encoder=") else o for o in overrides], "scene")
-    DATASETS.get(cfg.dataset.name, domain="scene")
-    run_dir = run_dir_for(cfg, f"{cfg.detection.name}-{cfg.dataset.name}")
-    s = finetune(cfg, run_dir, ADAPTER)
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"{cfg.detection.name} on {s['dataset']} ({s['train_scenes']} training scenes, encoder {s['encoder']}): "
-              f"mAP@0.25={s['mAP@0.25']:.4f} mAP@0.5={s['mAP@0.5']:.4f} ({s['seconds_per_epoch']:.1f} s/epoch) -> {run_dir}")
-    return 0
-
-
-def cmd_evaluate_detector(overrides: List[str], compose) -> int:
-    """``geossl evaluate detector=<file> dataset=<name>``: mAP of a saved detector on the dataset's test split."""
-    import json
-
-    from .detection.finetune import evaluate_detector
-
-    overrides = [f"detector_file={o.split('=', 1)[1]}" if o.startswith("detector=") else o for o in overrides]
-    cfg = compose("evaluate_detector", overrides, "scene")
-    DATASETS.get(cfg.dataset.name, domain="scene")
-    print(json.dumps(evaluate_detector(cfg, ADAPTER), indent=2))
-    return 0
+    def describe_finetune(self, summary: Dict[str, Any], run_dir: Path) -> str:
+        return (f"{summary['detection']} on {summary['dataset']} ({summary['train_scenes']} training scenes, encoder "
+                f"{summary['encoder']}): mAP@0.25={summary['mAP@0.25']:.4f} mAP@0.5={summary['mAP@0.5']:.4f} "
+                f"({summary['seconds_per_epoch']:.1f} s/epoch) -> {run_dir}")
 
 
 #: The adapter the CLI finds through the ``geossl.domains`` entry point ``scene``.

@@ -107,7 +107,17 @@ def _split_keys(splits: Dict[str, Any], split: str, name: str) -> List:
 ROOM_SPLITS = {"train": [0, 1000], "val": [1000, 1050], "test": [2000, 2100]}
 
 
-@DATASETS.register("rooms", domain="scene")
+def datasets_with(capability: str) -> str:
+    """The scene datasets that can carry ``capability`` ("labels", "boxes", "views", "rgbd": posed views with depth), as
+    their registrations declare it, each with its note where only some of its scenes have it (for error messages)."""
+    out = []
+    for name in DATASETS.having(capability, "scene"):
+        note = DATASETS.tags(name).get("notes", {}).get(capability)
+        out.append(f"{name} ({note})" if note else name)
+    return ", ".join(out)
+
+
+@DATASETS.register("rooms", domain="scene", capabilities=("labels", "boxes", "views", "rgbd"))
 def rooms(split: str = "train", splits: Optional[Dict[str, List[int]]] = None, num_points: int = 50_000, num_views: int = 4,
           min_objects: int = 4, max_objects: int = 10, width: int = 320, height: int = 240, fov_deg: float = 60.0,
           color_noise: float = 0.02, test_every: int = 10, views: int = 0, loop: int = 1, scene: int = 0,
@@ -173,7 +183,8 @@ def _read_split_lists(folder: Path, split: str) -> List[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
-@DATASETS.register("scannet", domain="scene")
+@DATASETS.register("scannet", domain="scene", capabilities=("labels", "boxes", "views"),
+                   notes={"views": "the sample scene0000_00 only, colour without depth"})
 def scannet(split: str = "train", root: Optional[str] = None, splits: Any = None, views: int = 0, loop: int = 1,
             scene: str = "scene0000_00") -> SceneDataset:
     """ScanNet scenes in mmdetection3d's per-scene NumPy layout (:mod:`geossl.pointcloud.scannet`), axis-aligned.
@@ -277,7 +288,7 @@ def _register_sequence(name: str, doc: str):
         views: posed views per item. loop: passes over the one scene per epoch.
     """
     builder.__name__ = name
-    DATASETS.register(name, domain="scene")(builder)
+    DATASETS.register(name, domain="scene", capabilities=("views", "rgbd"))(builder)
 
 
 _register_sequence("sevenscenes", "A 7-Scenes RGB-D sequence (:func:`geossl.pointcloud.rgbd.sevenscenes`).")
@@ -287,7 +298,8 @@ _register_sequence("scannet_export", "A scene exported by ScanNet's reader.py (:
 
 # --- the scene-folder format ------------------------------------------------------------------------------
 
-@DATASETS.register("scene_folder", domain="scene")
+@DATASETS.register("scene_folder", domain="scene", capabilities=("labels", "boxes", "views", "rgbd"),
+                   notes={"labels": "with semantic arrays", "boxes": "with boxes.json", "views": "with frames", "rgbd": "with frames"})
 def scene_folder(split: str = "train", root: str = "???", views: int = 0, loop: int = 1, scene: Optional[str] = None) -> SceneDataset:
     """Your own scenes in the scene-folder format (:mod:`geossl.pointcloud.scene_folder`, docs/datasets.md).
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List
 
 import torch
 from torch import Tensor
@@ -302,8 +302,3 @@ class TransformConfig:
         """Evaluation items: centred, grid-sampled (first point per cell) and cut to the budget as in training
         (so the point density matches), around a point drawn from the item's fixed seed."""
         return Compose([CenterShift(), GridSample(self.voxel, random=False), PointBudget(self.points, self.budget)])
-
-
-def transforms_from(cfg: Optional[Dict[str, Any]]) -> TransformConfig:
-    return TransformConfig(**dict(cfg or {}))
-

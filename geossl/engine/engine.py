@@ -8,7 +8,6 @@ stops the run with a clear message and leaves the last good checkpoint in place.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -17,7 +16,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -118,6 +117,7 @@ class FitResult:
         seconds_per_epoch: ``train_seconds`` per epoch run in this call.
         last_losses: mean of each named loss in the last epoch.
         monitor: the last monitor values (e.g. ``{"rankme": ...}``).
+        monitor_history: ``[(epoch, values)]`` of every monitor call of the run, also those before a resume.
         checkpoint: path of the final checkpoint.
     """
 
@@ -127,11 +127,8 @@ class FitResult:
     seconds_per_epoch: float
     last_losses: Dict[str, float] = field(default_factory=dict)
     monitor: Dict[str, float] = field(default_factory=dict)
+    monitor_history: List[Tuple[int, Dict[str, float]]] = field(default_factory=list)
     checkpoint: Optional[str] = None
-
-
-def config_fingerprint(config: Dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _resumable_view(config: Dict[str, Any]) -> Dict[str, Any]:
@@ -200,6 +197,7 @@ class Engine:
 
         self.cfg, self.run_dir, self.seed = cfg, Path(run_dir), seed
         self.config = dict(config or {})
+        self.monitor_history: List[Tuple[int, Dict[str, float]]] = []
         torch.set_num_threads(cfg.threads if cfg.threads > 0 else default_threads())
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # A resumed run logs its epochs to a CSV of its own: Lightning's CSV logger would delete
@@ -314,6 +312,7 @@ class Engine:
         except (RuntimeError, KeyError, ValueError) as exc:
             raise CheckpointError(f"Checkpoint {self.cfg.resume!r} does not fit this model: {exc}") from None
         restore_rng(ckpt["rng"])
+        self.monitor_history = [(int(e), dict(v)) for e, v in ckpt.get("monitor_history", [])]
         return int(ckpt["epoch"])
 
     def _save(self, method: nn.Module, opt, sched, epoch: int, losses: Dict[str, float]) -> None:
@@ -321,7 +320,7 @@ class Engine:
             save_checkpoint(self.checkpoint_path, {
                 "epoch": epoch, "model": method.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "rng": capture_rng(), "config": json.loads(json.dumps(self.config, default=str)),
-                "losses": losses,
+                "losses": losses, "monitor_history": [[e, v] for e, v in self.monitor_history],
             })
         self.fabric.barrier()
 
@@ -335,7 +334,9 @@ class Engine:
                 DataLoader); each batch is moved to the engine's device. A loader whose sampler
                 has ``set_epoch`` (``DistributedSampler``) is told the epoch before each pass.
             monitor: called with the (unwrapped) method every ``monitor_every`` epochs and at the
-                end; returns label-free metrics such as RankMe, which are logged.
+                end; returns label-free metrics such as RankMe, which are logged and kept, with the epoch
+                they were taken at, in ``FitResult.monitor_history`` (carried through checkpoints, so a
+                resumed run has the whole history).
 
         The method may define ``param_groups()`` (its optimiser groups, see :meth:`_param_groups`),
         ``after_step()``, called after every optimiser step (an EMA target's update), and
@@ -348,6 +349,7 @@ class Engine:
         cfg, fabric = self.cfg, self.fabric
         per_epoch = self._steps_per_epoch(batches)
         opt, sched = self._build_optimizer(method, per_epoch)
+        self.monitor_history = []
         start = self._load_resume(method, opt, sched) if cfg.resume else 0
         module, opt = fabric.setup(method, opt)
         if fabric.world_size > 1:
@@ -396,6 +398,7 @@ class Engine:
                 done = epoch + 1
                 if monitor is not None and (done % cfg.monitor_every == 0 or done == cfg.epochs):
                     mon = monitor(method)
+                    self.monitor_history.append((done, {k: float(v) for k, v in mon.items()}))
                     metrics.update({f"monitor/{k}": v for k, v in mon.items()})
                 fabric.log_dict(metrics, step=done)
                 if done % cfg.checkpoint_every == 0 or done == cfg.epochs:
@@ -408,6 +411,7 @@ class Engine:
         return FitResult(
             epochs=cfg.epochs, seconds=time.perf_counter() - wall0, train_seconds=train_seconds,
             seconds_per_epoch=train_seconds / max(ran, 1), last_losses=last, monitor=mon, checkpoint=str(self.checkpoint_path),
+            monitor_history=list(self.monitor_history),
         )
 
     def _steps_per_epoch(self, batches) -> int:

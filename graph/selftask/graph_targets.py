@@ -41,15 +41,6 @@ def inverse_hops(dist: np.ndarray) -> np.ndarray:
         return np.where(np.isfinite(dist) & (dist > 0), 1.0 / dist, 0.0)
 
 
-def nearest_source_distance(adj, sources: np.ndarray) -> np.ndarray:
-    """Hop count from every node to the nearest of ``sources``: ``[N]`` (``inf`` if none is reachable)."""
-    from scipy.sparse.csgraph import dijkstra
-
-    if len(sources) == 0:
-        return np.full(adj.shape[0], np.inf)
-    return dijkstra(adj, directed=False, indices=sources, unweighted=True, min_only=True)
-
-
 def degree_classes(adj, thresholds: Sequence[float] = (2, 7)) -> Tensor:
     """Node degree as a class: the number of ``thresholds`` it exceeds. The default gives the
     reference's classes (ChandlerBang/SelfTask-GNN, ``ssl_utils.split_multiclass``): degree

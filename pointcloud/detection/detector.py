@@ -3,7 +3,7 @@ loaded like an encoder (safetensors weights and a JSON header; no pickle).
 
 The backbone may be frozen (``freeze_backbone``: no gradients, eval mode) or trained at a fraction of the
 head's learning rate (``backbone_lr``, a parameter group the engine builds). A second head (a 3DETR-style
-set-prediction head, say) is one file that registers itself with ``register_head`` and implements
+set-prediction head, say) is one file that registers itself in :data:`geossl.registry.HEADS` (``group="detection"``) and implements
 ``forward(batch, features)``, ``loss(outputs, boxes)`` and ``predict(outputs)``.
 """
 
@@ -17,12 +17,11 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from geossl.encoder import Encoder, check_shapes, check_sizes, load_encoder, stored_shapes
+from geossl.encoder import Encoder, check_shapes, check_sizes, stored_shapes
 from geossl.errors import CheckpointError, ConfigError, GeosslError
 from geossl.io import atomic_write
 from geossl.points import PointBatch
-from geossl.registry import ENCODERS
-from geossl.pointcloud.detection.votenet import HEADS
+from geossl.registry import ENCODERS, HEADS
 
 DETECTOR_FORMAT = "geossl-detector"
 DETECTOR_FORMAT_VERSION = 1
@@ -47,15 +46,14 @@ class Detector(nn.Module):
         if getattr(type(backbone), "registry_name", None) not in ENCODERS or ENCODERS.domain(type(backbone).registry_name) != "scene":
             raise ConfigError(f"A detector's backbone must be a scene encoder (point_patch_transformer, spunet); got "
                               f"{getattr(type(backbone), 'registry_name', type(backbone).__name__)}.")
-        if head not in HEADS:
-            raise ConfigError(f"Unknown detection head {head!r}. Valid heads: {', '.join(sorted(HEADS))}.")
+        head_cls = HEADS.get(head, domain="scene")
         if not 0 < backbone_lr <= 1:
             raise ConfigError(f"detection.backbone_lr must be in (0, 1], got {backbone_lr}.")
         self.classes, self.head_name, self.yaw = list(classes), head, bool(yaw)
         self.head_config = dict(head_config or {})
         self.freeze_backbone, self.backbone_lr = bool(freeze_backbone), float(backbone_lr)
         self.backbone = backbone
-        self.head = HEADS[head](in_dim=backbone.out_dim, num_classes=len(self.classes), yaw=self.yaw, **self.head_config)
+        self.head = head_cls(in_dim=backbone.out_dim, num_classes=len(self.classes), yaw=self.yaw, **self.head_config)
         if self.freeze_backbone:
             self.backbone.requires_grad_(False)
 
@@ -111,7 +109,7 @@ def save_detector(detector: Detector, path: str | os.PathLike, metadata: Optiona
     from geossl import __version__
 
     backbone = detector.backbone
-    header = {"format": DETECTOR_FORMAT, "format_version": DETECTOR_FORMAT_VERSION, "backbone": type(backbone).registry_name,
+    header = {"format": DETECTOR_FORMAT, "format_version": DETECTOR_FORMAT_VERSION, "domain": "scene", "backbone": type(backbone).registry_name,
               "backbone_config": backbone.config(), "detector": detector.config(), "geossl_version": __version__,
               "metadata": dict(metadata or {})}
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in detector.state_dict().items()}
@@ -156,15 +154,3 @@ def load_detector(path: str | os.PathLike, map_location: str | torch.device = "c
     detector.load_state_dict(load_file(str(path), device=str(map_location)))
     detector.pretrained = header.get("metadata", {})
     return detector.to(map_location).eval()
-
-
-def detector_from_encoder(encoder: str | os.PathLike | Encoder, classes: Sequence[str], in_dim: int = 3, **kwargs) -> Detector:
-    """A detector whose backbone is a saved encoder file, a scene encoder's registry name (a fresh one, for
-    training from scratch, with its config's defaults) or an encoder object."""
-    if isinstance(encoder, Encoder):
-        backbone = encoder
-    elif Path(str(encoder)).suffix == ".safetensors" or Path(str(encoder)).is_file():
-        backbone = load_encoder(encoder).train()
-    else:
-        backbone = ENCODERS.get(str(encoder), domain="scene")(in_dim=in_dim)
-    return Detector(backbone, classes, **kwargs)

@@ -1,29 +1,28 @@
-"""``geossl finetune detection=<head> dataset=<name> encoder=<file | registry name>`` and
-``geossl evaluate detector=<file> dataset=<name>``: train a detector through the engine (the one training
-loop: checkpoints, resume, NaN stop, logs), then score it on the test split with mmdetection3d's indoor
-protocol, and draw test scenes with their predicted and true boxes.
+"""Detection as a downstream task of the run pipeline (:func:`geossl.pipeline.finetune`): ``geossl finetune
+detection=<head> dataset=<name> encoder=<file | registry name>`` trains a detector (the encoder as its backbone,
+a head of :data:`geossl.registry.HEADS`) through the engine, scores it on the test split with mmdetection3d's
+indoor protocol, and draws test scenes with their predicted and true boxes; ``geossl evaluate model=<file>``
+(or ``detector=<file>``) scores a saved detector again.
 """
 
 from __future__ import annotations
 
-import platform
 import time
 from pathlib import Path
 from typing import Any, Dict, List
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
-from geossl.engine import Engine
+from geossl.encoder import Encoder
 from geossl.errors import ConfigError
-from geossl.io import peak_rss_mb, write_json
-from geossl.pipeline import section, trainer_config
+from geossl.pipeline import FinetuneJob
 from geossl.points import collate
-from geossl.registry import ENCODERS
-from geossl.pointcloud.detection.detector import Detector, detector_from_encoder, load_detector, save_detector
+from geossl.registry import HEADS
+from geossl.pointcloud.datasets import datasets_with
+from geossl.pointcloud.detection.detector import Detector, save_detector
 from geossl.pointcloud.detection.evaluation import indoor_map
-from geossl.pointcloud.detection.votenet import HEADS
 
 #: Detector keys of the ``detection`` section (the rest are the head's).
 DETECTOR_KEYS = ("freeze_backbone", "backbone_lr")
@@ -50,38 +49,30 @@ class DetectionTraining(nn.Module):
 
 def head_settings(cfg: DictConfig) -> Dict[str, Any]:
     """The validated ``detection`` section without its name: the head's arguments and the detector's
-    (``freeze_backbone``, ``backbone_lr``)."""
+    (``freeze_backbone``, ``backbone_lr``: required, their one default is configs/detection/<head>.yaml)."""
     from geossl.config import schema_from_signature, validate
 
-    name = cfg.detection.get("name")
-    if name not in HEADS:
-        raise ConfigError(f"Unknown detection head {name!r}. Valid choices of detection: {', '.join(sorted(HEADS))}.")
-    schema = schema_from_signature(HEADS[name], exclude=("in_dim", "num_classes", "yaw"),
-                                   extra={"name": None, "freeze_backbone": False, "backbone_lr": 1.0})
+    head = HEADS.get(cfg.detection.get("name"), domain="scene")
+    schema = schema_from_signature(head, exclude=("in_dim", "num_classes", "yaw"), extra={"name": None, "freeze_backbone": "???",
+                                                                                          "backbone_lr": "???"})
     out = validate(cfg.detection, schema, "detection")
     out.pop("name")
     out["freeze_backbone"], out["backbone_lr"] = bool(out["freeze_backbone"]), float(out["backbone_lr"])
     return out
 
 
-def build_detector(cfg: DictConfig, data) -> Detector:
-    """The detector of ``cfg``: backbone from ``cfg.encoder_file`` (pretrained) or a fresh ``cfg.encoder``, head from
-    ``cfg.detection``, classes and yaw from the dataset."""
+def build_detector(cfg: DictConfig, data, backbone: Encoder) -> Detector:
+    """The detector of ``cfg``: ``backbone`` (the run's encoder, pretrained or fresh), head from ``cfg.detection``,
+    classes and yaw from the dataset."""
     settings = head_settings(cfg)
     detector_args = {k: settings.pop(k) for k in DETECTOR_KEYS}
     train = data.split("train")
     if train.box_classes is None:
-        raise ConfigError(f"Dataset {data.name!r} has no boxes to train a detector on. Datasets with boxes: rooms, scannet, "
-                          "scene_folder (with boxes.json).")
+        raise ConfigError(f"Dataset {data.name!r} has no boxes to train a detector on. Datasets with boxes: "
+                          f"{datasets_with('boxes')}.")
     boxes = train.scene(train.keys[0], frames=False).get("boxes")
     yaw = boxes is not None and boxes.shape[1] == 8
-    if cfg.get("encoder_file"):
-        backbone = str(cfg.encoder_file)
-    else:
-        cls = ENCODERS.get(cfg.encoder.name, domain="scene")
-        backbone = cls(in_dim=data.in_dim, **section(cfg, "encoder", cls, exclude=("in_dim",)))
-    detector = detector_from_encoder(backbone, train.box_classes, in_dim=data.in_dim, head=cfg.detection.name,
-                                     head_config=settings, yaw=yaw, **detector_args)
+    detector = Detector(backbone, train.box_classes, head=cfg.detection.name, head_config=settings, yaw=yaw, **detector_args)
     if data.transform.points < detector.min_points:
         raise ConfigError(f"transform.points={data.transform.points} is below what the detector needs per scene: {detector.min_points} "
                           "points (the backbone's patches and the head's seeds).")
@@ -155,18 +146,9 @@ def save_detection_views(evaluated: Dict[str, Any], classes: List[str], path: Pa
     return path
 
 
-def finetune(cfg: DictConfig, run_dir: Path, adapter) -> Dict[str, Any]:
-    """Train ``cfg.detection`` on ``cfg.dataset``'s train split with ``cfg.encoder`` as the backbone; write the run
-    folder (checkpoint, metrics, ``detector.safetensors``, ``detections.png``, ``summary.json``)."""
-    import geossl
-
-    trainer_cfg = trainer_config(cfg)
-    data = adapter.load_dataset(cfg)
-    head_settings(cfg)
-    engine = Engine(trainer_cfg, run_dir, seed=int(cfg.seed), config=OmegaConf.to_container(cfg, resolve=True))
-    if engine.fabric.is_global_zero:
-        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    detector = build_detector(cfg, data)
+def detection_job(cfg: DictConfig, data, encoder: Encoder, engine) -> FinetuneJob:
+    """How a detector trains on ``data`` and is scored: the pieces :func:`geossl.pipeline.finetune` runs."""
+    detector = build_detector(cfg, data, encoder)
     train = data.split("train")
     batches = engine.loader(train, data.batch_size, collate_fn=collate, shuffle=True, seeded=True)
 
@@ -175,28 +157,16 @@ def finetune(cfg: DictConfig, run_dir: Path, adapter) -> Dict[str, Any]:
         task.train()
         return {"val_mAP@0.25": m["mAP@0.25"], "val_mAP@0.5": m["mAP@0.5"]}
 
-    result = engine.fit(DetectionTraining(detector), batches, monitor=monitor)
-    source = str(cfg.encoder_file) if cfg.get("encoder_file") else f"{cfg.encoder.name} (from scratch)"
-    summary: Dict[str, Any] = {"detection": cfg.detection.name, "dataset": data.name, "encoder": source, "seed": int(cfg.seed),
-                               "epochs": result.epochs, "train_scenes": len(train.keys), "train_fraction": data.train_fraction,
-                               "train_seconds": round(result.train_seconds, 3), "seconds_per_epoch": round(result.seconds_per_epoch, 4),
-                               "seconds_per_step": round(result.train_seconds / max(len(batches) * (result.epochs), 1), 4),
-                               "final_losses": result.last_losses, "world_size": engine.fabric.world_size,
-                               "peak_rss_mb": peak_rss_mb()}  # the process's peak after training, before the test pass
-    if not engine.fabric.is_global_zero:
-        return summary
-    detector = detector.to("cpu")
-    save_detector(detector, run_dir / "detector.safetensors", metadata={"dataset": data.name, "encoder": source,
-                                                                          "seed": int(cfg.seed), "epochs": result.epochs})
-    evaluated = evaluate_on(detector, data)
-    summary.update(evaluated["metrics"])
-    summary["val_curve"] = _curve(run_dir / "metrics.csv")
-    summary["detections_png"] = str(save_detection_views(evaluated, list(data.split("test").box_classes), run_dir / "detections.png").resolve())
-    summary.update({"detector": str((run_dir / "detector.safetensors").resolve()), "run_dir": str(run_dir.resolve()),
-                    "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "geossl": geossl.__version__,
-                    "machine": platform.machine()})
-    write_json(run_dir / "summary.json", summary)
-    return summary
+    def evaluate(task, run_dir: Path) -> Dict[str, Any]:
+        evaluated = evaluate_on(task.detector, data)
+        png = save_detection_views(evaluated, list(data.split("test").box_classes), run_dir / "detections.png")
+        return {**evaluated["metrics"], "val_curve": _curve(run_dir / "metrics.csv"), "detections_png": str(png.resolve())}
+
+    def save(task, path: Path, metadata: Dict[str, Any]) -> Path:
+        return save_detector(task.detector, path, metadata=metadata)
+
+    return FinetuneJob(DetectionTraining(detector), batches, monitor, evaluate, save, "detector",
+                       extra={"train_scenes": len(train.keys), "train_fraction": data.train_fraction})
 
 
 def _curve(metrics_csv: Path) -> List[Dict[str, float]]:
@@ -214,10 +184,6 @@ def _curve(metrics_csv: Path) -> List[Dict[str, float]]:
     return rows
 
 
-def evaluate_detector(cfg: DictConfig, adapter) -> Dict[str, Any]:
-    """``geossl evaluate detector=<file> dataset=<name>``."""
-    data = adapter.load_dataset(cfg)
-    detector = load_detector(str(cfg.detector_file))
-    out = {"detector": str(cfg.detector_file), "dataset": data.name}
-    out.update(evaluate_on(detector, data)["metrics"])
-    return out
+def evaluate_detector(detector: Detector, data) -> Dict[str, Any]:
+    """``geossl evaluate model=<detector file>``: the test split's metrics."""
+    return evaluate_on(detector, data)["metrics"]

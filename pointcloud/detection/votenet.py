@@ -28,19 +28,8 @@ from torch import Tensor, nn
 from geossl.errors import ConfigError
 from geossl.ops.geometry import farthest_point_sampling, knn
 from geossl.points import PointBatch
+from geossl.registry import HEADS
 from geossl.pointcloud.detection.evaluation import box_iou_3d
-
-HEADS: Dict[str, type] = {}
-
-
-def register_head(name: str):
-    def deco(cls):
-        HEADS[name] = cls
-        cls.head_name = name
-        return cls
-
-    return deco
-
 
 def _mlp(widths: List[int], last_plain: bool = True) -> nn.Sequential:
     layers: List[nn.Module] = []
@@ -76,7 +65,7 @@ def nms_3d(boxes: Tensor, scores: Tensor, labels: Tensor, iou: float = 0.25) -> 
     return torch.tensor(keep, dtype=torch.long)
 
 
-@register_head("votenet")
+@HEADS.register("votenet", domain="scene", group="detection")
 class VoteHead(nn.Module):
     """VoteNet's voting, grouping and proposal head (see the module docstring).
 

@@ -149,7 +149,7 @@ class Gaussian2Scene(PiMAE):
                               f"lambda_dssim={lambda_dssim}, render_radius={render_radius}.")
         if in_dim < 3:
             raise ConfigError(f"gaussian2scene reads each point's RGB colour from its first 3 features; the dataset gives "
-                              f"{in_dim} features per point (rooms, scannet, sevenscenes, redwood and scene folders give colours).")
+                              f"{in_dim} features per point; every scene dataset of geossl gives colours.")
         self.stage1_epochs, self.input_views = stage1_epochs, input_views
         self.stage1_weight, self.rgb_weight, self.lambda_dssim = stage1_weight, rgb_weight, lambda_dssim
         self.depth_weight, self.position_weight = depth_weight, position_weight

@@ -22,6 +22,7 @@ from geossl.points import PointBatch
 from geossl.registry import METHODS
 
 from ..crossmodal import complementary_masks, image_patch_of_points, patch_grid
+from ..datasets import datasets_with
 from ..encoders.patch_transformer import require_patch_encoder
 
 
@@ -68,9 +69,6 @@ class PiMAE(Method):
         decoder_depth, decoder_heads: the shared decoder's blocks and heads.
         point_weight, image_weight: weights of the Chamfer and image losses.
     """
-
-    #: The run must give every scene posed views (``dataset.views`` > 0).
-    needs_views = True
 
     def __init__(self, encoder: Encoder, in_dim: int, mask_ratio: float = 0.6, image_patch: int = 16, decoder_depth: int = 2,
                  decoder_heads: int = 4, point_weight: float = 1.0, image_weight: float = 1.0):
@@ -139,8 +137,8 @@ class PiMAE(Method):
         its centre) and ``point_codes [B, G, dim]`` (the decoder's output at every point patch). ``mask=False``
         hides nothing (every token of both modalities is encoded, as downstream); the losses are then 0."""
         if batch.views is None:
-            raise ConfigError("PiMAE needs posed views with every scene: set dataset.views (rooms, scannet, sevenscenes, redwood "
-                              "and scene folders with frames have them).")
+            raise ConfigError(f"PiMAE needs posed views with every scene: set dataset.views. Datasets with posed views: "
+                              f"{datasets_with('views')}.")
         enc, p = self.encoder, self.image_patch
         centres, nb = enc.group(batch)
         B, G = centres.shape[:2]

@@ -112,7 +112,8 @@ def test_encoder_file_of_another_kind(tmp_path):
 
 def test_unknown_command_and_help():
     res = geossl("pretrian")
-    assert res.returncode == 2 and "Valid commands: pretrain, evaluate, datasets, config, fit-gaussians, show" in res.stderr
+    assert res.returncode == 2 and "Valid commands: evaluate, finetune, pretrain, datasets, config, fit-gaussians, show." in res.stderr
+    assert "Did you mean 'pretrain'?" in res.stderr
     res = geossl("--help")
     assert res.returncode == 0 and "pretrain graph=<method>" in res.stdout
 
@@ -515,7 +516,7 @@ TINY_DETECTION = ["dataset.splits.train=[0,6]", "dataset.splits.val=[1000,1002]"
 
 def test_finetune_a_detector_then_evaluate_it(tmp_path):
     """From scratch on rooms, on a third of the training scenes: the run folder, the summary's mAP and per-class AP,
-    the detections PNG, and `geossl evaluate detector=` repeating the run's numbers."""
+    the detections PNG, and `geossl evaluate model=` repeating the run's numbers."""
     res = geossl("finetune", "detection=votenet", "dataset=rooms", "encoder=point_patch_transformer", "dataset.train_fraction=0.34",
                  f"run_dir={tmp_path / 'det'}", *TINY_DETECTION, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
@@ -545,7 +546,7 @@ def test_finetune_refuses_what_cannot_make_a_detector(tmp_path):
     g.save_encoder(GCN(3, hidden=8), tmp_path / "graph.safetensors")
     no_sizes = [o for o in TINY_DETECTION if not o.startswith("encoder.")]
     _assert_clean_error(geossl("finetune", "dataset=rooms", f"encoder={tmp_path / 'graph.safetensors'}", *no_sizes, cwd=tmp_path),
-                        "A detector's backbone must be a scene encoder (point_patch_transformer, spunet); got gcn")
+                        "is a graph encoder (gcn), and this is a scene run", "Valid scene encoders: point_patch_transformer, spunet")
     _assert_clean_error(geossl("finetune", "dataset=rooms", "encoder=gat", *no_sizes, cwd=tmp_path), "'gat' is a graph encoder")
     _assert_clean_error(geossl("finetune", "dataset=sevenscenes", "dataset.stride=20", *[o for o in no_sizes if not o.startswith("dataset.")],
                                cwd=tmp_path), "has no boxes to train a detector on")

@@ -86,4 +86,4 @@ def test_cli_pretrains_pimae_on_rooms_and_refuses_a_dataset_without_views(tmp_pa
     assert "train/image_mse" in (tmp_path / "run" / "metrics.csv").read_text()
     res = geossl(*TINY, "dataset.views=0")
     message = " ".join(res.stderr.split())
-    assert res.returncode != 0 and "set dataset.views" in message and "Datasets with posed views: rooms" in message
+    assert res.returncode != 0 and "set dataset.views" in message and "Datasets with posed views: redwood, rooms" in message
