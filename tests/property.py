@@ -57,6 +57,11 @@ def _swap_number(line: bytes, number: bytes) -> bytes:
     return line + b" " + number
 
 
+def message_is_clean(message: str) -> bool:
+    """A refusal says something, in one paragraph: a non-empty message of at most three lines."""
+    return bool(message.strip()) and len(message.strip().splitlines()) <= 3
+
+
 def read_or_refuse(read: Callable[[Path], object], data: bytes, name: str, check: Callable[[object], None] = lambda r: None):
     """Write ``data`` as ``name`` in a fresh folder and read it: the result passes ``check``, or the reader
     raised a :class:`GeosslError` with a one-paragraph message; the peak allocation stays within the bound."""
@@ -67,7 +72,7 @@ def read_or_refuse(read: Callable[[Path], object], data: bytes, name: str, check
         try:
             result = read(path)
         except GeosslError as e:
-            assert str(e) and "\n" not in str(e).strip() or len(str(e).splitlines()) <= 3, str(e)
+            assert message_is_clean(str(e)), repr(str(e))
             result = None
         finally:
             peak = tracemalloc.get_traced_memory()[1]

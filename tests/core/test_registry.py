@@ -52,3 +52,14 @@ def test_import_geossl_alone_finds_every_registered_name():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["SpUNet", "GAT", "True", "graph"]
+
+
+def test_a_refusal_message_must_say_something():
+    """tests/property.py's check of a refusal: an empty message failed to fail before (``A and B or C``)."""
+    from tests.property import message_is_clean
+
+    assert message_is_clean("Scene file x.npz: points is not a float array.")
+    assert message_is_clean("one\ntwo\nthree")
+    assert not message_is_clean("")
+    assert not message_is_clean("  \n ")
+    assert not message_is_clean("1\n2\n3\n4")

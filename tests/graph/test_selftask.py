@@ -1,5 +1,7 @@
 """SelfTask: each task's targets on hand-made graphs, no label leakage, both strategies."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from geossl.graph.finetune import finetune
 from geossl.graph.methods import SelfTask
 from geossl.graph.selftask import PRETEXT_TASKS
 from geossl.graph.selftask import pseudo_labels as pl
+from tests.conftest import requires_cora
 
 
 def _undirected(pairs, n, x=None, y=None):
@@ -359,3 +362,39 @@ def test_edge_mask_keeps_the_self_loop_weights_of_the_graph_it_hides_edges_from(
     w = gcn_edge_weight(seen, seen.edge_index)
     loops = seen.edge_index[0] == seen.edge_index[1]
     assert int(loops.sum()) == 6 and w[loops].tolist() == [2.0, 1.0, 1.0, 1.0, 1.0, 1.0] and bool((w[~loops] == 1).all())
+
+
+@requires_cora
+def test_joint_training_selects_the_same_best_epoch_after_a_resume(tmp_path, monkeypatch):
+    """The best validation epoch comes from the engine's monitor history, which the checkpoint carries: a run killed
+    after epoch 3 and resumed reports the epoch, validation and test accuracy of the uninterrupted run (the monitor
+    calls were counted before, so a resumed run numbered its epochs from 1 again and forgot the earlier ones)."""
+    from geossl import cli
+    from geossl.engine.engine import Engine
+
+    args = ["pretrain", "graph=selftask", "dataset=cora", "graph.task=pairwise_distance", "trainer.epochs=6",
+            "trainer.monitor_every=1", "trainer.checkpoint_every=1", "trainer.progress=false", "trainer.threads=1"]
+    assert cli.main([*args, f"run_dir={tmp_path / 'full'}"]) == 0
+    save = Engine._save
+
+    def killed_after_epoch_3(self, method, opt, sched, epoch, losses):
+        save(self, method, opt, sched, epoch, losses)
+        if epoch == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Engine, "_save", killed_after_epoch_3)
+    assert cli.main([*args, f"run_dir={tmp_path / 'cut'}"]) == 130
+    monkeypatch.setattr(Engine, "_save", save)
+    assert cli.main([*args, f"trainer.resume={tmp_path / 'cut'}"]) == 0
+    full, cut = (json.loads((tmp_path / r / "summary.json").read_text()) for r in ("full", "cut"))
+    assert 1 <= full["best_epoch"] <= 6
+    assert (cut["best_epoch"], cut["val_acc"], cut["test_acc"]) == (full["best_epoch"], full["val_acc"], full["test_acc"])
+
+
+def test_best_validation_epoch_takes_the_later_of_tied_epochs():
+    from geossl.graph.adapter import best_validation_epoch
+
+    history = [(1, {"val_acc": 0.5, "test_acc": 0.4}), (2, {"val_acc": 0.7, "test_acc": 0.6}), (3, {"val_acc": 0.7, "test_acc": 0.65}),
+               (4, {"val_acc": 0.6, "test_acc": 0.9})]
+    assert best_validation_epoch(history) == {"val_acc": 0.7, "test_acc": 0.65, "best_epoch": 3}
+    assert best_validation_epoch([]) == {}
