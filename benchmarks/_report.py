@@ -66,10 +66,25 @@ def read_json(name: str) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def machine_free(obj):
+    """``obj`` with every absolute path made machine-free: a run folder becomes its name (``seed0``), a file its run
+    folder and name (``seed0/encoder.safetensors``), so recorded results say which run, not where it lay."""
+    if isinstance(obj, dict):
+        return {k: machine_free(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [machine_free(v) for v in obj]
+    if isinstance(obj, str) and obj.startswith("/") and " " not in obj and "\n" not in obj:
+        parts = Path(obj).parts[1:]
+        keep = 2 if Path(obj).suffix else 1
+        return "/".join(parts[-keep:]) if parts else obj
+    return obj
+
+
 def write_json(name: str, data) -> Path:
+    """``docs/results/<name>.json``: ``data`` with its paths machine-free (:func:`machine_free`)."""
     path = ROOT / "docs" / "results" / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    path.write_text(json.dumps(machine_free(data), indent=2, sort_keys=True) + "\n")
     return path
 
 
