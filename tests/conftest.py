@@ -48,3 +48,22 @@ def _scene_present(folder: str) -> bool:
 requires_sevenscenes = pytest.mark.skipif(not _scene_present("7scenes_tsdf_fusion_every5th"), reason="7-Scenes frames not under $GEOSSL_DATA/3d")
 requires_redwood = pytest.mark.skipif(not _scene_present("redwood_livingroom1_open3d"), reason="Redwood sample not under $GEOSSL_DATA/3d")
 requires_scannet = pytest.mark.skipif(not _scene_present("scannet_scene0000_mmdet3d"), reason="ScanNet samples not under $GEOSSL_DATA/3d")
+
+
+def run_killed_after_epoch(monkeypatch, epoch: int, run) -> object:
+    """``run()`` with the engine killed (KeyboardInterrupt) right after it writes the checkpoint of ``epoch``, as a run
+    stopped there would be; the engine is whole again afterwards. Returns what ``run()`` returned."""
+    from geossl.engine.engine import Engine
+
+    save = Engine._save
+
+    def killed(self, method, opt, sched, done, losses):
+        save(self, method, opt, sched, done, losses)
+        if done == epoch:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Engine, "_save", killed)
+    try:
+        return run()
+    finally:
+        monkeypatch.setattr(Engine, "_save", save)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from tests.conftest import requires_cora, requires_redwood, requires_scannet, requires_sevenscenes
+from tests.conftest import requires_cora, requires_redwood, requires_scannet, requires_sevenscenes, run_killed_after_epoch
 
 # One thread: runs compared number for number (a run with its evaluate, a resumed run with an uninterrupted one)
 # must not depend on the thread count the load average would pick.
@@ -326,20 +326,10 @@ def test_an_interrupted_scene_run_resumes_to_the_same_weights(tmp_path, monkeypa
     """Killed after epoch 2's checkpoint (2 workers), resumed (no workers): the final weights equal an
     uninterrupted run's, since every item's augmentation comes from its own seed."""
     from geossl import cli
-    from geossl.engine.engine import Engine
 
     args = ["pretrain", "scene=pointmae", "dataset=rooms", *NO_PROBE, "trainer.epochs=3", "eval=none"]
     assert cli.main([*args, f"run_dir={tmp_path / 'full'}", "trainer.num_workers=0"]) == 0
-    save = Engine._save
-
-    def killed_after_epoch_2(self, method, opt, sched, epoch, losses):
-        save(self, method, opt, sched, epoch, losses)
-        if epoch == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Engine, "_save", killed_after_epoch_2)
-    assert cli.main([*args, f"run_dir={tmp_path / 'cut'}", "trainer.num_workers=2"]) == 130
-    monkeypatch.setattr(Engine, "_save", save)
+    assert run_killed_after_epoch(monkeypatch, 2, lambda: cli.main([*args, f"run_dir={tmp_path / 'cut'}", "trainer.num_workers=2"])) == 130
     assert cli.main([*args, f"trainer.resume={tmp_path / 'cut'}", "trainer.num_workers=0"]) == 0
     full = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)
     cut = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)

@@ -7,8 +7,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from tests.cli.test_cli import NO_PROBE, TINY_GRAPH
 from tests.conftest import requires_cora
 

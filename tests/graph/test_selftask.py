@@ -13,7 +13,7 @@ from geossl.graph.finetune import finetune
 from geossl.graph.methods import SelfTask
 from geossl.graph.selftask import PRETEXT_TASKS
 from geossl.graph.selftask import pseudo_labels as pl
-from tests.conftest import requires_cora
+from tests.conftest import requires_cora, run_killed_after_epoch
 
 
 def _undirected(pairs, n, x=None, y=None):
@@ -370,21 +370,11 @@ def test_joint_training_selects_the_same_best_epoch_after_a_resume(tmp_path, mon
     after epoch 3 and resumed reports the epoch, validation and test accuracy of the uninterrupted run (the monitor
     calls were counted before, so a resumed run numbered its epochs from 1 again and forgot the earlier ones)."""
     from geossl import cli
-    from geossl.engine.engine import Engine
 
     args = ["pretrain", "graph=selftask", "dataset=cora", "graph.task=pairwise_distance", "trainer.epochs=6",
             "trainer.monitor_every=1", "trainer.checkpoint_every=1", "trainer.progress=false", "trainer.threads=1"]
     assert cli.main([*args, f"run_dir={tmp_path / 'full'}"]) == 0
-    save = Engine._save
-
-    def killed_after_epoch_3(self, method, opt, sched, epoch, losses):
-        save(self, method, opt, sched, epoch, losses)
-        if epoch == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Engine, "_save", killed_after_epoch_3)
-    assert cli.main([*args, f"run_dir={tmp_path / 'cut'}"]) == 130
-    monkeypatch.setattr(Engine, "_save", save)
+    assert run_killed_after_epoch(monkeypatch, 3, lambda: cli.main([*args, f"run_dir={tmp_path / 'cut'}"])) == 130
     assert cli.main([*args, f"trainer.resume={tmp_path / 'cut'}"]) == 0
     full, cut = (json.loads((tmp_path / r / "summary.json").read_text()) for r in ("full", "cut"))
     assert 1 <= full["best_epoch"] <= 6

@@ -14,6 +14,7 @@ from geossl.pointcloud.methods.gaussian2scene import Gaussian2Scene, point_basel
 from geossl.pointcloud.transforms import TransformConfig
 from geossl.points import collate
 from tests.pointcloud.test_pimae import TINY
+from tests.conftest import run_killed_after_epoch
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +135,6 @@ G2S = ["scene=gaussian2scene", "dataset.views=2", "scene.render_width=32", "scen
 
 def test_cli_runs_both_stages_writes_held_out_views_and_resumes_across_the_boundary(tmp_path, monkeypatch):
     from geossl import cli
-    from geossl.engine.engine import Engine
 
     args = ["pretrain", "dataset=rooms", *[o for o in TINY if not o.startswith("eval.")], *G2S]
     assert cli.main([*args, f"run_dir={tmp_path / 'full'}"]) == 0
@@ -144,16 +144,7 @@ def test_cli_runs_both_stages_writes_held_out_views_and_resumes_across_the_bound
     from PIL import Image
 
     assert Image.open(summary["held_out_views_png"]).size == (64, 24 * 2)  # rendered | real; a row per view of 2 test rooms
-    save = Engine._save
-
-    def killed_after_stage_1(self, method, opt, sched, epoch, losses):
-        save(self, method, opt, sched, epoch, losses)
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Engine, "_save", killed_after_stage_1)
-    assert cli.main([*args, f"run_dir={tmp_path / 'cut'}"]) == 130
-    monkeypatch.setattr(Engine, "_save", save)
+    assert run_killed_after_epoch(monkeypatch, 1, lambda: cli.main([*args, f"run_dir={tmp_path / 'cut'}"])) == 130  # after stage 1
     assert cli.main([*args, f"trainer.resume={tmp_path / 'cut'}"]) == 0
     full = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)
     cut = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
