@@ -1,7 +1,10 @@
 """Graph self-supervised learning on PyTorch Geometric (installed as ``geossl.graph``).
 
-Importing this package registers its datasets (Planetoid citation graphs), encoders
-(GAT, GCN, GIN) and methods (GraphMAE) in :mod:`geossl.registry`.
+Importing this package registers in :mod:`geossl.registry` its datasets (Planetoid citation graphs, TU and
+GIN-format graph classification sets, saved graph lists, DGL's datasets, a degree-corrected SBM generator),
+encoders (GAT, GCN, GIN) and methods (GraphMAE with its GraphMAE2 options, SelfTask). Also: sampled
+mini-batches (``minibatch``, ``sampling``), layer-wise inference (``layerwise``), DGL interop (``interop``),
+pooling, fine-tuning, and the graph adapter of the run pipeline (``adapter``).
 """
 
 from geossl.graph import datasets, encoders, interop, methods, synthetic  # noqa: F401  (registration side effects)

@@ -6,7 +6,7 @@ from pathlib import Path
 import geossl
 from geossl.pointcloud.encoders import PointPatchTransformer
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "detection.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "detection.md"
 
 
 def test_the_detection_snippet_runs(tmp_path, monkeypatch):
