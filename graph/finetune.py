@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch_geometric.nn import GCNConv
 
 from geossl.encoder import Encoder
+from geossl.eval.classifier import train_and_select
 from geossl.graph.encoders import GAT, GATLayer
 from geossl.graph.encoders.common import gcn_edge_weight
 
@@ -25,13 +26,13 @@ def output_layer(encoder: Encoder, num_classes: int) -> torch.nn.Module:
     return GCNConv(encoder.out_dim, num_classes)
 
 
-
 def classify(layer: torch.nn.Module, h: torch.Tensor, data) -> torch.Tensor:
     """Class scores of an :func:`output_layer` for embeddings ``h`` on graph ``data`` (a
     ``GCNConv`` also takes the graph's self-loop weights: ``gcn_edge_weight``)."""
     if isinstance(layer, GCNConv):
         return layer(h, data.edge_index, gcn_edge_weight(data, data.edge_index))
     return layer(h, data.edge_index)
+
 
 @dataclass
 class FinetuneResult:
@@ -49,10 +50,10 @@ def finetune(encoder: Encoder, data, lr: float = 0.01, weight_decay: float = 5e-
     """Train a copy of ``encoder`` plus an output layer (``output_layer``: a ``GCNConv``, or a
     one-head GAT layer after a GAT encoder) on the training labels.
 
-    ``logits = output_layer(dropout(encoder(data)))``, full-batch Adam on the training nodes; after
-    every epoch validation and test accuracy are measured, and the test accuracy of the epoch
-    with the best validation accuracy is reported (ties: the later epoch). The caller's encoder
-    is not modified.
+    ``logits = output_layer(dropout(encoder(data)))``, full-batch Adam on the training nodes
+    (:func:`~geossl.eval.classifier.train_and_select`); after every epoch validation accuracy is
+    measured, and the test accuracy of the epoch with the best validation accuracy is reported (ties:
+    the later epoch). The caller's encoder is not modified.
 
     Args:
         encoder: the pretrained encoder (copied).
@@ -67,24 +68,18 @@ def finetune(encoder: Encoder, data, lr: float = 0.01, weight_decay: float = 5e-
     torch.manual_seed(seed)
     model = copy.deepcopy(encoder).train()
     head = output_layer(model, int(data.y.max()) + 1).to(data.x.device)
-    opt = torch.optim.Adam(list(model.parameters()) + list(head.parameters()), lr=lr, weight_decay=weight_decay)
-    best = (-1.0, -1, float("nan"))
-    test_acc = float("nan")
-    for epoch in range(epochs):
-        model.train()
-        head.train()
+
+    def accuracy(mask) -> float:
+        pred = classify(head, model(data), data).argmax(1)
+        return float((pred[mask] == data.y[mask]).float().mean())
+
+    def loss() -> torch.Tensor:
         logits = classify(head, F.dropout(model(data), dropout, training=True), data)
-        loss = F.cross_entropy(logits[data.train_mask], data.y[data.train_mask])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        model.eval()
-        head.eval()
-        with torch.no_grad():
-            pred = classify(head, model(data), data).argmax(1)
-        val_acc = float((pred[data.val_mask] == data.y[data.val_mask]).float().mean())
-        test_acc = float((pred[data.test_mask] == data.y[data.test_mask]).float().mean())
-        if val_acc >= best[0]:
-            best = (val_acc, epoch, test_acc)
+        return F.cross_entropy(logits[data.train_mask], data.y[data.train_mask])
+
+    chosen = train_and_select([model, head], loss, lambda: accuracy(data.val_mask), lr, weight_decay, epochs,
+                              test=lambda: accuracy(data.test_mask))
+    with torch.no_grad():
+        test_acc = accuracy(data.test_mask)
     torch.random.set_rng_state(state)
-    return FinetuneResult(test_acc=best[2], val_acc=best[0], best_epoch=best[1], final_test_acc=test_acc)
+    return FinetuneResult(test_acc=test_acc, val_acc=chosen.val_score, best_epoch=chosen.best_epoch, final_test_acc=chosen.final_test)

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+
+from geossl.eval.classifier import train_and_select
 
 
 @dataclass
@@ -35,9 +36,9 @@ def linear_probe(embeddings: Tensor, labels: Tensor, train_mask: Tensor, val_mas
                  lr: float = 0.01, weight_decay: float = 1e-4, epochs: int = 300, seed: int = 0) -> LinearProbeResult:
     """Train a logistic-regression layer on frozen embeddings and select by validation accuracy.
 
-    Full-batch Adam on the training rows for ``epochs`` epochs; after each epoch the model is
-    scored on validation and test; the reported test accuracy is that of the epoch with the
-    best validation accuracy. The test split never influences the selection.
+    Full-batch Adam on the training rows for ``epochs`` epochs (:func:`~geossl.eval.classifier.train_and_select`);
+    after each epoch the model is scored on validation; the reported test accuracy is that of the epoch
+    with the best validation accuracy. The test split never influences the selection.
 
     Args:
         embeddings: [N, D] frozen features (detached).
@@ -54,23 +55,11 @@ def linear_probe(embeddings: Tensor, labels: Tensor, train_mask: Tensor, val_mas
     torch.manual_seed(seed)
     clf = nn.Linear(x.shape[1], num_classes).to(x.device)
     torch.random.set_rng_state(generator_state)
-    opt = torch.optim.Adam(clf.parameters(), lr=lr, weight_decay=weight_decay)
     loss_fn = nn.CrossEntropyLoss()
-    best_val, best_epoch, best_state = -1.0, -1, None
-    test_acc = float("nan")
-    for epoch in range(epochs):
-        clf.train()
-        loss = loss_fn(clf(x[train_mask]), labels[train_mask])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            logits = clf(x)
-            val_acc = _accuracy(logits[val_mask], labels[val_mask])
-            test_acc = _accuracy(logits[test_mask], labels[test_mask])
-        if val_acc >= best_val:
-            best_val, best_epoch, best_state = val_acc, epoch, copy.deepcopy(clf.state_dict())
-    clf.load_state_dict(best_state)
+    chosen = train_and_select([clf], lambda: loss_fn(clf(x[train_mask]), labels[train_mask]),
+                              lambda: _accuracy(clf(x)[val_mask], labels[val_mask]), lr, weight_decay, epochs,
+                              test=lambda: _accuracy(clf(x)[test_mask], labels[test_mask]))
     with torch.no_grad():
         best_test = _accuracy(clf(x)[test_mask], labels[test_mask])
-    return LinearProbeResult(test_acc=best_test, val_acc=best_val, best_epoch=best_epoch, final_test_acc=test_acc)
+    return LinearProbeResult(test_acc=best_test, val_acc=chosen.val_score, best_epoch=chosen.best_epoch,
+                             final_test_acc=chosen.final_test)

@@ -9,7 +9,6 @@ test mIoU and overall accuracy. The test split never influences the selection.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import List
 
@@ -17,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from geossl.errors import GeosslError
+from geossl.eval.classifier import train_and_select
 
 
 @dataclass
@@ -79,19 +79,9 @@ def seg_probe(train_x: Tensor, train_y: Tensor, val_x: Tensor, val_y: Tensor, te
     torch.manual_seed(seed)
     clf = nn.Linear(tx.shape[1], num_classes)
     torch.random.set_rng_state(state)
-    opt = torch.optim.Adam(clf.parameters(), lr=lr, weight_decay=weight_decay)
     loss_fn = nn.CrossEntropyLoss()
-    best, best_epoch, best_state = -1.0, -1, None
-    for epoch in range(epochs):
-        loss = loss_fn(clf(tx[keep]), train_y[keep])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            val = iou_scores(confusion(clf(vx).argmax(1), val_y, num_classes))[0]
-        if val >= best or best_state is None:
-            best, best_epoch, best_state = val, epoch, copy.deepcopy(clf.state_dict())
-    clf.load_state_dict(best_state)
+    chosen = train_and_select([clf], lambda: loss_fn(clf(tx[keep]), train_y[keep]),
+                              lambda: iou_scores(confusion(clf(vx).argmax(1), val_y, num_classes))[0], lr, weight_decay, epochs)
     with torch.no_grad():
         miou, oa, per_class = iou_scores(confusion(clf(sx).argmax(1), test_y, num_classes))
-    return SegProbeResult(miou=miou, oa=oa, class_iou=per_class, val_miou=best, best_epoch=best_epoch)
+    return SegProbeResult(miou=miou, oa=oa, class_iou=per_class, val_miou=chosen.val_score, best_epoch=chosen.best_epoch)

@@ -101,3 +101,26 @@ def test_segmentation_probe_separates_classes_that_a_linear_layer_can_and_select
     assert noise.miou < 0.6  # features that carry no label information do not score
     with pytest.raises(GeosslError, match="no labels"):
         seg_probe(tx, torch.full_like(ty, -1), vx, vy, sx, sy, 3)
+
+
+def test_train_and_select_restores_the_best_validation_epoch_later_of_ties():
+    """Validation scores 0.1, 0.5, 0.5, 0.2, nan: epoch 2 is selected (ties go to the later epoch) and its weights are
+    restored; the final test score is taken before the restore."""
+    from torch import nn
+
+    from geossl.eval.classifier import train_and_select
+
+    torch.manual_seed(0)
+    layer = nn.Linear(2, 1)
+    x = torch.randn(8, 2)
+    scores, weights = iter([0.1, 0.5, 0.5, 0.2, float("nan")]), []
+
+    def validate():
+        weights.append(layer.weight.detach().clone())
+        return next(scores)
+
+    chosen = train_and_select([layer], lambda: layer(x).pow(2).mean(), validate, lr=0.1, weight_decay=0.0, epochs=5,
+                              test=lambda: float(layer.weight.sum()))
+    assert (chosen.val_score, chosen.best_epoch) == (0.5, 2)
+    assert torch.equal(layer.weight, weights[2]) and not torch.equal(weights[2], weights[4])
+    assert chosen.final_test == float(weights[4].sum()) and not layer.training
