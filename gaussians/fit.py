@@ -7,7 +7,8 @@ plus ``depth_weight`` times the L1 of the expected depth where the frame's depth
 ``means_lr_decay`` over the run, scaled by the scene extent. Densification (3DGS's clone of small
 and split of large Gaussians whose mean screen-space gradient exceeds ``densify_grad``) and
 pruning (opacity below ``prune_opacity``) run every ``densify_every`` steps inside
-``[densify_from, densify_until)``. Works on any frame objects with ``color [H, W, 3]``,
+``[densify_from, densify_until)``, as a strategy object (:class:`~geossl.gaussians.strategy.DefaultStrategy`,
+gsplat's ``strategy/default.py`` shape: its state plus hooks around the backward pass). Works on any frame objects with ``color [H, W, 3]``,
 ``depth [H, W]`` (metres, 0 = invalid), ``K [3, 3]`` and ``cam_to_world [4, 4]``.
 """
 
@@ -25,6 +26,7 @@ from torch import Tensor
 from geossl.frames import RGBDFrame
 from geossl.gaussians.metrics import psnr, ssim
 from geossl.gaussians.model import GaussianSet, GaussianSetError
+from geossl.gaussians.strategy import DefaultStrategy
 from geossl.ops.camera import backproject_depth, invert_pose
 
 
@@ -123,47 +125,6 @@ def _optimizer(g: GaussianSet, cfg: FitConfig, extent: float) -> torch.optim.Ada
     return torch.optim.Adam([{"params": [getattr(g, n)], "lr": lr, "name": n} for n, lr in groups], eps=1e-15)
 
 
-def _rebuild(g: GaussianSet, opt: torch.optim.Adam, keep: Tensor, new: Dict[str, Tensor]) -> None:
-    """Keep rows ``keep`` of every parameter, append ``new`` rows, and carry Adam's moments over
-    (zeros for the new rows)."""
-    for group in opt.param_groups:
-        name, old = group["name"], group["params"][0]
-        state = opt.state.pop(old, {})
-        value = torch.cat([old.detach()[keep], new[name]]) if name in new else old.detach()[keep]
-        g.replace(**{name: value})
-        param = getattr(g, name)
-        group["params"] = [param]
-        if state:
-            pad = len(value) - int(keep.sum())
-            opt.state[param] = {k: (torch.cat([v[keep], v.new_zeros((pad,) + v.shape[1:])]) if torch.is_tensor(v) and v.dim() > 0 else v)
-                                for k, v in state.items()}
-
-
-def densify_and_prune(g: GaussianSet, opt: torch.optim.Adam, grad_mean: Tensor, cfg: FitConfig, extent: float) -> Dict[str, int]:
-    """3DGS's adaptive density control: clone small and split large Gaussians whose mean
-    screen-space gradient exceeds ``cfg.densify_grad``; drop those with opacity below
-    ``cfg.prune_opacity`` (the split originals go too)."""
-    with torch.no_grad():
-        big = g.scales.max(1).values > 0.01 * extent
-        hot = grad_mean > cfg.densify_grad
-        clone, split = hot & ~big, hot & big
-        new = {n: getattr(g, n).detach()[clone] for n in ("means", "log_scales", "quats", "opacity_logits", "sh_dc", "sh_rest")}
-        if split.any():
-            s = g.scales[split]
-            from geossl.ops.rasterize import quat_scale_to_covariance
-
-            L = torch.linalg.cholesky(quat_scale_to_covariance(g.quats[split], s) + 1e-12 * torch.eye(3, device=s.device))
-            for _ in range(2):
-                sample = (L @ torch.randn(len(s), 3, 1, device=s.device))[..., 0] + g.means[split]
-                new["means"] = torch.cat([new["means"], sample])
-                new["log_scales"] = torch.cat([new["log_scales"], (s / 1.6).log()])
-                for n in ("quats", "opacity_logits", "sh_dc", "sh_rest"):
-                    new[n] = torch.cat([new[n], getattr(g, n).detach()[split]])
-        keep = ~split & (g.opacities >= cfg.prune_opacity)
-        _rebuild(g, opt, keep, new)
-    return {"cloned": int(clone.sum()), "split": int(split.sum()), "pruned": int((~keep).sum() - split.sum())}
-
-
 def _on(frame, device) -> RGBDFrame:
     """A frame's tensors on ``device`` (any object with color, depth, K, cam_to_world and name)."""
     return RGBDFrame(frame.color.to(device), frame.depth.to(device), frame.K.to(device), frame.cam_to_world.to(device),
@@ -191,7 +152,8 @@ def fit_gaussians(train: Sequence, test: Sequence, cfg: FitConfig = FitConfig(),
     opt = _optimizer(g, cfg, extent)
     views = [(invert_pose(f.cam_to_world)[None], f.K[None], f) for f in train]
     result = FitResult(g)
-    grad_sum, grad_count = g.means.new_zeros(len(g)), g.means.new_zeros(len(g))
+    strategy = DefaultStrategy(cfg.densify_from, cfg.densify_until, cfg.densify_every, cfg.densify_grad, cfg.prune_opacity, extent)
+    state = strategy.initialize_state(g)
     start, step = 0.0, 0
 
     def record(at: int) -> None:
@@ -207,7 +169,7 @@ def fit_gaussians(train: Sequence, test: Sequence, cfg: FitConfig = FitConfig(),
         w, h = f.color.shape[1], f.color.shape[0]
         mode = "RGB+ED" if cfg.depth_weight > 0 else "RGB"
         img, _, meta = g.render(viewmat, K, w, h, render_mode=mode)
-        meta["means2d"].retain_grad()
+        strategy.step_pre_backward(meta)
         rgb = img[0, ..., :3]
         loss = (1 - cfg.lambda_dssim) * (rgb - f.color).abs().mean() + cfg.lambda_dssim * (1 - ssim(rgb, f.color))
         if cfg.depth_weight > 0:
@@ -224,15 +186,7 @@ def fit_gaussians(train: Sequence, test: Sequence, cfg: FitConfig = FitConfig(),
             step -= 1
             break
         opt.step()
-        densifying = cfg.densify_from <= step < cfg.densify_until
-        if densifying and meta["means2d"].grad is not None:
-            gr = meta["means2d"].grad[0] * torch.tensor([w / 2.0, h / 2.0], device=device)  # to 3DGS's NDC units
-            seen = (meta["radii"][0] > 0).all(-1)
-            grad_sum[seen] += gr[seen].norm(dim=-1)
-            grad_count[seen] += 1
-            if step % cfg.densify_every == 0:
-                densify_and_prune(g, opt, grad_sum / grad_count.clamp_min(1), cfg, extent)
-                grad_sum, grad_count = g.means.new_zeros(len(g)), g.means.new_zeros(len(g))
+        strategy.step_post_backward(g, opt, state, step, meta, w, h)
         out_of_time = cfg.max_seconds and time.time() - start > cfg.max_seconds
         if progress:
             progress(step, {"loss": float(loss.detach()), "gaussians": len(g)})

@@ -117,7 +117,8 @@ def test_frames_without_valid_depth_are_refused():
 
 
 def test_densify_clones_small_splits_large_prunes_transparent_and_keeps_adam_state():
-    from geossl.gaussians.fit import _optimizer, densify_and_prune
+    from geossl.gaussians.fit import _optimizer
+    from geossl.gaussians.strategy import densify_and_prune
 
     means = torch.tensor([[0.0, 0, 2], [1.0, 0, 2], [2.0, 0, 2], [3.0, 0, 2]])
     log_scales = torch.tensor([[-5.0] * 3, [-0.5] * 3, [-5.0] * 3, [-5.0] * 3])  # small, large, small, small
@@ -128,7 +129,7 @@ def test_densify_clones_small_splits_large_prunes_transparent_and_keeps_adam_sta
     (g.means.sum() + g.log_scales.sum() + g.opacity_logits.sum() + g.sh_dc.sum()).backward()
     opt.step()
     before, stepped, large = opt.state[g.means]["exp_avg"].clone(), g.means.detach().clone(), g.log_scales[1].detach().clone()
-    stats = densify_and_prune(g, opt, torch.tensor([1.0, 1.0, 0.0, 0.0]), cfg, extent=1.0)
+    stats = densify_and_prune(g, opt, torch.tensor([1.0, 1.0, 0.0, 0.0]), cfg.densify_grad, cfg.prune_opacity, extent=1.0)
     assert stats == {"cloned": 1, "split": 1, "pruned": 1}
     # kept: 0 and 3; appended: the clone of 0, then two samples of 1
     assert len(g) == 5 and torch.equal(g.means[:3].detach(), stepped[[0, 3, 0]])
@@ -186,3 +187,26 @@ def test_the_fit_device_is_auto_cpu_or_cuda():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA GPU"):
             fit_device("cuda")
+
+
+def test_default_strategy_gathers_gradients_in_its_window_and_densifies_every_n_steps():
+    """Gradients count only for steps in [densify_from, densify_until); density changes on multiples of densify_every,
+    and the gathered gradients start again after each."""
+    from geossl.gaussians.fit import _optimizer
+    from geossl.gaussians.strategy import DefaultStrategy
+
+    g = GaussianSet(torch.tensor([[0.0, 0, 2], [1.0, 0, 2]]), torch.full((2, 3), -5.0), torch.tensor([[1.0, 0, 0, 0]]).repeat(2, 1),
+                    torch.tensor([2.0, 2.0]), torch.zeros(2, 1, 3))
+    opt = _optimizer(g, FitConfig(), extent=1.0)
+    strategy = DefaultStrategy(densify_from=2, densify_until=5, densify_every=2, densify_grad=0.5, prune_opacity=0.005, extent=1.0)
+    state = strategy.initialize_state(g)
+    means2d = torch.zeros(1, 2, 2, requires_grad=True)
+    meta = {"means2d": means2d, "radii": torch.ones(1, 2, 2)}
+    means2d.grad = torch.tensor([[[1.0, 0.0], [0.0, 0.0]]])  # Gaussian 0 moves 1 pixel-unit x (w/2), Gaussian 1 not at all
+    assert strategy.step_post_backward(g, opt, state, 1, meta, 2, 2) is None and state["grad_count"].sum() == 0  # before
+    assert strategy.step_post_backward(g, opt, state, 2, meta, 2, 2) == {"cloned": 1, "split": 0, "pruned": 0}
+    assert len(g) == 3 and torch.equal(state["grad_count"], torch.zeros(3))  # state restarted for the new set
+    meta = {"means2d": torch.zeros(1, 3, 2, requires_grad=True), "radii": torch.ones(1, 3, 2)}
+    meta["means2d"].grad = torch.zeros(1, 3, 2)
+    assert strategy.step_post_backward(g, opt, state, 3, meta, 2, 2) is None and torch.equal(state["grad_count"], torch.ones(3))
+    assert strategy.step_post_backward(g, opt, state, 5, meta, 2, 2) is None and len(g) == 3  # past densify_until
