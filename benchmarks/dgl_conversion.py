@@ -1,5 +1,5 @@
-"""Time of converting graphs between PyG and DGL (geossl.graph.interop) on Cora and on a synthetic graph of
-100k nodes and 1M edges with 128-dim features: to_dgl, from_dgl, and the remembered conversion an encoder or
+"""Time of converting graphs between PyG and DGL (geossl.graph.interop) on Cora and on a graph of geossl's generator
+(geossl.graph.synthetic: 100k nodes, about 1M edges, 128 dense features): to_dgl, from_dgl, and the remembered conversion an encoder or
 method does on every call with the same DGLGraph (as_pyg). Median of repeated runs, one process.
 
     python benchmarks/dgl_conversion.py
@@ -31,17 +31,17 @@ def median_seconds(fn, repeats: int) -> float:
 
 
 def main() -> None:
-    from torch_geometric.data import Data
-
     from geossl.graph.datasets import load_dataset
     from geossl.graph.interop import _CONVERTED, as_pyg, from_dgl, to_dgl
+    from geossl.graph.synthetic import synthetic_graph
 
     torch.manual_seed(0)
-    n, e = 100_000, 1_000_000
-    synthetic = Data(x=torch.randn(n, 128), edge_index=torch.randint(0, n, (2, e)), y=torch.randint(0, 10, (n,)),
-                     edge_weight=torch.rand(e), train_mask=torch.rand(n) < 0.1)
+    synthetic = synthetic_graph(100_000, avg_degree=10, num_features=128, seed=0)  # geossl's generator (dataset=synthetic_graph)
+    synthetic.x = synthetic.x.to_dense()  # dense features, as most node features are
+    synthetic.edge_weight = torch.rand(synthetic.num_edges)
+    synthetic.train_mask = torch.rand(synthetic.num_nodes) < 0.1
     graphs = {"Cora (2,708 nodes, 13,264 edges with self-loops, 1,433 features)": load_dataset("cora").data,
-              "synthetic (100,000 nodes, 1,000,000 edges, 128 features)": synthetic}
+              f"synthetic_graph (100,000 nodes, {synthetic.num_edges:,} edges, 128 dense features)": synthetic}
     rows = {}
     for name, data in graphs.items():
         g = to_dgl(data)

@@ -200,16 +200,17 @@ def scene_pretrain_case(steps: int = 50, overrides=(), name: str = "scene_pretra
     on CUDA with the same weights and masks, then the CUDA step time through the same method. With
     ``scene=gaussian2scene scene.stage1_epochs=0`` every step is a stage-2 step, rendered by gsplat on CUDA and by
     the compiled compositor on CPU."""
-    from geossl.cli import _compose
-    from geossl.pipeline import build_method
-    from geossl.pointcloud.adapter import ADAPTER
+    from geossl.pipeline import build_method, configure
     from geossl.points import collate
 
-    cfg = _compose("pretrain_scene", list(overrides), "scene")
-    data = ADAPTER.load_dataset(cfg)
+    overrides = list(overrides)
+    if not any(o.startswith("scene=") for o in overrides):
+        overrides.insert(0, "scene=pointmae")
+    _, cfg, adapter = configure("pretrain", ["dataset=rooms", *overrides])
+    data = adapter.load_dataset(cfg)
     batch = collate([data.split("train")[(i, i)] for i in range(8)])
     torch.manual_seed(0)
-    method = build_method(cfg, ADAPTER, data).eval()
+    method = build_method(cfg, adapter, data).eval()
     losses = {}
     for device in ("cpu", "cuda"):
         torch.manual_seed(1)

@@ -51,17 +51,13 @@ def random_encoder(seed: int, out: Path) -> Path:
     import torch
 
     import geossl
-    from geossl.cli import _compose
-    from geossl.pipeline import section
-    from geossl.registry import ENCODERS
+    from geossl.pipeline import build_encoder, configure
 
     file = out / f"random-seed{seed}.safetensors"
     if not file.is_file():
-        cfg = _compose("pretrain_scene", [f"seed={seed}"], "scene")
-        cls = ENCODERS.get(cfg.encoder.name)
+        _, cfg, _ = configure("pretrain", ["scene=pointmae", "dataset=rooms", f"seed={seed}"])
         torch.manual_seed(seed)
-        enc = cls(in_dim=3, **section(cfg, "encoder", cls, exclude=("in_dim",)))
-        geossl.save_encoder(enc, file, metadata={"method": "random init", "seed": seed})
+        geossl.save_encoder(build_encoder(cfg, "scene", 3), file, metadata={"method": "random init", "seed": seed})
     return file
 
 
@@ -89,55 +85,49 @@ def raw_features(seed: int, out: Path) -> dict:
     """The probe on each point's own xyz + rgb (after the evaluation transform: centred coordinates)."""
     import torch
 
-    from geossl.cli import _compose
-    from geossl.pointcloud.adapter import ADAPTER, probe
+    from geossl.pipeline import configure
+    from geossl.pointcloud.adapter import probe
 
     path = out / f"raw-seed{seed}.json"
     if path.is_file():
         return json.loads(path.read_text())
-    cfg = _compose("pretrain_scene", [f"seed={seed}"], "scene")
-    data = ADAPTER.load_dataset(cfg)
+    _, cfg, adapter = configure("pretrain", ["scene=pointmae", "dataset=rooms", f"seed={seed}"])
+    data = adapter.load_dataset(cfg)
     result = probe(lambda b: torch.cat([b.coord, b.feat], 1), data, cfg)
     path.write_text(json.dumps(result, indent=2))
     return result
 
 
 SPEED = r'''
-import json, sys, time
+import json, sys
 import torch
-threads, model, steps = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-torch.set_num_threads(threads)
-from geossl.cli import _compose
-from geossl.pipeline import build_method
-from geossl.pointcloud.adapter import ADAPTER
-from geossl.points import collate
-cfg = _compose("pretrain_scene", [f"model={model}"], "scene")
-data = ADAPTER.load_dataset(cfg)
-torch.manual_seed(0)
-method = build_method(cfg, ADAPTER, data)
-opt = torch.optim.AdamW(method.parameters(), lr=1e-3)
-train = data.split("train")
+sys.path.insert(0, sys.argv[4])
+from _report import TimedBatches, engine_fit
 from geossl.io import peak_rss_mb
+from geossl.pipeline import build_method, configure
+from geossl.points import collate
+threads, model, steps = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+_, cfg, adapter = configure("pretrain", ["scene=pointmae", "dataset=rooms", f"model={model}", f"trainer.threads={threads}",
+                                         "trainer.epochs=1"])
+data = adapter.load_dataset(cfg)
+torch.manual_seed(0)
+method = build_method(cfg, adapter, data)
+train = data.split("train")
 base = peak_rss_mb()
-load = compute = 0.0
-for step in range(steps + 2):
-    t0 = time.perf_counter()
-    batch = collate([train[(step * 8 + i, step * 8 + i)] for i in range(8)])
-    t1 = time.perf_counter()
-    loss = method(batch)["loss"]
-    opt.zero_grad(); loss.backward(); opt.step()
-    t2 = time.perf_counter()
-    if step >= 2:  # the first steps warm up allocators
-        load += t1 - t0; compute += t2 - t1
+batches = TimedBatches(lambda i: collate([train[(i * 8 + j, i * 8 + j)] for j in range(8)]), steps)
+engine_fit(cfg, method, batches)  # the engine's AdamW, schedule and clipping; the first two steps warm up allocators
 peak = peak_rss_mb()
+load, compute = sum(batches.data_s) / steps, sum(batches.step_s) / steps
 params = sum(p.numel() for p in method.encoder.parameters())
-print(json.dumps({"threads": threads, "model": model, "steps": steps, "load_s": load / steps, "compute_s": compute / steps,
-                  "step_s": (load + compute) / steps, "peak_mb": peak, "before_steps_mb": base, "encoder_params": params}))
+print(json.dumps({"threads": threads, "model": model, "steps": steps, "load_s": load, "compute_s": compute, "step_s": load + compute,
+                  "peak_mb": peak, "before_steps_mb": base, "encoder_params": params}))
 '''
 
 
 def speed(model: str, threads: int, steps: int) -> dict:
-    res = subprocess.run([sys.executable, "-c", SPEED, str(threads), model, str(steps)], capture_output=True, text=True, timeout=3600)
+    here = str(Path(__file__).resolve().parent)
+    res = subprocess.run([sys.executable, "-c", SPEED, str(threads), model, str(steps), here], capture_output=True, text=True,
+                         timeout=3600)
     if res.returncode != 0:
         raise SystemExit(res.stderr[-3000:])
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -196,7 +186,8 @@ def render(runs, randoms, raws, speeds, note: str) -> None:
                         for r in runs) + ".", ""]
     if speeds:
         lines += ["**(c) Cost of a training step** (8 rooms, 2048 points each; data generation and transforms included; each "
-                  "case in a fresh process, mean over the timed steps after two warm-up steps; peak resident memory of the process):", "",
+                  "case in a fresh process, mean over the timed steps after two warm-up steps; peak resident memory of the process; "
+                  "the step as the engine runs it: the trainer's AdamW, schedule and clipping):", "",
                   "| model | encoder parameters | threads | s/step | of which data | peak RSS (MB) |", "|---|---|---|---|---|---|"]
         for s in speeds:
             lines.append(f"| {s['model']} | {s['encoder_params'] / 1e6:.2f} M | {s['threads']} | {s['step_s']:.3f} | "

@@ -29,62 +29,12 @@ from typing import Callable, Dict, List, Optional
 USAGE = __doc__.split("Any error")[0].strip()
 
 
-def _compose(config_name: str, overrides: List[str], domain: Optional[str] = None):
-    """Compose ``configs/<config_name>.yaml`` with ``overrides``; input errors become ConfigErrors
-    that name the bad choice or key and list the valid ones (datasets: those of ``domain``)."""
-    import re
-
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import ConfigCompositionException, MissingConfigException
-    from omegaconf import DictConfig
-
-    from geossl.errors import ConfigError
-    from geossl.registry import DATASETS
-
-    GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="geossl.configs", version_base="1.3"):
-        try:
-            return compose(config_name=config_name, overrides=overrides)
-        except MissingConfigException as exc:
-            missing = str(exc.missing_cfg_file or "")
-            if "/" in missing and exc.options:
-                group, choice = missing.split("/", 1)
-                options = list(exc.options)
-                if group == "dataset" and domain:
-                    options = [o for o in options if o in DATASETS.names(domain)]
-                what = f"{domain} {group}" if group == "dataset" and domain else group
-                raise ConfigError(f"Unknown {group} {choice!r}. Valid choices of {what}: {', '.join(options)}.") from None
-            raise
-        except ConfigCompositionException as exc:
-            match = re.match(r"Could not override '([^']+)'", str(exc))
-            if not match:
-                raise
-            key = match.group(1)
-            parent_key = key.rsplit(".", 1)[0] if "." in key else ""
-            rest = [o for o in overrides if not o.lstrip("~+").startswith(key + "=")]
-            parent = compose(config_name=config_name, overrides=rest)
-            for part in filter(None, parent_key.split(".")):
-                parent = parent.get(part) if isinstance(parent, DictConfig) else None
-            where = parent_key or "the top level"
-            valid = ""
-            if isinstance(parent, DictConfig):
-                valid = (f" Valid keys of {where}: {', '.join(parent.keys())}." if len(parent) else
-                         f" {where} is empty by default: add a key with +{key}=<value>.")
-            raise ConfigError(f"Unknown config key {key!r}.{valid}") from None
-
-
 def cmd_task(command: str, overrides: List[str]) -> int:
     """Run the pipeline task of ``geossl <command> <overrides>`` (:data:`geossl.pipeline.TASKS`): the task and its
     domain come from the command line, only that domain is imported, and the task's config is composed and run."""
-    from geossl.pipeline import adapter_for, check_sections, run_domain, select_task, task_overrides
+    from geossl.pipeline import configure
 
-    task = select_task(command, overrides)
-    overrides = task_overrides(task, overrides)
-    domain = run_domain(task, overrides)
-    adapter = adapter_for(domain)
-    cfg = _compose(task.config.format(domain=domain), overrides, domain)
-    check_sections(task, cfg, domain)
+    task, cfg, adapter = configure(command, overrides)
     summary = task.run(cfg, adapter)
     if int(os.environ.get("RANK", "0")) == 0:  # the other processes of a torchrun job evaluate nothing
         print(task.report(summary, adapter) if task.report else json.dumps(summary, indent=2))
@@ -118,12 +68,13 @@ def cmd_config(overrides: List[str]) -> int:
     (whose package is not imported unless a name must be looked up)."""
     from omegaconf import OmegaConf
 
+    from geossl.config import compose
     from geossl.pipeline import TASKS, check_sections, run_domain
     from geossl.registry import DATASETS, load_domain
 
     task = TASKS.get("pretrain")
     domain = run_domain(task, overrides)
-    cfg = _compose(task.config.format(domain=domain), overrides, domain)
+    cfg = compose(task.config.format(domain=domain), overrides, domain)
     check_sections(task, cfg, domain)
     if load_domain(domain):  # the core alone prints configs without checking their names
         DATASETS.get(cfg.dataset.get("loader") or cfg.dataset.name, domain=domain)
@@ -144,7 +95,7 @@ def _commands() -> Dict[str, Callable[[List[str]], int]]:
         commands[word] = lambda overrides, word=word: cmd_task(word, overrides)
     commands.update({"datasets": cmd_datasets, "config": cmd_config})
     for ep in entry_points(group="geossl.commands"):
-        commands[ep.name] = lambda overrides, ep=ep: _domain_command(ep)(overrides, _compose)
+        commands[ep.name] = lambda overrides, ep=ep: _domain_command(ep)(overrides)
     return commands
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import typing
-from typing import Any, Callable, Dict, Iterable, Optional, Type
+from typing import Any, Callable, Dict, Iterable, List, Optional, Type
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -71,3 +71,47 @@ def validate(section: DictConfig | Dict[str, Any], schema: Type, where: str) -> 
         key = getattr(exc, "full_key", None)
         raise ConfigError(f"Invalid value for {where}.{key}: {msg}" if key else f"Invalid value in {where}: {msg}") from None
     return out
+
+
+def compose(config_name: str, overrides: List[str], domain: Optional[str] = None):
+    """``configs/<config_name>.yaml`` composed with the command-line ``overrides`` (Hydra); input errors become
+    ConfigErrors that name the bad choice or key and list the valid ones (datasets: those of ``domain``)."""
+    import re
+
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import ConfigCompositionException, MissingConfigException
+    from omegaconf import DictConfig
+
+    from geossl.registry import DATASETS
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="geossl.configs", version_base="1.3"):
+        try:
+            return compose(config_name=config_name, overrides=overrides)
+        except MissingConfigException as exc:
+            missing = str(exc.missing_cfg_file or "")
+            if "/" in missing and exc.options:
+                group, choice = missing.split("/", 1)
+                options = list(exc.options)
+                if group == "dataset" and domain:
+                    options = [o for o in options if o in DATASETS.names(domain)]
+                what = f"{domain} {group}" if group == "dataset" and domain else group
+                raise ConfigError(f"Unknown {group} {choice!r}. Valid choices of {what}: {', '.join(options)}.") from None
+            raise
+        except ConfigCompositionException as exc:
+            match = re.match(r"Could not override '([^']+)'", str(exc))
+            if not match:
+                raise
+            key = match.group(1)
+            parent_key = key.rsplit(".", 1)[0] if "." in key else ""
+            rest = [o for o in overrides if not o.lstrip("~+").startswith(key + "=")]
+            parent = compose(config_name=config_name, overrides=rest)
+            for part in filter(None, parent_key.split(".")):
+                parent = parent.get(part) if isinstance(parent, DictConfig) else None
+            where = parent_key or "the top level"
+            valid = ""
+            if isinstance(parent, DictConfig):
+                valid = (f" Valid keys of {where}: {', '.join(parent.keys())}." if len(parent) else
+                         f" {where} is empty by default: add a key with +{key}=<value>.")
+            raise ConfigError(f"Unknown config key {key!r}.{valid}") from None

@@ -534,6 +534,21 @@ def adapter_for(domain: str) -> DomainAdapter:
     return getattr(importlib.import_module(module), attr)
 
 
+def configure(command: str, overrides: List[str]):
+    """``(task, cfg, adapter)`` of ``geossl <command> <overrides>``: the task, its config composed for the run's domain
+    (sections checked) and that domain's adapter, ready for ``task.run(cfg, adapter)``. Benchmarks and the CLI
+    build runs through it alike."""
+    from geossl.config import compose
+
+    task = select_task(command, overrides)
+    overrides = task_overrides(task, overrides)
+    domain = run_domain(task, overrides)
+    adapter = adapter_for(domain)
+    cfg = compose(task.config.format(domain=domain), overrides, domain)
+    check_sections(task, cfg, domain)
+    return task, cfg, adapter
+
+
 def check_sections(task: Task, cfg: DictConfig, domain: str) -> None:
     """Refuse top-level config keys the task does not read (``+seeds=3``, ``+sizee=2``)."""
     allowed = {k.format(domain=domain) for k in task.sections if k != "{heads}"}

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Tuple
 
 from omegaconf import DictConfig
 
+from geossl.config import compose
 from geossl.errors import ConfigError, GeosslError
 from geossl.pipeline import dataset_builder
 
@@ -33,7 +34,7 @@ def _box_names(cfg: DictConfig):
     return builder(split="train", **kwargs).box_classes
 
 
-def cmd_show(overrides: List[str], compose) -> int:
+def cmd_show(overrides: List[str]) -> int:
     """``geossl show dataset=<name> [dataset.scene=<id>]``: PNG views of one scene, its boxes and its RGB-D views."""
     from geossl.pipeline import run_dir_for
 
@@ -52,7 +53,7 @@ def cmd_show(overrides: List[str], compose) -> int:
     return 0
 
 
-def cmd_fit_gaussians(overrides: List[str], compose) -> int:
+def cmd_fit_gaussians(overrides: List[str]) -> int:
     """``geossl fit-gaussians dataset=<name>``: fit 3D Gaussians to a scene's posed RGB-D frames."""
     import sys
 

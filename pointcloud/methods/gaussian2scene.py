@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.profiler import record_function
 
 from geossl.encoder import Encoder
 from geossl.errors import ConfigError
@@ -31,6 +32,13 @@ from geossl.registry import METHODS
 
 from ..encoders.patch_transformer import is_patch_encoder
 from .pimae import PiMAE
+
+
+#: The ranges of a training step that a profiler sees under their own names (torch.profiler.record_function;
+#: free when no profiler runs): benchmarks/gaussian2scene_speed.py reads them.
+PROFILE_LABELS = {"forward": "gaussian2scene: forward", "encoder": "gaussian2scene: masked encoder-decoder pass",
+                  "head": "gaussian2scene: Gaussian head", "render": "gaussian2scene: rendering (forward)",
+                  "pixels": "gaussian2scene: pixels near the crop"}
 
 
 def select_views(views: Views, start: int, stop: Optional[int] = None) -> Views:
@@ -175,12 +183,16 @@ class Gaussian2Scene(PiMAE):
         Gaussian per input point from the encoder's per-point features (per-point encoder; the stage-1 pass is then
         empty)."""
         if self.patches:
-            rec = self.reconstruct(seen, generator, mask)
-            return rec, self.gaussians(rec)
-        features = self.encoder(seen)
+            with record_function(PROFILE_LABELS["encoder"]):
+                rec = self.reconstruct(seen, generator, mask)
+            with record_function(PROFILE_LABELS["head"]):
+                return rec, self.gaussians(rec)
+        with record_function(PROFILE_LABELS["encoder"]):
+            features = self.encoder(seen)
         ones = features.new_ones(len(features), 1)
         inputs = torch.cat([features, features.new_zeros(len(features), 3), seen.feat[:, :3], ones], 1)  # no offset in a patch
-        return {}, [self.head(seen.coord[s], inputs[s], seen.feat[s, :3]) for s in seen.scene_slices()]
+        with record_function(PROFILE_LABELS["head"]):
+            return {}, [self.head(seen.coord[s], inputs[s], seen.feat[s, :3]) for s in seen.scene_slices()]
 
     def gaussians(self, rec: Dict[str, Tensor]) -> List[PointGaussians]:
         """Per scene, one Gaussian per point of the reconstructed cloud of a :meth:`reconstruct` pass, from the
@@ -199,6 +211,10 @@ class Gaussian2Scene(PiMAE):
                 for b in range(B)]
 
     def forward(self, batch: PointBatch, generator: Optional[torch.Generator] = None) -> Dict[str, Tensor]:
+        with record_function(PROFILE_LABELS["forward"]):
+            return self._forward(batch, generator)
+
+    def _forward(self, batch: PointBatch, generator: Optional[torch.Generator] = None) -> Dict[str, Tensor]:
         seen, targets = self._split(batch)
         if self.stage == 1:
             rec = self.reconstruct(seen, generator)
@@ -208,10 +224,12 @@ class Gaussian2Scene(PiMAE):
         if not all(g.is_finite() for g in per_scene):
             return {"loss": per_scene[0].means.new_tensor(float("nan")), **stage1}
         color, depth, K = render_targets(targets, self.render_width, self.render_height)
-        rgb, ed = render(per_scene, K, targets.cam_to_world, self.render_width, self.render_height)
+        with record_function(PROFILE_LABELS["render"]):
+            rgb, ed = render(per_scene, K, targets.cam_to_world, self.render_width, self.render_height)
         rgb_loss = depth_loss = position = batch.coord.new_zeros(())
         slices = batch.scene_slices()
-        supervised = self._supervised(depth, K, targets, batch)
+        with record_function(PROFILE_LABELS["pixels"]):
+            supervised = self._supervised(depth, K, targets, batch)
         views = 0
         for b, g in enumerate(per_scene):
             for v in range(rgb.shape[1]):

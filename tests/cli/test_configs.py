@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 import geossl.graph  # noqa: F401
-from geossl.cli import _compose
+from geossl.config import compose as _compose
 from geossl.config import validate
 from geossl.engine import TrainerConfig
 from geossl.errors import ConfigError

@@ -10,7 +10,7 @@ from tests.conftest import requires_cora
 def test_graphmae_learns_cora_in_300_epochs(tmp_path):
     """300 of the paper's 1500 epochs already give a linear probe far above the same probe on the
     raw features (53.3% here); the full schedule's numbers are in docs/results.md."""
-    from geossl.cli import _compose
+    from geossl.config import compose as _compose
     from geossl.eval import linear_probe
     from geossl.graph import adapter as run
 
