@@ -18,7 +18,16 @@ if _sys.argv[:1] == ["-m"] and _sys.path and _sys.path[0] in ("", _os.getcwd()):
 
 __version__ = "0.1.0"
 
-from geossl.encoder import Encoder, load_encoder, save_encoder  # noqa: E402
 from geossl.errors import GeosslError  # noqa: E402
 
 __all__ = ["Encoder", "GeosslError", "load_encoder", "save_encoder", "__version__"]
+
+
+def __getattr__(name: str):
+    """``geossl.Encoder``, ``geossl.load_encoder`` and ``geossl.save_encoder``, imported on first use: importing
+    ``geossl`` alone (``geossl --help``) does not import torch."""
+    if name in ("Encoder", "load_encoder", "save_encoder"):
+        from geossl import encoder
+
+        return getattr(encoder, name)
+    raise AttributeError(f"module 'geossl' has no attribute {name!r}")

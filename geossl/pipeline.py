@@ -23,18 +23,19 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from geossl.config import schema_from_signature, validate
 from geossl.encoder import Encoder, encoder_is_file, load_encoder, read_encoder_header, save_encoder
-from geossl.engine import Engine, TrainerConfig
-from geossl.engine.engine import default_threads
 from geossl.errors import CheckpointError, ConfigError
 from geossl.io import peak_rss_mb, write_json
 from geossl.registry import DATASETS, ENCODERS, HEADS, METHODS, Registry, domain_entry_points, load_domain, missing_extra
+
+if TYPE_CHECKING:  # the engine (Lightning Fabric) is imported when a run trains, not for `geossl config`
+    from geossl.engine import Engine, TrainerConfig
 
 
 @dataclass
@@ -162,7 +163,9 @@ def dataset_builder(cfg: DictConfig, domain: str, extra: Optional[Dict[str, Any]
     return builder, kwargs, run_keys
 
 
-def trainer_config(cfg: DictConfig) -> TrainerConfig:
+def trainer_config(cfg: DictConfig) -> "TrainerConfig":
+    from geossl.engine import TrainerConfig
+
     return TrainerConfig(**validate(cfg.trainer, TrainerConfig, "trainer"))
 
 
@@ -265,6 +268,8 @@ def pretrain(cfg: DictConfig, run_dir: Path, adapter: DomainAdapter) -> Dict[str
     adapter.check(cfg, dataset)
 
     config = OmegaConf.to_container(cfg, resolve=True)
+    from geossl.engine import Engine
+
     engine = Engine(trainer_cfg, run_dir, seed=int(cfg.seed), config=config)
     fabric = engine.fabric
     if fabric.is_global_zero:
@@ -315,6 +320,8 @@ def evaluate(cfg: DictConfig, adapter: DomainAdapter) -> Dict[str, Any]:
                           f"{DATASETS.domain(dataset_name)} dataset. Valid {adapter.domain} datasets: "
                           f"{', '.join(DATASETS.names(adapter.domain))}.")
     threads = int(cfg.trainer.get("threads") or 0) if cfg.get("trainer") is not None else 0
+    from geossl.engine.engine import default_threads
+
     torch.set_num_threads(threads if threads > 0 else default_threads())
     encoder: Encoder = load_encoder(path)
     dataset = adapter.load_dataset(cfg)
@@ -346,6 +353,8 @@ def finetune(cfg: DictConfig, adapter: DomainAdapter) -> Dict[str, Any]:
     trainer_cfg = trainer_config(cfg)
     dataset = adapter.load_dataset(cfg)
     run_dir = run_dir_for(cfg, f"{cfg[group].name}-{dataset.name}")
+    from geossl.engine import Engine
+
     engine = Engine(trainer_cfg, run_dir, seed=int(cfg.seed), config=OmegaConf.to_container(cfg, resolve=True))
     if engine.fabric.is_global_zero:
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
