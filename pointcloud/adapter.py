@@ -25,7 +25,7 @@ from geossl.errors import ConfigError
 from geossl.eval import rankme, seg_probe
 from geossl.pipeline import DomainAdapter, Job, dataset_builder, section
 from geossl.points import collate
-from geossl.registry import ENCODERS, METHODS
+from geossl.registry import DATASETS, ENCODERS, METHODS
 
 from .datasets import SceneDataset, datasets_with
 from .transforms import TransformConfig
@@ -247,18 +247,19 @@ class SceneAdapter(DomainAdapter):
         return " ".join(parts)
 
     def dataset_status(self, root) -> List[Tuple[str, str, str]]:
+        """``(name, state, where)`` of every scene dataset, from what its registration declares: a ``folder`` under the
+        data root (found or missing), else its ``state`` and ``about`` text (generated data, or a folder the user names)."""
         from geossl.data import data_root
 
-        from .scannet import DEFAULT, scannet_scenes
-
         base = data_root(root)
-        scenes = scannet_scenes(str(base / DEFAULT)) if (base / DEFAULT).is_dir() else []
-        out = [("rooms", "built-in", "procedural rooms, a split is a range of seeds (points, labels, boxes, ray-cast RGB-D views)"),
-               ("scannet", "found" if scenes else "missing", f"{base / DEFAULT} ({', '.join(scenes) or 'no scenes'})")]
-        for name, folder in (("sevenscenes", "3d/7scenes_tsdf_fusion_every5th"), ("redwood", "3d/redwood_livingroom1_open3d")):
-            out.append((name, "found" if (base / folder).is_dir() else "missing", str(base / folder)))
-        out.append(("scannet_export", "", "an exported ScanNet scene: dataset.root=<folder with color/ depth/ pose/ intrinsic/>"))
-        out.append(("scene_folder", "", "your scenes in the scene-folder format: dataset.root=<folder> (docs/datasets.md)"))
+        out = []
+        for name in DATASETS.names("scene"):
+            tags = DATASETS.tags(name)
+            if tags.get("folder"):
+                where = base / tags["folder"]
+                out.append((name, "found" if where.is_dir() else "missing", str(where)))
+            else:
+                out.append((name, tags.get("state", ""), tags.get("about", "")))
         return out
 
     def finetune_job(self, cfg: DictConfig, data: SceneData, encoder, group: str, engine):

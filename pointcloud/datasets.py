@@ -30,6 +30,9 @@ from geossl.errors import ConfigError, DatasetNotFoundError, GeosslError
 from geossl.frames import RGBDFrame, RGBDSequence
 from geossl.registry import DATASETS
 
+from .rgbd import REDWOOD_FOLDER, SEVENSCENES_FOLDER
+from .scannet import DEFAULT as SCANNET_FOLDER
+
 SPLITS = ("train", "val", "test")
 
 
@@ -117,7 +120,8 @@ def datasets_with(capability: str) -> str:
     return ", ".join(out)
 
 
-@DATASETS.register("rooms", domain="scene", capabilities=("labels", "boxes", "views", "rgbd"))
+@DATASETS.register("rooms", domain="scene", capabilities=("labels", "boxes", "views", "rgbd"),
+                   state="built-in", about="procedural rooms, a split is a range of seeds (points, labels, boxes, ray-cast RGB-D views)")
 def rooms(split: str = "train", splits: Optional[Dict[str, List[int]]] = None, num_points: int = 50_000, num_views: int = 4,
           min_objects: int = 4, max_objects: int = 10, width: int = 320, height: int = 240, fov_deg: float = 60.0,
           color_noise: float = 0.02, test_every: int = 10, views: int = 0, loop: int = 1, scene: int = 0,
@@ -183,7 +187,7 @@ def _read_split_lists(folder: Path, split: str) -> List[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
-@DATASETS.register("scannet", domain="scene", capabilities=("labels", "boxes", "views"),
+@DATASETS.register("scannet", domain="scene", capabilities=("labels", "boxes", "views"), folder=SCANNET_FOLDER,
                    notes={"views": "the sample scene0000_00 only, colour without depth"})
 def scannet(split: str = "train", root: Optional[str] = None, splits: Any = None, views: int = 0, loop: int = 1,
             scene: str = "scene0000_00") -> SceneDataset:
@@ -267,7 +271,7 @@ def _sequence_dataset(name: str, reader, split: str, root, stride: int, width: i
     return SceneDataset(name, split, [name], load, view_frames=view_frames, views=views, loop=loop)
 
 
-def _register_sequence(name: str, doc: str):
+def _register_sequence(name: str, doc: str, folder: Optional[str] = None, about: str = ""):
     def builder(split: str = "train", root: Optional[str] = None, stride: int = 1, width: int = 160, height: int = 120,
                 max_frames: Optional[int] = None, test_every: int = 10, fusion: Optional[Dict[str, Any]] = None,
                 views: int = 0, loop: int = 1) -> SceneDataset:
@@ -288,17 +292,21 @@ def _register_sequence(name: str, doc: str):
         views: posed views per item. loop: passes over the one scene per epoch.
     """
     builder.__name__ = name
-    DATASETS.register(name, domain="scene", capabilities=("views", "rgbd"))(builder)
+    DATASETS.register(name, domain="scene", capabilities=("views", "rgbd"), folder=folder, about=about)(builder)
 
 
-_register_sequence("sevenscenes", "A 7-Scenes RGB-D sequence (:func:`geossl.pointcloud.rgbd.sevenscenes`).")
-_register_sequence("redwood", "A Redwood / Open3D RGB-D sequence (:func:`geossl.pointcloud.rgbd.redwood`).")
-_register_sequence("scannet_export", "A scene exported by ScanNet's reader.py (:func:`geossl.pointcloud.rgbd.scannet_export`).")
+_register_sequence("sevenscenes", "A 7-Scenes RGB-D sequence (:func:`geossl.pointcloud.rgbd.sevenscenes`).",
+                   folder=SEVENSCENES_FOLDER)
+_register_sequence("redwood", "A Redwood / Open3D RGB-D sequence (:func:`geossl.pointcloud.rgbd.redwood`).",
+                   folder=REDWOOD_FOLDER)
+_register_sequence("scannet_export", "A scene exported by ScanNet's reader.py (:func:`geossl.pointcloud.rgbd.scannet_export`).",
+                   about="an exported ScanNet scene: dataset.root=<folder with color/ depth/ pose/ intrinsic/>")
 
 
 # --- the scene-folder format ------------------------------------------------------------------------------
 
 @DATASETS.register("scene_folder", domain="scene", capabilities=("labels", "boxes", "views", "rgbd"),
+                   about="your scenes in the scene-folder format: dataset.root=<folder> (docs/datasets.md)",
                    notes={"labels": "with semantic arrays", "boxes": "with boxes.json", "views": "with frames", "rgbd": "with frames"})
 def scene_folder(split: str = "train", root: str = "???", views: int = 0, loop: int = 1, scene: Optional[str] = None) -> SceneDataset:
     """Your own scenes in the scene-folder format (:mod:`geossl.pointcloud.scene_folder`, docs/datasets.md).

@@ -101,13 +101,18 @@ def _folder(root: Optional[str], default: str, what: str, how: str) -> Path:
     return path
 
 
+#: The sample sequences' folders under the data root.
+SEVENSCENES_FOLDER = "3d/7scenes_tsdf_fusion_every5th"
+REDWOOD_FOLDER = "3d/redwood_livingroom1_open3d"
+
+
 def sevenscenes(root: Optional[str] = None, stride: int = 1, size: Optional[Tuple[int, int]] = None,
                 max_frames: Optional[int] = None) -> RGBDSequence:
     """A 7-Scenes sequence: ``frame-NNNNNN.color.{jpg,png}``, ``frame-NNNNNN.depth.png`` (mm,
     0 and 65535 invalid), ``frame-NNNNNN.pose.txt`` (camera -> world) and ``camera-intrinsics.txt``
     (a 3x3 K; Kinect default fx = fy = 585, cx = 320, cy = 240 when the file is absent).
     Default folder: ``$GEOSSL_DATA/3d/7scenes_tsdf_fusion_every5th``."""
-    path = _folder(root, "3d/7scenes_tsdf_fusion_every5th", "7-Scenes frames",
+    path = _folder(root, SEVENSCENES_FOLDER, "7-Scenes frames",
                    "Point dataset.root at a folder of frame-NNNNNN.color.jpg/.depth.png/.pose.txt files, or set GEOSSL_DATA.")
     intr = path / "camera-intrinsics.txt"
     K = _read_matrix(intr, 3) if intr.is_file() else torch.tensor([[585.0, 0, 320], [0, 585.0, 240], [0, 0, 1]])
@@ -148,7 +153,7 @@ def redwood(root: Optional[str] = None, stride: int = 1, size: Optional[Tuple[in
     ``trajectory.log`` (camera -> world per frame) and ``camera_primesense.json`` (Open3D's
     column-major ``intrinsic_matrix`` with ``width``/``height``).
     Default folder: ``$GEOSSL_DATA/3d/redwood_livingroom1_open3d``."""
-    path = _folder(root, "3d/redwood_livingroom1_open3d", "Redwood RGB-D sequence",
+    path = _folder(root, REDWOOD_FOLDER, "Redwood RGB-D sequence",
                    "Point dataset.root at a folder with color/, depth/, trajectory.log and camera_primesense.json.")
     intr_file = next(iter(sorted(path.glob("*.json"))), None)
     if intr_file is None:

@@ -58,6 +58,9 @@ def test_a_toy_head_and_a_toy_dataset_registered_here_run_through_the_cli(tmp_pa
     HEADS.register("toy_centroid", domain="scene", group="detection")(CentroidHead)
     try:
         assert "toy_boxes" in DATASETS.having("boxes", "scene")
+        from geossl.pointcloud.adapter import ADAPTER
+
+        assert "toy_boxes" in [name for name, _, _ in ADAPTER.dataset_status(None)]  # geossl datasets lists it
         dataset = ["~dataset", "+dataset.name=toy_boxes", "+dataset.scenes=3", "+dataset.batch_size=3"]
         head = ["~detection", "+detection.name=toy_centroid", "+detection.scale=1.0", "+detection.freeze_backbone=false",
                 "+detection.backbone_lr=1.0"]
