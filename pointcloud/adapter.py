@@ -27,8 +27,8 @@ from geossl.pipeline import DomainAdapter, Job, dataset_builder, section
 from geossl.points import collate
 from geossl.registry import DATASETS, ENCODERS, METHODS
 
-from .datasets import SceneDataset, datasets_with
-from .transforms import TransformConfig
+from geossl.pointcloud.datasets import SceneDataset, datasets_with
+from geossl.pointcloud.transforms import TransformConfig
 
 #: ``eval=``: "auto" (the segmentation probe where the dataset has semantic labels, else label-free
 #: metrics only), "seg_probe" (required), "none" (label-free metrics only).
@@ -219,7 +219,7 @@ class SceneAdapter(DomainAdapter):
             if hasattr(method, "held_out_metrics"):
                 out.update(held_out_metrics(method, data, engine.device))
             if hasattr(method, "held_out_views"):  # rendered | real, for the first test scenes
-                from .show import save_render_pairs
+                from geossl.pointcloud.show import save_render_pairs
 
                 test = data.split("test")
                 batch = collate([test[(i, i)] for i in range(min(data.batch_size, len(test), 3))]).to(engine.device)
@@ -265,17 +265,17 @@ class SceneAdapter(DomainAdapter):
     def finetune_job(self, cfg: DictConfig, data: SceneData, encoder, group: str, engine):
         if group != "detection":
             raise ConfigError(f"The scene domain fine-tunes detection heads; {group}= is not one of its head groups.")
-        from .detection.finetune import detection_job
+        from geossl.pointcloud.detection.finetune import detection_job
 
         return detection_job(cfg, data, encoder, engine)
 
     def load_model(self, path: str):
-        from .detection.detector import load_detector
+        from geossl.pointcloud.detection.detector import load_detector
 
         return load_detector(path)
 
     def evaluate_model(self, cfg: DictConfig, data: SceneData, model) -> Dict[str, Any]:
-        from .detection.finetune import evaluate_detector
+        from geossl.pointcloud.detection.finetune import evaluate_detector
 
         return evaluate_detector(model, data)
 

@@ -12,8 +12,8 @@ from geossl.config import compose
 from geossl.errors import ConfigError, GeosslError
 from geossl.pipeline import dataset_builder
 
-from .adapter import RUN_KEYS
-from .datasets import datasets_with, scene_for_show
+from geossl.pointcloud.adapter import RUN_KEYS
+from geossl.pointcloud.datasets import datasets_with, scene_for_show
 
 
 def _strict(cfg: DictConfig, allowed: Tuple[str, ...], command: str) -> None:
@@ -38,7 +38,7 @@ def cmd_show(overrides: List[str]) -> int:
     """``geossl show dataset=<name> [dataset.scene=<id>]``: PNG views of one scene, its boxes and its RGB-D views."""
     from geossl.pipeline import run_dir_for
 
-    from .show import save_rgbd_views, save_scene_views
+    from geossl.pointcloud.show import save_rgbd_views, save_scene_views
 
     cfg = compose("show", overrides, "scene")
     _strict(cfg, ("dataset", "size", "out_dir", "run_dir"), "show")

@@ -30,8 +30,8 @@ from geossl.errors import ConfigError, DatasetNotFoundError, GeosslError
 from geossl.frames import RGBDFrame, RGBDSequence
 from geossl.registry import DATASETS
 
-from .rgbd import REDWOOD_FOLDER, SEVENSCENES_FOLDER
-from .scannet import DEFAULT as SCANNET_FOLDER
+from geossl.pointcloud.rgbd import REDWOOD_FOLDER, SEVENSCENES_FOLDER
+from geossl.pointcloud.scannet import DEFAULT as SCANNET_FOLDER
 
 SPLITS = ("train", "val", "test")
 
@@ -142,7 +142,7 @@ def rooms(split: str = "train", splits: Optional[Dict[str, List[int]]] = None, n
             (:func:`geossl.pointcloud.rooms.cached_room`: the same tensors, without making the room again; about
             7 MB a room with four 320x240 views), so that a run passes over its rooms at the speed of reading them.
     """
-    from .rooms import SEMANTIC, CLASSES, cached_room, make_room
+    from geossl.pointcloud.rooms import SEMANTIC, CLASSES, cached_room, make_room
 
     ranges = dict(ROOM_SPLITS if splits is None else splits)
     lo, hi = (int(v) for v in _split_keys(ranges, split, "rooms"))
@@ -206,7 +206,7 @@ def scannet(split: str = "train", root: Optional[str] = None, splits: Any = None
         loop: passes over the split per epoch.
         scene: the scene that ``geossl show`` uses.
     """
-    from .scannet import load_scannet_posed, load_scannet_scene, scannet_scenes
+    from geossl.pointcloud.scannet import load_scannet_posed, load_scannet_scene, scannet_scenes
 
     semantic_lut, semantic_names = _lookup(SCANNET20)
     box_lut, box_names = _lookup(SCANNET18_BOXES)
@@ -248,7 +248,7 @@ def _sequence_dataset(name: str, reader, split: str, root, stride: int, width: i
                       fusion: Optional[Dict[str, Any]], views: int, loop: int) -> SceneDataset:
     """One RGB-D sequence as a scene dataset: the cloud fused from its training frames (positions not a
     multiple of ``test_every``), views from the training frames (train split) or the held-out ones."""
-    from .tsdf import fuse_tsdf
+    from geossl.pointcloud.tsdf import fuse_tsdf
 
     if test_every < 2:
         raise ConfigError(f"dataset.test_every must be >= 2 (every test_every-th frame is held out), got {test_every}.")
@@ -275,7 +275,7 @@ def _register_sequence(name: str, doc: str, folder: Optional[str] = None, about:
     def builder(split: str = "train", root: Optional[str] = None, stride: int = 1, width: int = 160, height: int = 120,
                 max_frames: Optional[int] = None, test_every: int = 10, fusion: Optional[Dict[str, Any]] = None,
                 views: int = 0, loop: int = 1) -> SceneDataset:
-        from .rgbd import RGBD_DATASETS
+        from geossl.pointcloud.rgbd import RGBD_DATASETS
 
         return _sequence_dataset(name, RGBD_DATASETS[name], split, root, stride, width, height, max_frames, test_every,
                                  fusion, views, loop)
@@ -318,7 +318,7 @@ def scene_folder(split: str = "train", root: str = "???", views: int = 0, loop: 
         loop: passes over the split per epoch.
         scene: the scene that ``geossl show`` uses (default: the split's first).
     """
-    from .scene_folder import read_meta, read_scene
+    from geossl.pointcloud.scene_folder import read_meta, read_scene
 
     meta = read_meta(root)
     splits = meta["splits"]

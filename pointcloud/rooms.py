@@ -269,7 +269,7 @@ def make_room(seed: int, num_points: int = 50_000, num_views: int = 4, min_objec
 
 def _render_views(rng, tris, colors, size, boxes, num_views, width, height, fov_deg) -> List[RGBDFrame]:
     """Ray-cast RGB-D views from random eye points inside the room, each looking at an object."""
-    from .open3d_loader import import_open3d
+    from geossl.pointcloud.open3d_loader import import_open3d
 
     o3d = import_open3d()
     scene = o3d.t.geometry.RaycastingScene()

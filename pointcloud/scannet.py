@@ -133,7 +133,7 @@ def load_scannet_posed(scene: str, root: Optional[str] = None) -> Dict[str, Any]
     """
     from geossl.data import data_root
 
-    from .rgbd import _read_image
+    from geossl.pointcloud.rgbd import _read_image
 
     folder = (Path(root) if root else data_root() / DEFAULT).parent
     infos = sorted(folder.glob("scannet_infos_*.pkl"))

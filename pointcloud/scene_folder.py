@@ -174,7 +174,7 @@ def _boxes(path: Path, classes: Optional[List[str]]) -> torch.Tensor:
 
 
 def _frames(folder: Path) -> List[RGBDFrame]:
-    from .rgbd import _read_image, _read_matrix, make_frame
+    from geossl.pointcloud.rgbd import _read_image, _read_matrix, make_frame
 
     intr = folder / "intrinsics.txt"
     if not intr.is_file():

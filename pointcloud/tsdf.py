@@ -19,7 +19,7 @@ from torch import Tensor
 from geossl.errors import GeosslError
 from geossl.ops.camera import check_intrinsics, check_pose, invert_pose
 
-from .open3d_loader import import_open3d
+from geossl.pointcloud.open3d_loader import import_open3d
 from geossl.frames import RGBDFrame
 
 

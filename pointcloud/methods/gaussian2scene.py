@@ -30,8 +30,8 @@ from geossl.ops.geometry import chamfer_distance, knn
 from geossl.points import PointBatch
 from geossl.registry import METHODS
 
-from ..encoders.patch_transformer import is_patch_encoder
-from .pimae import PiMAE
+from geossl.pointcloud.encoders.patch_transformer import is_patch_encoder
+from geossl.pointcloud.methods.pimae import PiMAE
 
 
 #: The ranges of a training step that a profiler sees under their own names (torch.profiler.record_function;

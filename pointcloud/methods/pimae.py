@@ -21,9 +21,9 @@ from geossl.ops.geometry import chamfer_distance
 from geossl.points import PointBatch
 from geossl.registry import METHODS
 
-from ..crossmodal import complementary_masks, image_patch_of_points, patch_grid
-from ..datasets import datasets_with
-from ..encoders.patch_transformer import require_patch_encoder
+from geossl.pointcloud.crossmodal import complementary_masks, image_patch_of_points, patch_grid
+from geossl.pointcloud.datasets import datasets_with
+from geossl.pointcloud.encoders.patch_transformer import require_patch_encoder
 
 
 def sincos_2d(cols: int, rows: int, dim: int) -> Tensor:

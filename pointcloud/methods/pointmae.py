@@ -19,7 +19,7 @@ from geossl.ops.geometry import chamfer_distance
 from geossl.points import PointBatch
 from geossl.registry import METHODS
 
-from ..encoders.patch_transformer import require_patch_encoder
+from geossl.pointcloud.encoders.patch_transformer import require_patch_encoder
 
 
 @METHODS.register("pointmae", domain="scene")
