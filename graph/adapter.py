@@ -24,6 +24,7 @@ from geossl.graph.minibatch import SeedNodes, SubgraphBatch, check_sampler
 from geossl.graph.pooling import POOLINGS, embed_graphs
 from geossl.config import schema_from_signature, validate
 from geossl.pipeline import DomainAdapter, Job, dataset_builder as _dataset_builder
+from geossl.registry import DATASETS, METHODS
 
 #: The evaluation each kind of dataset takes: eval.name -> (dataset task, evaluation function, fixed arguments).
 EVALS = {
@@ -32,22 +33,11 @@ EVALS = {
     "finetune": ("node", finetune, ("encoder", "data", "seed")),
 }
 
-#: Methods that train on sampled subgraphs (``sampler=neighbour|local_cluster``).
-MINIBATCH_METHODS = ("graphmae", "graphmae2")
-
 #: Arguments a method may take that the run supplies (not the config): name -> value from (dataset, cfg).
 RUN_SUPPLIED = {
     "data": lambda dataset, cfg: dataset.data,
     "num_classes": lambda dataset, cfg: dataset.num_classes,
     "seed": lambda dataset, cfg: int(cfg.seed),
-}
-
-#: Datasets not searched for under the data root (the user names their files, or they are generated), and how to use them.
-NOT_UNDER_DATA_ROOT = {
-    "tu": "any TU raw folder: dataset=tu dataset.name=<NAME> [dataset.root=<dir>] (docs/datasets.md)",
-    "graph_list": "a saved list of PyG Data: dataset=graph_list dataset.path=<file.pt> (docs/datasets.md)",
-    "dgl": "a DGL built-in dataset from DGL's folder: dataset=dgl dataset.name=<class in dgl.data> (docs/dgl.md)",
-    "synthetic_graph": "generated: dataset=synthetic_graph dataset.num_nodes=<n> (docs/large_graphs.md)",
 }
 
 #: Graphs per batch when embedding a graph-level dataset for evaluation (eval mode: no effect on results).
@@ -104,9 +94,10 @@ def _check_sampler(cfg: DictConfig, dataset: GraphDataset) -> Optional[Dict[str,
     if "sampler" not in cfg:
         return None
     spec = check_sampler(cfg.sampler, dataset.task, int(dataset.data.num_nodes) if dataset.task == "node" else 0)
-    if spec is not None and cfg.graph.name not in MINIBATCH_METHODS:
+    able = METHODS.having("subgraphs", "graph")  # methods whose registration says they train on sampled subgraphs
+    if spec is not None and cfg.graph.name not in able:
         raise ConfigError(f"sampler={spec['name']} trains on subgraphs, which graph={cfg.graph.name} does not support (its "
-                          f"targets are built on the whole graph); methods that do: {', '.join(MINIBATCH_METHODS)}.")
+                          f"targets are built on the whole graph); methods that do: {', '.join(able)}.")
     return spec
 
 
@@ -223,14 +214,15 @@ class GraphAdapter(DomainAdapter):
         return _evaluate_embeddings(cfg, dataset, torch.no_grad()(encoder), torch.device("cpu"), encoder=encoder)
 
     def dataset_status(self, root) -> list:
-        """``(name, state, where)`` of every graph dataset: found or missing under the data root, and where."""
+        """``(name, state, where)`` of every graph dataset: found or missing under the data root, and where; a dataset
+        whose registration says what it is (``about``: generated, or files the user names) is listed with that."""
         from geossl.graph.datasets import dataset_status
-        from geossl.registry import DATASETS
 
         out = []
         for name in DATASETS.names("graph"):
-            if name in NOT_UNDER_DATA_ROOT:
-                out.append((name, "", NOT_UNDER_DATA_ROOT[name]))
+            about = DATASETS.tags(name).get("about")  # not searched for under the data root: how to use it
+            if about:
+                out.append((name, "", about))
                 continue
             ok, where = dataset_status(name, root)
             out.append((name, "found" if ok else "missing", where))

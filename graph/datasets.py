@@ -300,7 +300,8 @@ def load_tu(name: str, root: Optional[str] = None, download: bool = False) -> Gr
     return prepare_graphs(list(ds), name.lower(), str(raw))
 
 
-@DATASETS.register("tu", domain="graph")
+@DATASETS.register("tu", domain="graph",
+                   about="any TU raw folder: dataset=tu dataset.name=<NAME> [dataset.root=<dir>] (docs/datasets.md)")
 def tu(name: str = "MUTAG", root: Optional[str] = None, download: bool = False) -> GraphDataset:
     """Any TU dataset by its TU name (``dataset=tu dataset.name=<NAME> [dataset.root=<dir>]``)."""
     return load_tu(name, root, download)
@@ -392,7 +393,8 @@ def _graph_problem(g) -> Optional[str]:
     return None
 
 
-@DATASETS.register("graph_list", domain="graph")
+@DATASETS.register("graph_list", domain="graph",
+                   about="a saved list of PyG Data: dataset=graph_list dataset.path=<file.pt> (docs/datasets.md)")
 def graph_list(path: str = "???", name: Optional[str] = None) -> GraphDataset:
     """Graphs a user saved with ``torch.save(list_of_pyg_Data, path)`` (graph classification).
 
@@ -465,7 +467,8 @@ def to_device(dataset: GraphDataset, device: torch.device) -> GraphDataset:
 DGL_FEATURE_KEYS = ("feat", "attr", "node_attr", "x", "node_labels")
 
 
-@DATASETS.register("dgl", domain="graph")
+@DATASETS.register("dgl", domain="graph",
+                   about="a DGL built-in dataset from DGL's folder: dataset=dgl dataset.name=<class in dgl.data> (docs/dgl.md)")
 def dgl_dataset(name: str = "CoraGraphDataset", root: Optional[str] = None, features: str = "auto",
                 args: Optional[dict] = None) -> GraphDataset:
     """One of DGL's built-in datasets (``dgl.data.<name>``), read from DGL's download folder and converted

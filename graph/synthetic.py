@@ -103,7 +103,8 @@ def synthetic_graph(num_nodes: int, num_classes: int = 10, avg_degree: float = 2
     return Data(x=x, edge_index=edge_index, y=y, num_nodes=n)
 
 
-@DATASETS.register("synthetic_graph", domain="graph")
+@DATASETS.register("synthetic_graph", domain="graph",
+                   about="generated: dataset=synthetic_graph dataset.num_nodes=<n> (docs/large_graphs.md)")
 def synthetic_graph_dataset(num_nodes: int = 100_000, num_classes: int = 10, avg_degree: float = 20.0, homophily: float = 0.7,
                             degree_exponent: float = 2.5, num_features: int = 500, words_per_node: int = 20,
                             topic_words: int = 50, topic_share: float = 0.1, graph_seed: int = 0, train_fraction: float = 0.1,

@@ -25,7 +25,7 @@ from geossl.graph.masking import sample_node_mask
 from geossl.registry import ENCODERS, METHODS
 
 
-@METHODS.register("graphmae", domain="graph")
+@METHODS.register("graphmae", domain="graph", subgraphs=True)  # trains on sampled subgraphs (sampler=...)
 class GraphMAE(Method):
     """GraphMAE for node- and graph-level pretraining.
 
