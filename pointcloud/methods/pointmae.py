@@ -39,11 +39,11 @@ class PointMAE(Method):
         encoder: a patch encoder (:class:`~geossl.pointcloud.encoders.PointPatchTransformer`).
         in_dim: point feature width (given by the run; the tokeniser already knows it).
         mask_ratio: share of patches hidden per scene (Point-MAE: 0.6).
-        decoder_depth: decoder transformer blocks (Point-MAE: 4).
-        decoder_heads: decoder attention heads (Point-MAE: 6).
+        decoder_depth: decoder transformer blocks (2, configs/scene/pointmae.yaml; Point-MAE: 4, model=paper).
+        decoder_heads: decoder attention heads (4; Point-MAE: 6, model=paper).
     """
 
-    def __init__(self, encoder: Encoder, in_dim: int, mask_ratio: float = 0.6, decoder_depth: int = 4, decoder_heads: int = 6):
+    def __init__(self, encoder: Encoder, in_dim: int, mask_ratio: float = 0.6, decoder_depth: int = 2, decoder_heads: int = 4):
         super().__init__()
         self.check_encoder(type(encoder))
         if not 0.0 < mask_ratio < 1.0 or int(mask_ratio * encoder.centres) < 1:
