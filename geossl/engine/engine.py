@@ -50,8 +50,9 @@ class TrainerConfig:
         accumulate: optimiser step every this many batches (gradients summed over them, each batch's
             loss divided by ``accumulate``); an epoch's last, shorter window also steps.
         num_workers: worker processes of the data loaders built by :meth:`Engine.loader` (0: load
-            in the training process). Results do not depend on it (every item's randomness comes
-            from a seed drawn in the sampler, :class:`~geossl.engine.loader.SeededSampler`).
+            in the training process; "auto": :func:`auto_workers` of the cores this process may use).
+            Results do not depend on it (every item's randomness comes from a seed drawn in the
+            sampler, :class:`~geossl.engine.loader.SeededSampler`).
         accelerator: "auto", "cpu", "cuda", ... (Lightning Fabric).
         devices: devices per node (int) or "auto".
         strategy: "auto", "ddp", ... (Lightning Fabric). Under ``torchrun`` the defaults (one
@@ -77,7 +78,7 @@ class TrainerConfig:
     schedule_every: str = "epoch"
     grad_clip: float = 0.0
     accumulate: int = 1
-    num_workers: int = 0
+    num_workers: Any = 0
     accelerator: str = "auto"
     devices: Any = 1
     strategy: str = "auto"
@@ -91,6 +92,10 @@ class TrainerConfig:
     resume: Optional[str] = None
 
     def __post_init__(self):
+        if self.num_workers == "auto":
+            self.num_workers = auto_workers()
+        if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int):
+            raise ConfigError(f"trainer.num_workers must be a number of worker processes or 'auto', got {self.num_workers!r}.")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"Unknown trainer.optimizer {self.optimizer!r}. Valid optimizers: {', '.join(OPTIMIZERS)}.")
         if self.scheduler not in SCHEDULERS:
@@ -153,11 +158,29 @@ def _differences(a: Dict[str, Any], b: Dict[str, Any], prefix: str = "") -> List
     return out
 
 
+#: The most loader workers ``num_workers=auto`` starts (see :func:`auto_workers`).
+MAX_AUTO_WORKERS = 8
+
+
+def visible_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the platform has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def auto_workers(cores: Optional[int] = None) -> int:
+    """Loader workers for ``trainer.num_workers=auto``: one core is left to the training process and the rest load
+    data, up to :data:`MAX_AUTO_WORKERS`; under torchrun the local processes share the cores. One core: 0 (data is
+    loaded in the training process), two: 1, sixteen: 8."""
+    cores = visible_cores() if cores is None else cores
+    local = max(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)
+    return max(0, min(cores // local - 1, MAX_AUTO_WORKERS))
+
+
 def default_threads() -> int:
     """CPU threads that do not oversubscribe the machine: this process's cores (its CPU affinity) minus the
     load other processes put on them (the 1-minute load average, rounded), at least 1, and never more than
     torch's own default. Under torchrun, the local processes share the cores."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = visible_cores()
     try:
         busy = round(os.getloadavg()[0])
     except OSError:
@@ -358,9 +381,14 @@ class Engine:
         before_epoch = getattr(method, "before_epoch", None)
         progress = self._progress(start)
         wall0 = time.perf_counter()
-        train_seconds, last, mon = 0.0, {}, {}
+        train_seconds, last, mon, run_steps = 0.0, {}, {}, 0
+        per_pass = len(batches) if hasattr(batches, "__len__") else None
         with progress:
             task = progress.add_task("train", total=cfg.epochs, completed=start, info="")
+            if hasattr(progress, "note"):
+                progress.note(f"{cfg.epochs - start} epoch(s) to run from epoch {start + 1}, "
+                              f"{per_pass if per_pass is not None else 'an unknown number of'} batches each, "
+                              f"{cfg.num_workers} loader worker(s); waiting for the first batch")
             for epoch in range(start, cfg.epochs):
                 if before_epoch is not None:
                     before_epoch(epoch)
@@ -387,6 +415,11 @@ class Engine:
                     for k, v in losses.items():
                         sums[k] = sums.get(k, 0.0) + (value if k == "loss" else float(v.detach() if torch.is_tensor(v) else v))
                     steps += 1
+                    if per_pass and steps < per_pass:  # within the epoch too (its last step: the epoch line below)
+                        run_steps += 1
+                        rate = run_steps / max(time.perf_counter() - wall0, 1e-9)
+                        progress.update(task, completed=epoch + steps / per_pass,
+                                        info=f"step {steps}/{per_pass} loss={value:.4f} {rate:.2f} steps/s")
                 if pending:
                     self._step(module, opt, sched, after_step)
                 if cfg.schedule_every == "epoch":
@@ -458,13 +491,19 @@ class Engine:
 
 
 class PlainProgress:
-    """Progress as plain lines (epoch, losses, elapsed, estimated time left), at most one every ``interval``
-    seconds plus the first and the last epoch, for output that is not a terminal. It has the part of
-    rich's ``Progress`` interface the engine uses."""
+    """Progress as plain lines for output that is not a terminal (a batch job, nohup, CI): what the run is about to do
+    (:meth:`note`), then the epoch, the step within it, the losses, steps per second, elapsed and estimated time left,
+    at most one line every ``interval`` seconds plus the first step, the first epoch and the last. It has the part of
+    rich's ``Progress`` interface the engine uses (``completed`` may be fractional: epochs done plus the share of the
+    current one)."""
 
     def __init__(self, start: int, interval: float = 30.0, file=None):
         self.start, self.interval, self.file = start, interval, file
-        self.total, self.description, self.t0, self.last = 0, "", 0.0, -1e9
+        self.total, self.description, self.t0, self.last, self.updates = 0, "", 0.0, -1e9, 0
+
+    def note(self, text: str) -> None:
+        """A line saying what the run does next (before its first step, which may wait long for data)."""
+        print(f"{self.description}: {text}", file=self.file or sys.stdout, flush=True)
 
     def __enter__(self):
         self.t0 = time.perf_counter()
@@ -477,14 +516,17 @@ class PlainProgress:
         self.description, self.total = description, total
         return 0
 
-    def update(self, task: int, completed: int, info: str = "") -> None:
+    def update(self, task: int, completed: float, info: str = "") -> None:
         now = time.perf_counter()
-        if now - self.last < self.interval and completed not in (self.start + 1, self.total):
+        self.updates += 1
+        whole = float(completed).is_integer()
+        if now - self.last < self.interval and self.updates > 1 and not (whole and completed in (self.start + 1, self.total)):
             return
         self.last = now
         elapsed = now - self.t0
         done = completed - self.start
         eta = elapsed / done * (self.total - completed) if done > 0 else float("nan")
         fmt = lambda sec: time.strftime("%H:%M:%S", time.gmtime(sec)) if math.isfinite(sec) else "?"  # noqa: E731
-        print(f"{self.description}: epoch {completed}/{self.total} {info} elapsed {fmt(elapsed)} eta {fmt(eta)}",
+        epoch = f"epoch {int(completed)}/{self.total}" if whole else f"epoch {int(completed) + 1}/{self.total}"
+        print(f"{self.description}: {epoch} {info} elapsed {fmt(elapsed)} eta {fmt(eta)}",
               file=self.file or sys.stdout, flush=True)

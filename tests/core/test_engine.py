@@ -247,3 +247,38 @@ def test_before_epoch_is_told_the_finished_epochs_also_when_a_run_resumes(tmp_pa
     resumed = _Staged()
     Engine(_cfg(epochs=4, checkpoint_every=1, resume=str(tmp_path)), tmp_path, seed=0).fit(resumed, batches)
     assert resumed.epochs_seen == [2, 3]
+
+
+def test_num_workers_auto_leaves_a_core_to_training(monkeypatch):
+    """trainer.num_workers=auto on 1, 2 and 16 visible cores: 0, 1 and 8 workers; a bad value is refused by name."""
+    from geossl.engine import engine
+
+    for cores, workers in ((1, 0), (2, 1), (16, 8), (64, engine.MAX_AUTO_WORKERS)):
+        monkeypatch.setattr(engine.os, "sched_getaffinity", lambda pid, n=cores: set(range(n)), raising=False)
+        assert TrainerConfig(num_workers="auto").num_workers == workers
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # two torchrun processes share the 16 cores
+    assert engine.auto_workers(16) == 7
+    with pytest.raises(ConfigError, match="trainer.num_workers"):
+        TrainerConfig(num_workers="many")
+
+
+def test_progress_lines_appear_without_a_terminal(tmp_path, capsys):
+    """Output that is not a terminal gets plain lines: what the run does before its first batch, then the first step
+    with its steps per second (not only at the end of an epoch)."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+
+    class Loss(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, batch):
+            return {"loss": self.model(batch).pow(2).mean()}
+
+    batches = [torch.randn(4, 3) for _ in range(5)]
+    Engine(TrainerConfig(epochs=2, progress=True), tmp_path).fit(Loss(), batches)
+    out = capsys.readouterr().out
+    assert "train: 2 epoch(s) to run from epoch 1, 5 batches each, 0 loader worker(s); waiting for the first batch" in out
+    assert "train: epoch 1/2 step 1/5 loss=" in out and "steps/s" in out
+    assert "train: epoch 2/2 loss=" in out
