@@ -385,10 +385,14 @@ class Engine:
         per_pass = len(batches) if hasattr(batches, "__len__") else None
         with progress:
             task = progress.add_task("train", total=cfg.epochs, completed=start, info="")
-            if hasattr(progress, "note"):
-                progress.note(f"{cfg.epochs - start} epoch(s) to run from epoch {start + 1}, "
-                              f"{per_pass if per_pass is not None else 'an unknown number of'} batches each, "
-                              f"{cfg.num_workers} loader worker(s); waiting for the first batch")
+            if cfg.progress and fabric.is_global_zero:  # before the first batch, which may be long in coming
+                what = (f"{cfg.epochs - start} epoch(s) to run from epoch {start + 1}, "
+                        f"{per_pass if per_pass is not None else 'an unknown number of'} batches each, "
+                        f"{cfg.num_workers} loader worker(s); waiting for the first batch")
+                if isinstance(progress, PlainProgress):
+                    progress.note(what)
+                else:
+                    progress.console.print(f"train: {what}")
             for epoch in range(start, cfg.epochs):
                 if before_epoch is not None:
                     before_epoch(epoch)
