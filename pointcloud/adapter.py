@@ -133,6 +133,15 @@ def probe(features: Callable, data: SceneData, cfg: DictConfig) -> Dict[str, Any
     return out
 
 
+def announce_data(data: SceneData, engine) -> None:
+    """One line, before anything is trained, saying where the training items come from (the run's first minutes may
+    go to making them) and how many loader workers make them; shown where the engine shows progress."""
+    if engine.cfg.progress and engine.fabric.is_global_zero:
+        train = data.split("train")
+        print(f"data: {len(train)} training items of {data.name} per epoch, {data.batch_size} per batch: {train.origin}; "
+              f"{engine.cfg.num_workers} loader worker(s) (trainer.num_workers)", flush=True)
+
+
 def held_out_metrics(method, data: SceneData, device) -> Dict[str, float]:
     """The method's own metrics (``method.held_out_metrics(batch, generator)``) averaged over the test split."""
     from torch.utils.data import DataLoader
@@ -208,6 +217,7 @@ class SceneAdapter(DomainAdapter):
 
     def job(self, cfg: DictConfig, data: SceneData, engine) -> Job:
         train = data.split("train")
+        announce_data(data, engine)
         batches = engine.loader(train, data.batch_size, collate_fn=collate, shuffle=True, seeded=True)
         monitor_batch = collate([data.split("val")[(i, i)] for i in range(min(data.batch_size, len(data.split("val"))))])
 

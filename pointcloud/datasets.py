@@ -55,12 +55,14 @@ class SceneDataset(torch.utils.data.Dataset):
         views: posed views per item (0: none).
         loop: every scene appears this many times per epoch (Pointcept's ``loop``; for datasets of few scenes).
         transform: ``transform(scene, generator)`` applied to every item (:mod:`geossl.pointcloud.transforms`).
+        origin: where an item's scene comes from, in words, for the line a run prints before training (made anew,
+            read from a cache or a folder).
     """
 
     def __init__(self, name: str, split: str, keys: Sequence, load: Callable[[Any, bool], Dict[str, Any]],
                  view_frames: Callable[[RGBDSequence, str], List[RGBDFrame]] = lambda seq, split: list(seq.frames),
                  semantic_classes: Optional[Sequence[str]] = None, box_classes: Optional[Sequence[str]] = None,
-                 views: int = 0, loop: int = 1, transform: Optional[Callable] = None):
+                 views: int = 0, loop: int = 1, transform: Optional[Callable] = None, origin: str = ""):
         if split not in SPLITS:
             raise ConfigError(f"Unknown split {split!r}. Valid splits: {', '.join(SPLITS)}.")
         if not keys:
@@ -70,7 +72,7 @@ class SceneDataset(torch.utils.data.Dataset):
         self.name, self.split, self.keys, self._load, self._view_frames = name, split, list(keys), load, view_frames
         self.semantic_classes = None if semantic_classes is None else tuple(semantic_classes)
         self.box_classes = None if box_classes is None else tuple(box_classes)
-        self.views, self.loop, self.transform = int(views), int(loop), transform
+        self.views, self.loop, self.transform, self.origin = int(views), int(loop), transform, origin
         self.in_dim = 3
 
     def __len__(self) -> int:
@@ -156,8 +158,10 @@ def rooms(split: str = "train", splits: Optional[Dict[str, List[int]]] = None, n
         r["labels"] = r.pop("semantic")
         return r
 
+    origin = ("each room generated once and kept in the room cache (dataset.cache=true), read back after that" if cache else
+              "every room generated (points, ray-cast views) anew for every item, every epoch; dataset.cache=true keeps them")
     return SceneDataset("rooms", split, list(range(lo, hi)), load, semantic_classes=SEMANTIC, box_classes=CLASSES,
-                        views=views, loop=loop)
+                        views=views, loop=loop, origin=origin)
 
 
 # --- ScanNet -----------------------------------------------------------------------------------------------
@@ -235,7 +239,7 @@ def scannet(split: str = "train", root: Optional[str] = None, splits: Any = None
         return s
 
     return SceneDataset("scannet", split, keys, load, semantic_classes=semantic_names, box_classes=box_names,
-                        views=views, loop=loop)
+                        views=views, loop=loop, origin="scenes read from their ScanNet files")
 
 
 # --- RGB-D sequences ---------------------------------------------------------------------------------------
@@ -268,7 +272,8 @@ def _sequence_dataset(name: str, reader, split: str, root, stride: int, width: i
         train, test = seq.split(test_every)
         return train if split == "train" else test
 
-    return SceneDataset(name, split, [name], load, view_frames=view_frames, views=views, loop=loop)
+    return SceneDataset(name, split, [name], load, view_frames=view_frames, views=views, loop=loop,
+                        origin="one scene fused (TSDF) from the RGB-D sequence on first use, kept in memory")
 
 
 def _register_sequence(name: str, doc: str, folder: Optional[str] = None, about: str = ""):
@@ -324,7 +329,8 @@ def scene_folder(split: str = "train", root: str = "???", views: int = 0, loop: 
     splits = meta["splits"]
     keys = _split_keys(splits, split, f"scene_folder {root}") if splits else meta["scenes"]
     return SceneDataset("scene_folder", split, keys, lambda key, frames: read_scene(root, key, meta, frames),
-                        semantic_classes=meta["semantic_classes"], box_classes=meta["box_classes"], views=views, loop=loop)
+                        semantic_classes=meta["semantic_classes"], box_classes=meta["box_classes"], views=views, loop=loop,
+                        origin=f"scenes read from {root}")
 
 
 def scene_for_show(builder_kwargs: Dict[str, Any], builder) -> Dict[str, Any]:

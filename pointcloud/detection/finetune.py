@@ -20,6 +20,7 @@ from geossl.errors import ConfigError
 from geossl.pipeline import FinetuneJob
 from geossl.points import collate
 from geossl.registry import HEADS
+from geossl.pointcloud.adapter import announce_data
 from geossl.pointcloud.datasets import datasets_with
 from geossl.pointcloud.detection.detector import Detector, save_detector
 from geossl.pointcloud.detection.evaluation import indoor_map
@@ -150,6 +151,7 @@ def detection_job(cfg: DictConfig, data, encoder: Encoder, engine) -> FinetuneJo
     """How a detector trains on ``data`` and is scored: the pieces :func:`geossl.pipeline.finetune` runs."""
     detector = build_detector(cfg, data, encoder)
     train = data.split("train")
+    announce_data(data, engine)
     batches = engine.loader(train, data.batch_size, collate_fn=collate, shuffle=True, seeded=True)
 
     def monitor(task) -> Dict[str, float]:  # the learning curve: validation mAP every trainer.monitor_every epochs

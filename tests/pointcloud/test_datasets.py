@@ -132,3 +132,16 @@ def test_the_scene_folder_refuses_what_does_not_fit_the_format(tmp_path):
         root = _folder(tmp_path / "empty")
         (root / "meta.json").write_text(json.dumps({"splits": {"train": ["a"], "test": []}}))
         scene_folder(split="test", root=str(root))
+
+
+def test_a_scene_run_says_where_its_items_come_from_before_training(tmp_path, capsys):
+    """The first line of a scene run says what its first minutes go to: rooms made anew, or read from the cache."""
+    from geossl import cli
+
+    small = ["dataset.splits.train=[0,2]", "dataset.splits.val=[1000,1001]", "dataset.splits.test=[2000,2001]",
+             "dataset.num_points=2000", "dataset.batch_size=2", "transform.points=512", "encoder.centres=8", "encoder.patch=16",
+             "encoder.dim=32", "encoder.depth=1", "encoder.heads=4", "encoder.tokeniser=8", "trainer.epochs=1",
+             "trainer.threads=1", "eval=none"]
+    assert cli.main(["pretrain", "scene=pointmae", "dataset=rooms", *small, f"run_dir={tmp_path / 'run'}"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("data: 2 training items of rooms per epoch, 2 per batch: every room generated") and "0 loader worker(s)" in out
