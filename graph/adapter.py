@@ -235,7 +235,7 @@ class GraphAdapter(DomainAdapter):
                     f"({summary['seconds_per_epoch']:.3f} s/epoch) -> {run_dir}")
         if "cv_acc" in summary:
             return (f"{summary['method']} on {summary['dataset']}: cv_acc={summary['cv_acc']:.2f} ± {summary['cv_std']:.2f} "
-                    f"({summary['pooling']} pooling, SVC, 10-fold) rankme={summary['rankme']:.1f} "
+                    f"({summary['pooling']} pooling, SVC, {len(summary['fold_accs'])}-fold) rankme={summary['rankme']:.1f} "
                     f"({summary['seconds_per_epoch']:.3f} s/epoch, {summary['world_size']} process(es)) -> {run_dir}")
         return super().describe(summary, run_dir)
 

@@ -227,7 +227,9 @@ class Engine:
         # an existing metrics.csv in its folder.
         csv_version = f"resumed-{time.strftime('%Y%m%d-%H%M%S')}" if cfg.resume else ""
         warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
-        loggers = [CSVLogger(self.run_dir, name="", version=csv_version), TensorBoardLogger(self.run_dir, name="tensorboard", version="")]
+        # flushed every logged epoch: a killed run keeps the rows of the epochs it finished (the default buffers 100)
+        loggers = [CSVLogger(self.run_dir, name="", version=csv_version, flush_logs_every_n_steps=1),
+                   TensorBoardLogger(self.run_dir, name="tensorboard", version="")]
         devices, num_nodes, strategy = torchrun_layout(cfg.devices, cfg.num_nodes, cfg.strategy)
         self.fabric = Fabric(accelerator=cfg.accelerator, devices=devices, strategy=strategy,
                              num_nodes=num_nodes, precision=cfg.precision, loggers=loggers)

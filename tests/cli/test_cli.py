@@ -134,6 +134,16 @@ TINY_GRAPH = ["trainer.epochs=2", "trainer.progress=false", "encoder.hidden=16",
 
 
 @requires_mutag
+def test_the_graph_level_line_names_the_folds_it_ran_and_unknown_top_level_keys_are_refused(tmp_path):
+    """eval.folds=2 is reported as 2-fold (the line said 10-fold whatever ran); ``+seeds=3`` is refused by name."""
+    res = geossl("pretrain", "graph=graphmae", "dataset=mutag", "eval.folds=2", f"run_dir={tmp_path / 'run'}", *TINY_GRAPH, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "SVC, 2-fold" in res.stdout and "10-fold" not in res.stdout
+    _assert_clean_error(geossl("pretrain", "graph=graphmae", "dataset=mutag", "+seeds=3", cwd=tmp_path),
+                        "Unknown key(s) 'seeds' for geossl pretrain")
+
+
+@requires_mutag
 def test_graph_level_pretrain_then_evaluate_on_mutag(tmp_path):
     run_dir = tmp_path / "run"
     res = geossl("pretrain", "graph=graphmae", "dataset=mutag", f"run_dir={run_dir}", *TINY_GRAPH, cwd=tmp_path)

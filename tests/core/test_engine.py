@@ -282,3 +282,28 @@ def test_progress_lines_appear_without_a_terminal(tmp_path, capsys):
     assert "train: 2 epoch(s) to run from epoch 1, 5 batches each, 0 loader worker(s); waiting for the first batch" in out
     assert "train: epoch 1/2 step 1/5 loss=" in out and "steps/s" in out
     assert "train: epoch 2/2 loss=" in out
+
+
+def test_metrics_csv_keeps_every_finished_epoch_when_a_run_is_killed(tmp_path, monkeypatch):
+    """metrics.csv is flushed every epoch: a run killed after epoch 2's checkpoint has epochs 1 and 2 in it (Lightning's
+    CSV logger kept up to 100 rows in memory, so they were lost)."""
+    import csv
+
+    from tests.conftest import run_killed_after_epoch
+
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(3, 1)
+
+    class Loss(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = layer
+
+        def forward(self, batch):
+            return {"loss": self.layer(batch).pow(2).mean()}
+
+    cfg = TrainerConfig(epochs=4, checkpoint_every=1, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        run_killed_after_epoch(monkeypatch, 2, lambda: Engine(cfg, tmp_path).fit(Loss(), [torch.randn(4, 3)]))
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert [int(float(r["step"])) for r in rows] == [1, 2]
