@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Dict
@@ -70,10 +71,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             warnings.filterwarnings("ignore", message="Detected pickle protocol")  # a corrupt file: refused below
             data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = str(exc).strip()
+        if text.startswith("Weights only load failed"):  # torch's advice to load with weights_only=False is never given here
+            blocked = re.search(r"(Unsupported global: GLOBAL [\w.]+|Unsupported operand \d+)", text)
+            first = f"it holds Python objects torch refuses to unpickle safely{': ' + blocked.group(1) if blocked else ''}"
+        else:
+            first = text.splitlines()[0] if text else type(exc).__name__
         raise CheckpointError(
             f"Checkpoint {str(path)!r} cannot be read safely ({first}). It is corrupt, truncated, "
-            "or holds objects other than tensors and plain values."
+            "or holds objects other than tensors and plain values; geossl does not load such a file."
         ) from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{str(path)!r} is not a geossl training checkpoint.")

@@ -97,8 +97,11 @@ def test_checkpoint_with_pickled_objects_is_refused(tmp_path):
     import argparse
 
     torch.save({"format": "geossl-checkpoint", "version": 1, "x": argparse.Namespace(a=1)}, tmp_path / "checkpoint.pt")
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError) as refused:
         load_checkpoint(tmp_path)
+    # a file the user did not write is never met with torch's advice to load it with weights_only=False
+    assert "weights_only" not in str(refused.value) and "will likely succeed" not in str(refused.value)
+    assert "refuses to unpickle" in str(refused.value)
 
 
 def test_bad_trainer_values_are_errors():
