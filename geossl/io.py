@@ -73,6 +73,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     return path
 
 
+def load_refusal(exc: BaseException) -> str:
+    """Why ``torch.load(..., weights_only=True)`` refused a file, in one line, without torch's advice to load it with
+    ``weights_only=False`` (never given for a file the user did not write)."""
+    import re
+
+    text = str(exc).strip()
+    if text.startswith("Weights only load failed"):
+        blocked = re.search(r"(Unsupported global: GLOBAL [\w.]+|Unsupported operand \d+)", text)
+        return f"it holds Python objects torch refuses to unpickle safely{': ' + blocked.group(1) if blocked else ''}"
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Atomically write ``obj`` as indented JSON (NaN and infinities become null: strict JSON)."""
 

@@ -25,7 +25,7 @@ import torch
 from geossl.data import cache_lock, cache_root, cached_dataset_dir, check_dataset_name, content_key, data_root
 from geossl.errors import DatasetNotFoundError
 from geossl.graph.graph_files import GraphFileError, check_tu_folder, find_file, read_gin_file
-from geossl.io import atomic_write
+from geossl.io import atomic_write, load_refusal
 from geossl.registry import DATASETS
 
 @dataclass
@@ -416,8 +416,7 @@ def graph_list(path: str = "???", name: Optional[str] = None) -> GraphDataset:
             warnings.filterwarnings("ignore", message="Detected pickle protocol")  # a corrupt file: refused below
             graphs = torch.load(file, weights_only=True)
     except Exception as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise GraphFileError(f"{file} could not be read as a saved list of PyG Data objects: {first}") from None
+        raise GraphFileError(f"{file} could not be read as a saved list of PyG Data objects: {load_refusal(err)}") from None
     if not isinstance(graphs, (list, tuple)) or not all(isinstance(g, Data) for g in graphs):
         raise GraphFileError(f"{file} does not hold a list of torch_geometric.data.Data objects (found {type(graphs).__name__}).")
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import warnings
 from pathlib import Path
 from typing import Any, Dict
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 
 from geossl.errors import CheckpointError
-from geossl.io import atomic_write
+from geossl.io import atomic_write, load_refusal
 
 CHECKPOINT_FORMAT = "geossl-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -71,14 +70,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             warnings.filterwarnings("ignore", message="Detected pickle protocol")  # a corrupt file: refused below
             data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        text = str(exc).strip()
-        if text.startswith("Weights only load failed"):  # torch's advice to load with weights_only=False is never given here
-            blocked = re.search(r"(Unsupported global: GLOBAL [\w.]+|Unsupported operand \d+)", text)
-            first = f"it holds Python objects torch refuses to unpickle safely{': ' + blocked.group(1) if blocked else ''}"
-        else:
-            first = text.splitlines()[0] if text else type(exc).__name__
         raise CheckpointError(
-            f"Checkpoint {str(path)!r} cannot be read safely ({first}). It is corrupt, truncated, "
+            f"Checkpoint {str(path)!r} cannot be read safely ({load_refusal(exc)}). It is corrupt, truncated, "
             "or holds objects other than tensors and plain values; geossl does not load such a file."
         ) from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:

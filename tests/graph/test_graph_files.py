@@ -96,8 +96,9 @@ def test_a_saved_list_of_pyg_data_loads_and_anything_else_is_refused(tmp_path):
 
     # an arbitrary pickled object is never unpickled (weights_only=True)
     torch.save([Path("/etc/passwd")], tmp_path / "evil.pt")
-    with pytest.raises(GraphFileError, match="could not be read as a saved list of PyG Data"):
+    with pytest.raises(GraphFileError, match="could not be read as a saved list of PyG Data") as refused:
         load_dataset("graph_list", path=str(tmp_path / "evil.pt"))
+    assert "weights_only" not in str(refused.value) and "refuses to unpickle" in str(refused.value)  # no advice to unpickle it
     torch.save({"x": torch.zeros(2)}, tmp_path / "dict.pt")
     with pytest.raises(GraphFileError, match="does not hold a list"):
         load_dataset("graph_list", path=str(tmp_path / "dict.pt"))
