@@ -89,11 +89,15 @@ class VoteHead(nn.Module):
                  group: int = 16, width: int = 128, heading_bins: int = 12, positive_radius: float = 0.3,
                  negative_radius: float = 0.6, nms_iou: float = 0.25, vote_weight: float = 10.0):
         super().__init__()
-        if min(in_dim, num_classes, num_seeds, num_proposals, group, width, heading_bins) < 1 or num_proposals > num_seeds \
-                or group > num_seeds or not 0 < positive_radius <= negative_radius or not vote_weight > 0:
-            raise ConfigError(f"Bad VoteNet head settings: num_seeds={num_seeds} >= num_proposals={num_proposals} and group={group} "
-                              f"(all >= 1), width={width}, 0 < positive_radius={positive_radius} <= negative_radius={negative_radius}, "
-                              f"vote_weight={vote_weight} > 0.")
+        rules = {"num_seeds": num_seeds >= max(num_proposals, group, 1), "num_proposals": num_proposals >= 1, "group": group >= 1,
+                 "width": width >= 1, "heading_bins": heading_bins >= 1, "positive_radius": 0 < positive_radius <= negative_radius,
+                 "negative_radius": negative_radius >= positive_radius, "nms_iou": 0 <= nms_iou <= 1, "vote_weight": vote_weight > 0}
+        bad = [k for k, ok in rules.items() if not ok]  # comparisons with NaN are false: NaN is refused too
+        if bad or min(in_dim, num_classes) < 1:
+            raise ConfigError(f"Bad VoteNet head settings ({', '.join(f'detection.{k}' for k in bad) or 'in_dim, num_classes'}): "
+                              f"num_seeds={num_seeds} >= num_proposals={num_proposals} and group={group} (all >= 1), width={width} >= 1, "
+                              f"heading_bins={heading_bins} >= 1, 0 < positive_radius={positive_radius} <= negative_radius={negative_radius}, "
+                              f"0 <= nms_iou={nms_iou} <= 1, vote_weight={vote_weight} > 0.")
         self.num_classes, self.yaw, self.num_seeds, self.num_proposals, self.group = num_classes, yaw, num_seeds, num_proposals, group
         self.heading_bins, self.positive_radius, self.negative_radius, self.nms_iou = heading_bins, positive_radius, negative_radius, nms_iou
         self.vote_weight = vote_weight

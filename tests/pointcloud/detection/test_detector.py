@@ -140,3 +140,13 @@ def test_a_rooms_detector_is_evaluated_on_scannet_through_the_classes_they_share
     m = evaluated["metrics"]
     assert m["classes_evaluated"] == ["table", "chair", "cabinet", "bed", "sofa", "bookshelf"] and m["test_scenes"] == 1
     assert set(m["class_AP@0.25"]) <= set(m["classes_evaluated"]) and all(int(b[-1]) in (0, 1, 2, 3, 4, 7) for b in evaluated["ground_truth"][0])  # cabinet, bed, chair, sofa, table, bookshelf
+
+
+@pytest.mark.parametrize("setting, value", [("heading_bins", 0), ("nms_iou", float("nan")), ("nms_iou", 1.5), ("width", 0),
+                                            ("vote_weight", float("nan"))])
+def test_a_bad_head_setting_is_refused_by_its_name(setting, value):
+    """heading_bins=0 was refused without naming it, and nms_iou=nan was accepted (issue 45)."""
+    from geossl.pointcloud.detection.votenet import VoteHead
+
+    with pytest.raises(ConfigError, match=f"detection.{setting}"):
+        VoteHead(in_dim=8, num_classes=3, **{setting: value})
