@@ -131,8 +131,10 @@ def read_encoder_header(path: str | os.PathLike) -> Dict[str, Any]:
         )
     try:
         header = json.loads(meta["geossl"])
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"Encoder file {str(path)!r} has a corrupt header ({exc}).") from None
+    except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: JSON nested too deep for the decoder
+        raise CheckpointError(f"Encoder file {str(path)!r} has a corrupt header ({type(exc).__name__}).") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"Encoder file {str(path)!r} has a corrupt header (a JSON {type(header).__name__}, not an object).")
     if header.get("format") != ENCODER_FORMAT:
         raise CheckpointError(
             f"{str(path)!r} is a geossl file of kind {header.get('format')!r}, not an encoder ({ENCODER_FORMAT!r})."

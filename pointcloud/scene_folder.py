@@ -42,8 +42,8 @@ class SceneFolderError(GeosslError, ValueError):
 def _json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SceneFolderError(f"{path} is not readable JSON: {e}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:  # RecursionError: nested too deep
+        raise SceneFolderError(f"{path} is not readable JSON: {type(e).__name__}: {e}") from None
 
 
 def _names(value: Any, what: str, path: Path) -> Optional[List[str]]:

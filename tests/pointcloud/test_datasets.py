@@ -145,3 +145,24 @@ def test_a_scene_run_says_where_its_items_come_from_before_training(tmp_path, ca
     assert cli.main(["pretrain", "scene=pointmae", "dataset=rooms", *small, f"run_dir={tmp_path / 'run'}"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("data: 2 training items of rooms per epoch, 2 per batch: every room generated") and "0 loader worker(s)" in out
+
+
+def test_json_nested_too_deep_is_refused_not_a_recursion_error(tmp_path):
+    """A meta.json (or an encoder header) nested deeper than the JSON decoder recurses is refused with geossl's error;
+    it raised RecursionError before (issue 45)."""
+    from safetensors.torch import save_file
+
+    from geossl.encoder import read_encoder_header
+    from geossl.errors import CheckpointError
+
+    deep = "[" * 100_000 + "]" * 100_000
+    root = _folder(tmp_path / "deep")
+    (root / "meta.json").write_text(deep)
+    with pytest.raises(SceneFolderError, match="meta.json is not readable JSON: RecursionError"):
+        scene_folder(split="train", root=str(root))
+    save_file({"w": torch.zeros(1)}, tmp_path / "deep.safetensors", metadata={"geossl": deep})
+    with pytest.raises(CheckpointError, match="corrupt header"):
+        read_encoder_header(tmp_path / "deep.safetensors")
+    save_file({"w": torch.zeros(1)}, tmp_path / "list.safetensors", metadata={"geossl": "[1, 2]"})
+    with pytest.raises(CheckpointError, match="not an object"):
+        read_encoder_header(tmp_path / "list.safetensors")
