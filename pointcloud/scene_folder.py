@@ -128,15 +128,17 @@ def read_scene(root: str, name: str, meta: Dict[str, Any], frames: bool = True) 
         a = arrays.get(k)
         if a is not None and (len(a) != n or (width and (a.ndim != 2 or a.shape[1] != width))):
             raise SceneFolderError(f"{where}: {k} has shape {a.shape}, expected {n} rows{f' of {width}' if width else ''}.")
-    if not np.isfinite(coord).all():
-        raise SceneFolderError(f"{where}: coord holds NaN or inf.")
-    color = arrays["color"].astype(np.float32)
+    cast = {k: _float32(arrays[k]) for k in ("coord", "color", "normal") if k in arrays}
+    for k, a in cast.items():  # checked after the cast: a float64 beyond float32's range becomes inf there
+        if not np.isfinite(a).all():
+            raise SceneFolderError(f"{where}: {k} holds NaN, inf or values beyond float32's range (about ±3.4e38).")
+    color = cast["color"]
     if arrays["color"].dtype == np.uint8 or color.max(initial=0) > 1.0:
         color = color / 255.0
-    scene: Dict[str, Any] = {"coord": torch.from_numpy(coord.astype(np.float32)), "feat": torch.from_numpy(color.clip(0, 1)),
+    scene: Dict[str, Any] = {"coord": torch.from_numpy(cast["coord"]), "feat": torch.from_numpy(color.clip(0, 1)),
                              "name": str(name)}
     if "normal" in arrays:
-        scene["normal"] = torch.from_numpy(arrays["normal"].astype(np.float32))
+        scene["normal"] = torch.from_numpy(cast["normal"])
     if "semantic" in arrays:
         sem = arrays["semantic"].astype(np.int64)
         classes = meta["semantic_classes"]
@@ -153,6 +155,12 @@ def read_scene(root: str, name: str, meta: Dict[str, Any], frames: bool = True) 
     return scene
 
 
+def _float32(a: np.ndarray) -> np.ndarray:
+    """``a`` as float32 (values beyond its range become inf, which the callers refuse)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.asarray(a).astype(np.float32)
+
+
 def _boxes(path: Path, classes: Optional[List[str]]) -> torch.Tensor:
     boxes = _json(path)
     if not isinstance(boxes, list):
@@ -167,7 +175,7 @@ def _boxes(path: Path, classes: Optional[List[str]]) -> torch.Tensor:
         if classes is None or cls not in classes:
             raise SceneFolderError(f"{path}: box {i} has class {cls!r}, which is not in meta.json's box_classes "
                                    f"({', '.join(classes or []) or 'none listed'}).")
-        if len(centre) != 3 or len(size) != 3 or min(size) <= 0 or not np.isfinite(centre + size + [angle]).all():
+        if len(centre) != 3 or len(size) != 3 or min(size) <= 0 or not np.isfinite(_float32(np.array(centre + size + [angle]))).all():
             raise SceneFolderError(f"{path}: box {i} needs a finite 3-vector center and a size of three positive numbers.")
         rows.append(centre + size + ([angle] if yaw else []) + [float(classes.index(cls))])
     return torch.tensor(rows, dtype=torch.float32).reshape(-1, 8 if yaw else 7)

@@ -166,3 +166,22 @@ def test_json_nested_too_deep_is_refused_not_a_recursion_error(tmp_path):
     save_file({"w": torch.zeros(1)}, tmp_path / "list.safetensors", metadata={"geossl": "[1, 2]"})
     with pytest.raises(CheckpointError, match="not an object"):
         read_encoder_header(tmp_path / "list.safetensors")
+
+
+def test_values_beyond_float32_and_nan_colours_are_refused_by_field(tmp_path):
+    """float64 coordinates beyond float32's range passed the finiteness check and became inf after the cast; NaN colours
+    were reported as coordinates; a box size of 1e39 trained as an infinite box (issue 45)."""
+    root = _folder(tmp_path / "big")
+    coord = np.random.default_rng(0).random((500, 3)) * 2
+    coord[7, 1] = 1e39
+    np.savez(root / "a" / "points.npz", coord=coord, color=np.full((500, 3), 0.5))
+    with pytest.raises(SceneFolderError, match="points.npz: coord holds NaN, inf or values beyond float32's range"):
+        scene_folder(split="train", root=str(root))[0]
+    color = np.full((500, 3), 0.5)
+    color[3, 0] = np.nan
+    np.savez(root / "a" / "points.npz", coord=coord.clip(0, 2), color=color)
+    with pytest.raises(SceneFolderError, match="points.npz: color holds NaN"):
+        scene_folder(split="train", root=str(root))[0]
+    root = _folder(tmp_path / "bigbox", boxes=[{"class": "chair", "center": [0, 0, 0], "size": [1, 1e39, 1]}])
+    with pytest.raises(SceneFolderError, match="box 0 needs a finite 3-vector center"):
+        scene_folder(split="train", root=str(root))[0]
