@@ -177,6 +177,44 @@ def load_npy(path: str | os.PathLike, error: type):
         raise error(f"{path} is not a readable NumPy array: {type(e).__name__}: {e}") from None
 
 
+def check_npz(path: str | os.PathLike, error: type, max_rows: int, max_bytes: int, rows_key: str = "") -> None:
+    """Refuse, before any array of it is read, a ``.npz`` whose members declare more than they can hold: each member's
+    ``.npy`` header is read from the archive and its shape checked against the member's uncompressed size (as the
+    archive records it, which the decompressor enforces) and against the bounds ``max_rows`` (rows of any array) and
+    ``max_bytes`` (all members together, uncompressed; ``rows_key`` names the setting that raises the bound). Any problem
+    raises ``error`` naming the file."""
+    import zipfile
+
+    import numpy as np
+
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as z:
+            total = 0
+            for info in z.infolist():
+                total += info.file_size
+                if total > max_bytes:
+                    raise ValueError(f"its arrays take more than {max_bytes} bytes uncompressed"
+                                     + (f" (the bound follows {rows_key}={max_rows})" if rows_key else ""))
+                with z.open(info) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+                    if version not in readers:
+                        raise ValueError(f"{info.filename}: NumPy format version {version} is not read here (1.0 and 2.0 are)")
+                    shape, _, dtype = readers[version](fh, max_header_size=10_000)
+                    header = fh.tell()
+                need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if dtype.hasobject:
+                    raise ValueError(f"{info.filename} holds Python objects")
+                if need > info.file_size - header:
+                    raise ValueError(f"{info.filename}: its header declares {shape} {dtype} ({need} bytes), more than it holds")
+                if shape and shape[0] > max_rows:
+                    raise ValueError(f"{info.filename} declares {shape[0]} rows, more than the {max_rows} allowed"
+                                     + (f" ({rows_key}={max_rows}; raise it to read such a file)" if rows_key else ""))
+    except (ValueError, OSError, EOFError, TypeError, SyntaxError, MemoryError, zipfile.BadZipFile, tokenize.TokenError) as e:
+        raise error(f"{path} is not a readable NumPy archive: {type(e).__name__}: {e}") from None
+
+
 def reset_peak_rss() -> bool:
     """Restart this process's resident high-water mark (what :func:`peak_rss_mb` reads), so that a later reading is
     the peak of what ran since. Linux only (``/proc/self/clear_refs``); returns whether it was restarted."""

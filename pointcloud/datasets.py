@@ -32,6 +32,7 @@ from geossl.registry import DATASETS
 
 from geossl.pointcloud.rgbd import REDWOOD_FOLDER, SEVENSCENES_FOLDER
 from geossl.pointcloud.scannet import DEFAULT as SCANNET_FOLDER
+from geossl.pointcloud.scene_folder import MAX_POINTS as MAX_SCENE_POINTS
 
 SPLITS = ("train", "val", "test")
 
@@ -313,7 +314,8 @@ _register_sequence("scannet_export", "A scene exported by ScanNet's reader.py (:
 @DATASETS.register("scene_folder", domain="scene", capabilities=("labels", "boxes", "views", "rgbd"),
                    about="your scenes in the scene-folder format: dataset.root=<folder> (docs/datasets.md)",
                    notes={"labels": "with semantic arrays", "boxes": "with boxes.json", "views": "with frames", "rgbd": "with frames"})
-def scene_folder(split: str = "train", root: str = "???", views: int = 0, loop: int = 1, scene: Optional[str] = None) -> SceneDataset:
+def scene_folder(split: str = "train", root: str = "???", views: int = 0, loop: int = 1, scene: Optional[str] = None,
+                 max_points: int = MAX_SCENE_POINTS) -> SceneDataset:
     """Your own scenes in the scene-folder format (:mod:`geossl.pointcloud.scene_folder`, docs/datasets.md).
 
     Args:
@@ -322,13 +324,18 @@ def scene_folder(split: str = "train", root: str = "???", views: int = 0, loop: 
         views: posed views per item (from each scene's ``frames/``; val/test items take them too).
         loop: passes over the split per epoch.
         scene: the scene that ``geossl show`` uses (default: the split's first).
+        max_points: the most points a scene's ``points.npz`` may declare (refused before it is read, with what it
+            would take uncompressed; a small compressed file can declare billions).
     """
     from geossl.pointcloud.scene_folder import read_meta, read_scene
+
+    if max_points < 1:
+        raise ConfigError(f"dataset.max_points must be >= 1, got {max_points}.")
 
     meta = read_meta(root)
     splits = meta["splits"]
     keys = _split_keys(splits, split, f"scene_folder {root}") if splits else meta["scenes"]
-    return SceneDataset("scene_folder", split, keys, lambda key, frames: read_scene(root, key, meta, frames),
+    return SceneDataset("scene_folder", split, keys, lambda key, frames: read_scene(root, key, meta, frames, max_points),
                         semantic_classes=meta["semantic_classes"], box_classes=meta["box_classes"], views=views, loop=loop,
                         origin=f"scenes read from {root}")
 

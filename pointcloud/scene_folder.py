@@ -32,7 +32,7 @@ import torch
 
 from geossl.errors import DatasetNotFoundError, GeosslError
 from geossl.frames import RGBDFrame, RGBDSequence
-from geossl.io import ply_header_problem
+from geossl.io import check_npz, ply_header_problem
 
 
 class SceneFolderError(GeosslError, ValueError):
@@ -79,9 +79,15 @@ def read_meta(root: str) -> Dict[str, Any]:
             "box_classes": _names(meta.get("box_classes"), "box_classes", meta_path), "splits": splits, "scenes": scenes}
 
 
-def _points(folder: Path) -> Dict[str, np.ndarray]:
+#: The most points a scene may hold unless ``dataset.max_points`` says otherwise (ScanNet's scenes hold up to ~0.5 M).
+MAX_POINTS = 20_000_000
+
+
+def _points(folder: Path, max_points: int = MAX_POINTS) -> Dict[str, np.ndarray]:
     npz, ply = folder / "points.npz", folder / "points.ply"
     if npz.is_file():
+        # at most 8 arrays of max_points rows of 3 float64 each: nothing larger is decompressed or allocated
+        check_npz(npz, SceneFolderError, max_points, 8 * 3 * 8 * max_points + (1 << 20), rows_key="dataset.max_points")
         try:
             with np.load(npz, allow_pickle=False) as z:
                 out = {k: z[k] for k in z.files}
@@ -109,13 +115,13 @@ def _points(folder: Path) -> Dict[str, np.ndarray]:
     return {k: a for k, a in out.items() if a is not None}
 
 
-def read_scene(root: str, name: str, meta: Dict[str, Any], frames: bool = True) -> Dict[str, Any]:
+def read_scene(root: str, name: str, meta: Dict[str, Any], frames: bool = True, max_points: int = MAX_POINTS) -> Dict[str, Any]:
     """One scene of a scene folder as a scene dict (``coord``, ``feat``, and ``labels``, ``normal``,
     ``instance``, ``boxes``, ``frames`` where present)."""
     folder = Path(root) / str(name)
     if not folder.is_dir():
         raise DatasetNotFoundError(f"Scene {name!r} not found: no folder {folder}.")
-    arrays = _points(folder)
+    arrays = _points(folder, max_points)
     where = folder / ("points.npz" if (folder / "points.npz").is_file() else "points.ply")
     coord = arrays.get("coord")
     if coord is None or coord.ndim != 2 or coord.shape[1] != 3 or len(coord) == 0:

@@ -185,3 +185,23 @@ def test_values_beyond_float32_and_nan_colours_are_refused_by_field(tmp_path):
     root = _folder(tmp_path / "bigbox", boxes=[{"class": "chair", "center": [0, 0, 0], "size": [1, 1e39, 1]}])
     with pytest.raises(SceneFolderError, match="box 0 needs a finite 3-vector center"):
         scene_folder(split="train", root=str(root))[0]
+
+
+def test_a_points_npz_that_declares_more_than_it_holds_or_allows_is_refused_before_it_is_read(tmp_path):
+    """An .npy header in points.npz declaring 10^12 x 3 reached NumPy's allocator (issue 45); a scene over
+    dataset.max_points is refused naming the setting."""
+    import io
+    import zipfile
+
+    root = _folder(tmp_path / "huge")
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10**12, 3)})
+    with zipfile.ZipFile(root / "a" / "points.npz", "w") as z:
+        z.writestr("coord.npy", header.getvalue() + b"\x00" * 64)  # the header (with its magic), then 64 bytes
+        z.writestr("color.npy", b"")
+    with pytest.raises(SceneFolderError, match="coord.npy: its header declares \\(1000000000000, 3\\)"):
+        scene_folder(split="train", root=str(root))[0]
+    root = _folder(tmp_path / "many")
+    with pytest.raises(SceneFolderError, match="declares 500 rows, more than the 100 allowed \\(dataset.max_points=100"):
+        scene_folder(split="train", root=str(root), max_points=100)[0]
+    assert len(scene_folder(split="train", root=str(root), max_points=500)[0]["coord"]) == 500
