@@ -287,7 +287,7 @@ def load_tu(name: str, root: Optional[str] = None, download: bool = False) -> Gr
         with cache_lock(folder), _pyg_safe_load():
             ds = TUDataset(str(folder.parent), name=name)
         return prepare_graphs(list(ds), name.lower(), str(folder))
-    check_tu_folder(raw, name)
+    nodes_per_graph = check_tu_folder(raw, name)
     folder = cached_dataset_dir(raw, "tudataset", name)
     # Node labels are the features when a dataset has them (as GraphMAE uses them); a dataset with attributes
     # and no labels gets its attributes (PyG drops them unless asked, which left zero-width features).
@@ -297,7 +297,23 @@ def load_tu(name: str, root: Optional[str] = None, download: bool = False) -> Gr
             ds = TUDataset(str(folder.parent), name=name, use_node_attr=attributes_only)
     except (ValueError, IndexError, RuntimeError, TypeError) as err:  # what our checks let through and PyG's reader refuses
         raise GraphFileError(f"PyG's TU reader could not read {raw}: {type(err).__name__}: {err}") from None
-    return prepare_graphs(list(ds), name.lower(), str(raw))
+    _keep_trailing_edgeless_graphs(ds, len(nodes_per_graph))
+    graphs = list(ds)
+    if [int(g.num_nodes) for g in graphs] != nodes_per_graph.tolist():
+        raise GraphFileError(f"PyG's TU reader split {raw} into {len(graphs)} graphs, not the {len(nodes_per_graph)} graphs of its "
+                             f"{name}_graph_indicator.txt with their node counts.")
+    return prepare_graphs(graphs, name.lower(), str(raw))
+
+
+def _keep_trailing_edgeless_graphs(ds, graphs: int) -> None:
+    """PyG's TU reader slices edges by a bincount of their graph ids without a length, so the last graphs, when they
+    have no edges, get no edge slice and the dataset comes out short. Their slices are empty: extend every short slice
+    vector with its last offset to the graph count of the graph indicator."""
+    short = {k: v for k, v in ds.slices.items() if len(v) < graphs + 1}
+    for key, offsets in short.items():
+        ds.slices[key] = torch.cat([offsets, offsets[-1:].expand(graphs + 1 - len(offsets))])
+    if short:
+        ds._data_list = None  # PyG's per-graph cache, built for the short length
 
 
 @DATASETS.register("tu", domain="graph",

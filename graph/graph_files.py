@@ -83,7 +83,7 @@ def _check_attributes(path: Path) -> None:
                                  "the learning rate, is at fault).")
 
 
-def check_tu_folder(folder: Path, name: str) -> None:
+def check_tu_folder(folder: Path, name: str) -> np.ndarray:
     """Refuse a TU raw folder whose files are missing or disagree with each other.
 
     Checks: the required files exist; every file parses; ``graph_indicator`` has one id per node,
@@ -94,6 +94,10 @@ def check_tu_folder(folder: Path, name: str) -> None:
     Args:
         folder: the folder holding ``<name>_*.txt``.
         name: the dataset name used in the file names.
+
+    Returns:
+        the number of nodes of each graph (``[G]``, from ``graph_indicator``: the count of graphs, also of those
+        without edges).
 
     Raises:
         GraphFileError: naming the file and the problem.
@@ -141,6 +145,7 @@ def check_tu_folder(folder: Path, name: str) -> None:
     for part in TU_PER_EDGE:
         if path(part).is_file() and len(_rows(path(part))) != len(a_lines):
             raise GraphFileError(f"{path(part)} has {len(_rows(path(part)))} lines but {path('A').name} has {len(a_lines)} edges.")
+    return np.bincount(indicator)[1:]
 
 
 def read_gin_text(text: str, source: str) -> List[dict]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import List, Optional, Sequence, Tuple
 
 import torch
+from omegaconf import ListConfig
 from torch import Tensor
 
 from geossl.errors import ConfigError
@@ -95,9 +96,17 @@ class SubgraphBatch:
         return self.subgraph(self.nodes(seeds, generator))
 
 
+def _number(cfg, key: str, kind: type, default=None):
+    """``cfg[key]`` as ``kind`` (int or float); anything else (a word, a list, true) is refused naming the key."""
+    value = cfg.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+        raise ConfigError(f"sampler.{key}={value!r} must be {'a number' if kind is float else 'an integer'}.")
+    return kind(value)
+
+
 def check_sampler(cfg, task: str, num_nodes: int) -> Optional[dict]:
     """The validated ``sampler`` section (None for ``full``); a sampler on a graph-level dataset, fan-outs that are
-    not positive, or a batch larger than the graph are refused."""
+    not positive integers, values that are not numbers, or a batch larger than the graph are refused by key."""
     name = cfg.name
     if name not in SAMPLERS:
         raise ConfigError(f"Unknown sampler {name!r}. Valid choices: {', '.join(SAMPLERS)}.")
@@ -106,24 +115,24 @@ def check_sampler(cfg, task: str, num_nodes: int) -> Optional[dict]:
     if task != "node":
         raise ConfigError(f"sampler={name} samples subgraphs of one large graph; this dataset is graph-level (batches of "
                           "whole graphs already): use sampler=full.")
-    batch = int(cfg.batch_nodes)
+    batch = _number(cfg, "batch_nodes", int)
     if not 1 <= batch <= num_nodes:
         raise ConfigError(f"sampler.batch_nodes={batch} must be between 1 and the graph's {num_nodes} nodes.")
-    chunk = int(cfg.get("inference_chunk", 4096))
+    chunk = _number(cfg, "inference_chunk", int, 4096)
     if chunk < 1:
         raise ConfigError(f"sampler.inference_chunk={chunk} must be at least 1 (nodes per chunk of layer-wise inference).")
-    per_epoch = int(cfg.get("seeds_per_epoch") or 0)
+    per_epoch = _number(cfg, "seeds_per_epoch", int, 0) if cfg.get("seeds_per_epoch") is not None else 0
     if per_epoch < 0 or 0 < per_epoch < batch:
         raise ConfigError(f"sampler.seeds_per_epoch={per_epoch} must be 0 (every node once per epoch) or at least "
                           f"sampler.batch_nodes={batch}.")
     out = {"name": name, "batch_nodes": batch, "inference_chunk": chunk, "seeds_per_epoch": per_epoch}
     if name == "neighbour":
-        fanouts = list(cfg.fanouts)
-        if not fanouts or any(int(f) < 1 for f in fanouts):
+        fanouts = list(cfg.fanouts) if isinstance(cfg.fanouts, (list, tuple, ListConfig)) else [cfg.fanouts]
+        if not fanouts or not all(isinstance(f, int) and not isinstance(f, bool) and f >= 1 for f in fanouts):
             raise ConfigError(f"sampler.fanouts={fanouts} must be positive integers, one per layer (e.g. [10, 10]).")
         out["fanouts"] = [int(f) for f in fanouts]
     else:
-        if int(cfg.size) < 1 or not 0 < float(cfg.alpha) < 1 or float(cfg.epsilon) <= 0:
+        if _number(cfg, "size", int) < 1 or not 0 < _number(cfg, "alpha", float) < 1 or _number(cfg, "epsilon", float) <= 0:
             raise ConfigError(f"Bad local clustering settings: sampler.size={cfg.size} >= 1, 0 < sampler.alpha={cfg.alpha} < 1, "
                               f"sampler.epsilon={cfg.epsilon} > 0.")
         out.update(size=int(cfg.size), alpha=float(cfg.alpha), epsilon=float(cfg.epsilon))

@@ -46,6 +46,21 @@ def test_a_custom_tu_folder_loads_from_any_of_the_layouts(tmp_path):
     assert not any(p.name == "processed" for p in tmp_path.rglob("*"))  # nothing written beside the user's files
 
 
+def test_a_tu_folder_ending_in_graphs_without_edges_keeps_them(tmp_path):
+    """Graphs 3 and 4 have one node each and no edges (issue 45: 4 declared graphs loaded as 2); a middle graph without
+    edges stays its own graph too."""
+    for name, indicator, labels, a in (("END", "1\n1\n1\n2\n2\n3\n4\n", "0\n1\n0\n1\n", None),
+                                       ("MID", "1\n1\n1\n2\n3\n3\n", "0\n1\n0\n", "1, 2\n2, 1\n2, 3\n3, 2\n1, 3\n3, 1\n5, 6\n6, 5\n")):
+        override = {"graph_indicator": indicator, "graph_labels": labels, "node_labels": "0\n" * indicator.count("\n")}
+        if a:
+            override["A"] = a
+        _tiny_tu(tmp_path / name, name=name, **override)
+        ds = load_dataset("tu", name=name, root=str(tmp_path))
+        nodes = [int(n) for n in __import__("numpy").bincount([int(i) for i in indicator.split()])[1:]]
+        assert [g.num_nodes for g in ds.data] == nodes and [int(g.y) for g in ds.data] == [int(v) for v in labels.split()]
+    assert [g.edge_index.shape[1] for g in load_dataset("tu", name="END", root=str(tmp_path)).data] == [9, 4, 1, 1]  # + self-loops
+
+
 @pytest.mark.parametrize("override, needle", [
     ({"graph_labels": None}, "TINY_graph_labels.txt is missing"),
     ({"graph_indicator": None}, "TINY_graph_indicator.txt is missing"),

@@ -56,9 +56,15 @@ def test_cli_pretrains_on_sampled_subgraphs_and_refuses_what_cannot_sample(tmp_p
                           (["graph=graphmae", "dataset=cora", "sampler=neighbour", "sampler.batch_nodes=5000"], "between 1 and the graph's 2708"),
                           (["graph=graphmae", "dataset=cora", "sampler=local_cluster", "sampler.alpha=1.5"], "Bad local clustering"),
                           (["graph=graphmae", "dataset=cora", "sampler=neighbour", "sampler.inference_chunk=0"], "inference_chunk=0 must be"),
-                          (["graph=graphmae", "dataset=cora", "sampler=neighbour", "sampler.seeds_per_epoch=100"], "at least sampler.batch_nodes=512")]:
+                          (["graph=graphmae", "dataset=cora", "sampler=neighbour", "sampler.seeds_per_epoch=100"], "at least sampler.batch_nodes=512"),
+                          # words where numbers belong: a ValueError traceback before (issue 45)
+                          (["graph=graphmae", "dataset=cora", "sampler=neighbour", "sampler.fanouts=[a,b]"], "must be positive integers"),
+                          (["graph=graphmae", "dataset=cora", "sampler=neighbour", "sampler.batch_nodes=many"],
+                           "sampler.batch_nodes='many' must be an integer"),
+                          (["graph=graphmae", "dataset=cora", "sampler=local_cluster", "sampler.alpha=half"],
+                           "sampler.alpha='half' must be a number")]:
         res = geossl("pretrain", *args, "trainer.epochs=1")
-        assert res.returncode != 0 and message in " ".join(res.stderr.split()), (args, res.stderr)
+        assert res.returncode != 0 and message in " ".join(res.stderr.split()) and "Traceback" not in res.stderr, (args, res.stderr)
 
 
 @requires_cora
