@@ -15,6 +15,7 @@ import collections
 import contextlib
 import io
 import pickle
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,20 @@ def _pyg_safe_load():
         yield
 
 
+def _reprocessing(folder: Path, build):
+    """``build()`` (a PyG dataset over ``folder``); when it fails and ``folder/processed`` exists (what PyG wrote there
+    may be truncated: a disk that filled up, a killed run), that folder is removed and PyG processes the raw files
+    again, once. geossl's cache is the only place it deletes from."""
+    try:
+        return build()
+    except Exception:  # noqa: BLE001 - PyG reports a truncated file in many ways; the retry decides
+        processed = folder / "processed"
+        if not processed.is_dir():
+            raise
+        shutil.rmtree(processed)
+        return build()
+
+
 def _open_pyg(pyg_cls, collection: str, name: str, root: Optional[str], download: bool, **kwargs):
     """Instantiate PyG dataset class ``pyg_cls`` on our data layout; returns (dataset, source folder).
 
@@ -106,7 +121,7 @@ def _open_pyg(pyg_cls, collection: str, name: str, root: Optional[str], download
             return pyg_cls(str(folder.parent), name=name, **kwargs), folder
     folder = cached_dataset_dir(src / "raw", collection, name)
     with cache_lock(folder), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), _pyg_safe_load():
-        return pyg_cls(str(folder.parent), name=name, **kwargs), src
+        return _reprocessing(folder, lambda: pyg_cls(str(folder.parent), name=name, **kwargs)), src
 
 
 def load_planetoid(name: str, root: Optional[str] = None, download: bool = False,
@@ -294,7 +309,7 @@ def load_tu(name: str, root: Optional[str] = None, download: bool = False) -> Gr
     attributes_only = (raw / f"{name}_node_attributes.txt").is_file() and not (raw / f"{name}_node_labels.txt").is_file()
     try:
         with cache_lock(folder), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), _pyg_safe_load():
-            ds = TUDataset(str(folder.parent), name=name, use_node_attr=attributes_only)
+            ds = _reprocessing(folder, lambda: TUDataset(str(folder.parent), name=name, use_node_attr=attributes_only))
     except (ValueError, IndexError, RuntimeError, TypeError) as err:  # what our checks let through and PyG's reader refuses
         raise GraphFileError(f"PyG's TU reader could not read {raw}: {type(err).__name__}: {err}") from None
     _keep_trailing_edgeless_graphs(ds, len(nodes_per_graph))

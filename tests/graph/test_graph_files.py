@@ -170,3 +170,16 @@ def test_non_finite_node_attributes_name_the_file_and_line(tmp_path):
     _tiny_tu(tmp_path / "TINY", node_labels=None, node_attributes="0.5, 1.0\n1.5, nan\n2.5, 3.0\n3.5, 4.0\n4.5, 5.0\n")
     with pytest.raises(GraphFileError, match="TINY_node_attributes.txt, line 2: a node attribute is NaN or infinite"):
         load_dataset("tu", name="TINY", root=str(tmp_path))
+
+
+def test_a_truncated_processed_file_in_the_cache_is_made_again(tmp_path, monkeypatch):
+    """A processed/data.pt cut short (a disk that filled up while PyG wrote it) made every later run fail, blaming the
+    raw data (issue 45); the cache's processed folder is now made again once."""
+    monkeypatch.setenv("GEOSSL_CACHE", str(tmp_path / "cache"))
+    _tiny_tu(tmp_path / "data" / "TINY")
+    first = load_dataset("tu", name="TINY", root=str(tmp_path / "data"))
+    (processed,) = [p for p in (tmp_path / "cache").rglob("processed/*.pt") if p.name.startswith("data")]
+    processed.write_bytes(processed.read_bytes()[:100])
+    again = load_dataset("tu", name="TINY", root=str(tmp_path / "data"))
+    assert [g.edge_index.tolist() for g in again.data] == [g.edge_index.tolist() for g in first.data]
+    assert len(processed.read_bytes()) > 100
