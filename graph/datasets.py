@@ -509,8 +509,10 @@ def dgl_dataset(name: str = "CoraGraphDataset", root: Optional[str] = None, feat
     degree features when the graphs have none; give ``encoder=gin eval=svc`` as for TU datasets). Nothing is
     downloaded: a dataset whose files are not in DGL's folder names the folder DGL looked in.
 
-    DGL's readers run on these files (its raw formats include pickles, e.g. Planetoid's, as PyG's do, and it
-    keeps processed copies beside them), so point it only at folders you trust, e.g. DGL's own download folder.
+    DGL's readers run on the raw files only: the processed copies DGL keeps beside them (graphs plus an ``info.pkl``
+    pickle) are never loaded, and none are written, so the raw files are processed on every load. DGL's raw formats
+    include pickles (Planetoid's ``ind.*`` files, read by DGL's own reader), so point it only at raw files you trust,
+    e.g. DGL's own download folder.
 
     Args:
         name: the class name in ``dgl.data``, e.g. "CoraGraphDataset", "CiteseerGraphDataset", "TUDataset", "GINDataset".
@@ -537,6 +539,15 @@ def dgl_dataset(name: str = "CoraGraphDataset", root: Optional[str] = None, feat
     raw_dir = str(Path(root).expanduser()) if root else dgl_data.utils.get_download_dir()
 
     class _Offline(cls):
+        """DGL's class reading only its raw files: it never loads the processed copies DGL keeps beside them (their
+        ``info.pkl`` is a pickle: a crafted one would run code), never writes any, and never downloads."""
+
+        def has_cache(self):
+            return False
+
+        def save(self):
+            pass
+
         def _download(self):
             if not os.path.exists(self.raw_path):
                 raise DatasetNotFoundError(

@@ -327,3 +327,34 @@ def test_the_dgl_doc_snippet_runs(tmp_path, monkeypatch):
     scope = {}
     exec(snippet, scope)
     assert scope["g"].ndata["h"].shape == (300, 64) and (tmp_path / "encoder.safetensors").is_file()
+
+
+@requires_citeseer
+def test_a_pickle_in_dgls_processed_cache_is_never_loaded(tmp_path):
+    """DGL keeps processed copies beside the raw files and loads their info.pkl with pickle: a crafted one ran code on the
+    next dataset=dgl run (issue 45). geossl's DGL loader never reads (nor writes) that cache."""
+    import pickle
+
+    from geossl.graph.datasets import dgl_dataset
+
+    first = _dgl_folder(tmp_path, "CiteseerGraphDataset", None, sorted((DATA / "planetoid" / "CiteSeer" / "raw").iterdir()))
+    assert not list(tmp_path.rglob("*.pkl")) and not list(tmp_path.rglob("*.bin"))  # nothing written beside the raw files
+    from geossl.graph.interop import import_dgl
+
+    import_dgl()
+    import dgl.data
+
+    dgl.data.CiteseerGraphDataset(raw_dir=str(tmp_path), verbose=False)  # DGL itself writes its processed copies
+    pickles = list(tmp_path.rglob("*.pkl"))
+    assert pickles
+    marker = tmp_path / "code-ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    for p in pickles:
+        p.write_bytes(pickle.dumps(Evil()))
+    again = dgl_dataset("CiteseerGraphDataset", root=str(tmp_path))
+    assert not marker.exists()
+    assert torch.equal(again.data.edge_index, first.data.edge_index)
