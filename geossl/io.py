@@ -85,6 +85,25 @@ def load_refusal(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def memory_bytes() -> int:
+    """This machine's physical memory in bytes (0 where the platform does not say)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def check_fits(nbytes: float, what: str) -> None:
+    """Refuse, before anything is allocated, settings whose memory (``nbytes``, the caller's lower estimate) exceeds
+    this machine's physical memory; ``what`` names the settings (``dataset.num_nodes=...``)."""
+    from geossl.errors import ConfigError
+
+    total = memory_bytes()
+    if total and nbytes > total:
+        raise ConfigError(f"{what} would take at least {nbytes / 2**30:,.0f} GiB of memory, more than this machine's "
+                          f"{total / 2**30:,.0f} GiB: lower it.")
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Atomically write ``obj`` as indented JSON (NaN and infinities become null: strict JSON)."""
 

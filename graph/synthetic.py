@@ -62,6 +62,12 @@ def synthetic_graph(num_nodes: int, num_classes: int = 10, avg_degree: float = 2
             f"words_per_node={words_per_node} >= 1, 1 <= topic_words={topic_words} <= num_features, 0 <= topic_share={topic_share} <= 1.")
     from torch_geometric.data import Data
 
+    from geossl.io import check_fits
+
+    # at least: per node its label, propensity and cumulative sum; per drawn edge both ends twice (undirected) with
+    # a sort key; per node word ids and values of its bag of words
+    check_fits(40 * num_nodes + 64 * num_nodes * avg_degree / 2 + 16 * num_nodes * words_per_node,
+               f"dataset.num_nodes={num_nodes} with dataset.avg_degree={avg_degree} and dataset.words_per_node={words_per_node}")
     g = torch.Generator().manual_seed(int(seed))
     n = int(num_nodes)
     y = torch.randint(0, num_classes, (n,), generator=g)

@@ -161,6 +161,10 @@ class Gaussian2Scene(PiMAE):
         self.stage1_epochs, self.input_views = stage1_epochs, input_views
         self.stage1_weight, self.rgb_weight, self.lambda_dssim = stage1_weight, rgb_weight, lambda_dssim
         self.depth_weight, self.position_weight = depth_weight, position_weight
+        from geossl.io import check_fits
+
+        # at least: per rendered pixel of one view, colour, depth and alpha with their gradients and the loss's copies
+        check_fits(64 * render_width * render_height, f"scene.render_width={render_width} x scene.render_height={render_height}")
         self.render_width, self.render_height, self.render_radius = render_width, render_height, render_radius
         self.head = GaussianHead(encoder.out_dim + 7, head_hidden, offset_scale, scale_init)
         self.stage = 1 if stage1_epochs > 0 else 2

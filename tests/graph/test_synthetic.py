@@ -63,3 +63,16 @@ def test_the_dataset_has_self_loops_sparse_features_and_disjoint_random_splits()
     assert masks.sum(1).tolist() == [200, 400, 600] and int(masks.sum(0).max()) == 1
     with pytest.raises(ConfigError, match="sum to at most 1"):
         synthetic_graph_dataset(num_nodes=100, train_fraction=0.6, val_fraction=0.3, test_fraction=0.3)
+
+
+def test_a_graph_that_cannot_fit_is_refused_before_anything_is_allocated():
+    """dataset.num_nodes=1e12 allocated before it was refused (issue 45); now the estimate names the keys."""
+    import tracemalloc
+
+    from geossl.errors import ConfigError
+
+    tracemalloc.start()
+    with pytest.raises(ConfigError, match="dataset.num_nodes=1000000000000 .* would take at least"):
+        synthetic_graph(10**12)
+    assert tracemalloc.get_traced_memory()[1] < 50 * 2**20
+    tracemalloc.stop()

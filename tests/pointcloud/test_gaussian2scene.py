@@ -173,3 +173,15 @@ def test_a_per_point_encoder_runs_stage_two_alone(room):
         losses.append(out["loss"].item())
     assert "chamfer" not in out and losses[-1] < 0.8 * losses[0]
     assert len(model.held_out_views(room, torch.Generator())) == 1
+
+
+def test_a_render_size_that_cannot_fit_is_refused_by_its_keys():
+    """scene.render_width=100000 x scene.render_height=100000 (about 240 GB of images) is refused when the method is
+    built, before any batch (issue 45)."""
+    from geossl.errors import ConfigError
+    from geossl.pointcloud.encoders import PointPatchTransformer
+    from geossl.pointcloud.methods.gaussian2scene import Gaussian2Scene
+
+    enc = PointPatchTransformer(centres=8, patch=16, dim=32, depth=1, tokeniser=8)
+    with pytest.raises(ConfigError, match="scene.render_width=100000 x scene.render_height=100000 would take at least"):
+        Gaussian2Scene(enc, 3, render_width=100_000, render_height=100_000)
