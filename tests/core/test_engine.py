@@ -265,22 +265,23 @@ def test_num_workers_auto_leaves_a_core_to_training(monkeypatch):
         TrainerConfig(num_workers="many")
 
 
+class _SquaredOutput(nn.Module):
+    """A tiny method for the engine: a linear layer whose squared output is the loss."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(3, 1)
+
+    def forward(self, batch):
+        return {"loss": self.layer(batch).pow(2).mean()}
+
+
 def test_progress_lines_appear_without_a_terminal(tmp_path, capsys):
     """Output that is not a terminal gets plain lines: what the run does before its first batch, then the first step
     with its steps per second (not only at the end of an epoch)."""
     torch.manual_seed(0)
-    model = torch.nn.Linear(3, 1)
-
-    class Loss(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        def forward(self, batch):
-            return {"loss": self.model(batch).pow(2).mean()}
-
     batches = [torch.randn(4, 3) for _ in range(5)]
-    Engine(TrainerConfig(epochs=2, progress=True), tmp_path).fit(Loss(), batches)
+    Engine(TrainerConfig(epochs=2, progress=True), tmp_path).fit(_SquaredOutput(), batches)
     out = capsys.readouterr().out
     assert "train: 2 epoch(s) to run from epoch 1, 5 batches each, 0 loader worker(s); waiting for the first batch" in out
     assert "train: epoch 1/2 step 1/5 loss=" in out and "steps/s" in out
@@ -295,18 +296,8 @@ def test_metrics_csv_keeps_every_finished_epoch_when_a_run_is_killed(tmp_path, m
     from tests.conftest import run_killed_after_epoch
 
     torch.manual_seed(0)
-    layer = torch.nn.Linear(3, 1)
-
-    class Loss(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.layer = layer
-
-        def forward(self, batch):
-            return {"loss": self.layer(batch).pow(2).mean()}
-
     cfg = TrainerConfig(epochs=4, checkpoint_every=1, progress=False)
     with pytest.raises(KeyboardInterrupt):
-        run_killed_after_epoch(monkeypatch, 2, lambda: Engine(cfg, tmp_path).fit(Loss(), [torch.randn(4, 3)]))
+        run_killed_after_epoch(monkeypatch, 2, lambda: Engine(cfg, tmp_path).fit(_SquaredOutput(), [torch.randn(4, 3)]))
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert [int(float(r["step"])) for r in rows] == [1, 2]
