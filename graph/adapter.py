@@ -87,6 +87,13 @@ def _check_eval_fits(cfg: DictConfig, dataset: GraphDataset) -> None:
             raise ConfigError(f"Dataset {dataset.name!r} cannot be evaluated by {folds}-fold stratified cross-validation: "
                               + (f"class {small[0][0]} has {small[0][1]} graph(s), fewer than eval.folds={folds}; lower eval.folds "
                                  "or add graphs of that class." if small else "it has a single class."))
+        inner = int(kwargs.get("inner_folds", 5))  # the grid search inside each training fold needs that many per class
+        short = [(c, n, n - -(-n // folds)) for c, n in enumerate(counts.tolist()) if n and n - -(-n // folds) < inner]
+        if short:
+            c, n, left = short[0]
+            raise ConfigError(f"Dataset {dataset.name!r} cannot be evaluated by {folds}-fold cross-validation with an {inner}-fold "
+                              f"grid search inside each training fold: class {c} has {n} graph(s), so a training fold can hold "
+                              f"only {left} of them, fewer than eval.inner_folds={inner}; lower eval.inner_folds or raise eval.folds.")
 
 
 def _check_sampler(cfg: DictConfig, dataset: GraphDataset) -> Optional[Dict[str, Any]]:

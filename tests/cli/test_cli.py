@@ -438,6 +438,12 @@ def test_an_evaluation_that_cannot_run_is_refused_before_pretraining(tmp_path):
                  cwd=tmp_path)
     _assert_clean_error(res, "class 1 has 3 graph(s), fewer than eval.folds=10")
     assert not (tmp_path / "r" / "checkpoint.pt").exists()  # nothing was trained
+    # 2 folds pass the outer check, but the 5-fold grid search inside a training fold cannot split 1 graph of class 1:
+    # this failed inside scikit-learn after pretraining (issue 45)
+    res = geossl("pretrain", "dataset=tu", "dataset.name=SMALL", f"dataset.root={tmp_path}", "eval.folds=2", *TINY_GRAPH,
+                 f"run_dir={tmp_path / 'r2'}", cwd=tmp_path)
+    _assert_clean_error(res, "class 1 has 3 graph(s), so a training fold can hold only 1 of them, fewer than eval.inner_folds=5")
+    assert not (tmp_path / "r2" / "checkpoint.pt").exists()
 
 
 def test_show_and_fit_gaussians_refuse_misspelt_keys_and_bad_values(tmp_path):
