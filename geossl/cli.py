@@ -24,6 +24,7 @@ import json
 import os
 import sys
 import textwrap
+from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 USAGE = __doc__.split("Any error")[0].strip()
@@ -125,6 +126,11 @@ def _friendly(exc: BaseException) -> Optional[str]:
         where = exc.filename or "a file"
         return (f"Permission denied writing or reading {where}. Choose folders you can write: out_dir=<dir> or run_dir=<dir> for "
                 "runs, GEOSSL_CACHE=<dir> for processed datasets.")
+    if isinstance(exc, OSError) and exc.filename:  # a full disk, a path through a file, a read-only folder: where and why
+        from geossl.io import storage_problem
+
+        problem = storage_problem(exc, Path(exc.filename).parent) or exc.strerror
+        return f"Could not write or read {exc.filename}: {problem}."
     if isinstance(exc, (HydraException, OmegaConfBaseException)):
         text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         text = text.replace("Available options in", ". Available options in").replace(" . ", ". ")

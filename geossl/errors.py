@@ -26,5 +26,9 @@ class ConfigError(GeosslError, ValueError):
     """A config key or value that does not fit the schema."""
 
 
+class StorageError(GeosslError, OSError):
+    """A file could not be written where it belongs: the disk is full, the folder is read-only or not a folder."""
+
+
 class NonFiniteLossError(GeosslError, FloatingPointError):
     """Training produced a NaN/inf loss; the run stopped and the last good checkpoint was kept."""

@@ -10,6 +10,8 @@ import tokenize
 from pathlib import Path
 from typing import Any, Callable
 
+from geossl.errors import StorageError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -67,10 +69,40 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except Exception as exc:  # a full disk reaches us as OSError, torch's RuntimeError or safetensors' own error
+        problem = storage_problem(exc, path.parent)
+        if problem is None:
+            raise
+        raise StorageError(f"Could not write {path}: {problem}. Nothing was replaced: the previous {path.name}, if any, is "
+                           "whole.") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+#: Free bytes below which a failed write is taken to have met a full disk.
+FULL_DISK_BYTES = 1 << 20
+
+
+def storage_problem(exc: BaseException, folder: str | os.PathLike) -> str | None:
+    """What about ``folder``'s storage made a write fail (a full disk, a read-only or missing folder), in words, or None
+    when the failure was something else. A full disk is recognised by its errno or message, or by the folder's disk
+    having (almost) no space left, since some writers (torch's) report it only as a short write."""
+    import errno
+    import shutil
+
+    code = getattr(exc, "errno", None)
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    if code == errno.ENOSPC or "No space left" in str(exc) or (free is not None and free < FULL_DISK_BYTES):
+        return (f"the disk holding {folder} is full ({free if free is not None else 'unknown'} bytes free); free some space or "
+                "write elsewhere (out_dir=, run_dir=, GEOSSL_CACHE=)")
+    if isinstance(exc, OSError) and code in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR):
+        return f"{exc.strerror} ({getattr(exc, 'filename', None) or folder}); choose folders you can write (out_dir=, run_dir=, GEOSSL_CACHE=)"
+    return None
 
 
 def load_refusal(exc: BaseException) -> str:

@@ -16,6 +16,7 @@ which batches, which heads make which model, and which evaluation.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 import os
@@ -196,6 +197,22 @@ def new_run_dir(base: Path) -> Path:
 RUN_FILES = ("config.yaml", "checkpoint.pt", "summary.json", "metrics.csv")
 
 
+@contextlib.contextmanager
+def claimed_run_dir(cfg: DictConfig, name: str):
+    """The run folder of :func:`run_dir_for`; a folder this run created is removed again when the run fails before
+    anything was written into it (a dataset that cannot be read or cached, a bad setting found late), so failed
+    starts leave no empty folders behind. A folder that holds anything, or that existed before, is kept."""
+    resuming = cfg.get("trainer") is not None and bool(cfg.trainer.get("resume"))
+    existed = resuming or (bool(cfg.get("run_dir")) and Path(cfg.run_dir).exists())
+    run_dir = run_dir_for(cfg, name)
+    try:
+        yield run_dir
+    except BaseException:
+        if not existed and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()
+        raise
+
+
 def run_dir_for(cfg: DictConfig, name: str) -> Path:
     """The run folder of a run named ``name`` (``<method>-<dataset>``): the one being resumed
     (``trainer.resume``), the one given (``run_dir``, which must not hold another run), or a new one
@@ -352,9 +369,14 @@ def finetune(cfg: DictConfig, adapter: DomainAdapter) -> Dict[str, Any]:
     HEADS.get(cfg[group].name, domain=domain)
     trainer_cfg = trainer_config(cfg)
     dataset = adapter.load_dataset(cfg)
-    run_dir = run_dir_for(cfg, f"{cfg[group].name}-{dataset.name}")
+    with claimed_run_dir(cfg, f"{cfg[group].name}-{dataset.name}") as run_dir:
+        return _finetune(cfg, adapter, group, trainer_cfg, dataset, run_dir)
+
+
+def _finetune(cfg: DictConfig, adapter: DomainAdapter, group: str, trainer_cfg, dataset, run_dir: Path) -> Dict[str, Any]:
     from geossl.engine import Engine
 
+    domain = adapter.domain
     engine = Engine(trainer_cfg, run_dir, seed=int(cfg.seed), config=OmegaConf.to_container(cfg, resolve=True))
     if engine.fabric.is_global_zero:
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
@@ -426,8 +448,8 @@ TASKS = Registry("task", from_domains=False)
 
 def _run_pretrain(cfg: DictConfig, adapter: DomainAdapter) -> Dict[str, Any]:
     DATASETS.get(cfg.dataset.get("loader") or cfg.dataset.name, domain=adapter.domain)
-    run_dir = run_dir_for(cfg, f"{cfg[adapter.domain].name}-{cfg.dataset.name}")
-    summary = pretrain(cfg, run_dir, adapter)
+    with claimed_run_dir(cfg, f"{cfg[adapter.domain].name}-{cfg.dataset.name}") as run_dir:
+        summary = pretrain(cfg, run_dir, adapter)
     summary["_run_dir"] = run_dir
     return summary
 

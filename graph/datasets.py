@@ -24,9 +24,9 @@ from typing import List, Optional
 import torch
 
 from geossl.data import cache_lock, cache_root, cached_dataset_dir, check_dataset_name, content_key, data_root
-from geossl.errors import DatasetNotFoundError
+from geossl.errors import DatasetNotFoundError, StorageError
 from geossl.graph.graph_files import GraphFileError, check_tu_folder, find_file, read_gin_file
-from geossl.io import atomic_write, load_refusal
+from geossl.io import atomic_write, load_refusal, storage_problem
 from geossl.registry import DATASETS
 
 @dataclass
@@ -92,8 +92,12 @@ def _reprocessing(folder: Path, build):
     again, once. geossl's cache is the only place it deletes from."""
     try:
         return build()
-    except Exception:  # noqa: BLE001 - PyG reports a truncated file in many ways; the retry decides
+    except Exception as exc:  # noqa: BLE001 - PyG reports a truncated file in many ways; the retry decides
         processed = folder / "processed"
+        problem = storage_problem(exc, folder)
+        if problem is not None:  # PyG could not write its processed files: say where and why
+            shutil.rmtree(processed, ignore_errors=True)
+            raise StorageError(f"Could not write the processed dataset in {processed}: {problem}.") from None
         if not processed.is_dir():
             raise
         shutil.rmtree(processed)
