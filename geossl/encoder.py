@@ -21,7 +21,7 @@ from torch import nn
 
 from geossl.errors import CheckpointError, GeosslError
 from geossl.io import atomic_write
-from geossl.registry import ENCODERS
+from geossl.registry import ENCODERS, domain_entry_points, load_domain
 
 #: Value of the ``format`` field in an encoder file's header.
 ENCODER_FORMAT = "geossl-encoder"
@@ -194,10 +194,14 @@ def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cp
     from safetensors.torch import load_file
 
     header = read_encoder_header(path)
-    try:
-        cls = ENCODERS.get(str(header.get("encoder")))
-    except GeosslError as exc:
-        raise CheckpointError(f"Cannot rebuild the encoder in {str(path)!r}: {exc}") from None
+    name, domain = str(header.get("encoder")), header.get("domain")
+    if domain in domain_entry_points() and load_domain(domain) and name in ENCODERS.names(domain):
+        cls = ENCODERS.get(name, domain=domain)  # the header's domain: no other domain is imported
+    else:
+        try:
+            cls = ENCODERS.get(name)
+        except GeosslError as exc:
+            raise CheckpointError(f"Cannot rebuild the encoder in {str(path)!r}: {exc}") from None
     config = header.get("config")
     if not isinstance(config, dict):
         raise CheckpointError(f"The header of {str(path)!r} has no constructor config (got {type(config).__name__}).")

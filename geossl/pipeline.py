@@ -245,9 +245,10 @@ def build_encoder(cfg: DictConfig, domain: str, in_dim: int) -> Encoder:
     validated against the encoder's constructor)."""
     if cfg.get("encoder_file"):
         path = str(cfg.encoder_file)
-        if encoder_domain(path) != domain:
+        found = encoder_domain(path)
+        if found != domain:
             name = read_encoder_header(path).get("encoder")
-            raise ConfigError(f"The encoder in {path!r} is a {encoder_domain(path)} encoder ({name}), and this is a {domain} run. "
+            raise ConfigError(f"The encoder in {path!r} is a {found} encoder ({name}), and this is a {domain} run. "
                               f"Valid {domain} encoders: {', '.join(ENCODERS.names(domain))}.")
         return load_encoder(path).train()
     cls = ENCODERS.get(cfg.encoder.name, domain=domain)
@@ -350,12 +351,13 @@ def evaluate(cfg: DictConfig, adapter: DomainAdapter) -> Dict[str, Any]:
     return out
 
 
-def head_group(cfg: DictConfig) -> str:
-    """The head group a fine-tuning config chose (the one section naming a registered head: ``detection``)."""
-    groups = [k for k in cfg if isinstance(cfg[k], DictConfig) and cfg[k].get("name") in HEADS.having("group")
+def head_group(cfg: DictConfig, domain: str) -> str:
+    """The head group a fine-tuning config chose (the one section naming a registered head of ``domain``: ``detection``)."""
+    heads = HEADS.having("group", domain)  # this domain's heads only: no other domain is imported
+    groups = [k for k in cfg if isinstance(cfg[k], DictConfig) and cfg[k].get("name") in heads
               and HEADS.tags(cfg[k].name).get("group") == k]
     if len(groups) != 1:
-        known = sorted({HEADS.tags(n)["group"] for n in HEADS.having("group")})
+        known = sorted({HEADS.tags(n)["group"] for n in heads})
         raise ConfigError(f"A fine-tuning run names one head group ({', '.join(f'{g}=<head>' for g in known)}); got "
                           f"{', '.join(groups) or 'none'}.")
     return groups[0]
@@ -365,8 +367,7 @@ def finetune(cfg: DictConfig, adapter: DomainAdapter) -> Dict[str, Any]:
     """Train the head of ``cfg``'s head group on ``cfg.encoder_file`` (pretrained) or a fresh ``cfg.encoder`` (from
     scratch) on ``cfg.dataset``'s train split; save the model, score it on the test split; write the run folder."""
     domain = adapter.domain
-    group = head_group(cfg)
-    HEADS.get(cfg[group].name, domain=domain)
+    group = head_group(cfg, domain)
     trainer_cfg = trainer_config(cfg)
     dataset = adapter.load_dataset(cfg)
     with claimed_run_dir(cfg, f"{cfg[group].name}-{dataset.name}") as run_dir:
@@ -397,7 +398,7 @@ def _finetune(cfg: DictConfig, adapter: DomainAdapter, group: str, trainer_cfg, 
     path = job.save(model, run_dir / f"{job.file_key}.safetensors", {"dataset": dataset.name, "encoder": encoder_source(cfg),
                                                                      "seed": int(cfg.seed), "epochs": result.epochs})
     summary.update(job.evaluate(model, run_dir))
-    summary.update({job.file_key: str(Path(path).resolve()), "run_dir": str(run_dir.resolve()), **environment("cpu")})
+    summary.update({job.file_key: str(Path(path).resolve()), "run_dir": str(run_dir.resolve()), **environment(engine.device)})
     write_json(run_dir / "summary.json", summary)
     summary["_run_dir"] = run_dir
     return summary
@@ -464,7 +465,7 @@ TASKS.register("pretrain")(Task(
     _run_pretrain, report=lambda s, a: a.describe(s, s["_run_dir"])))
 TASKS.register("evaluate")(Task(
     "evaluate", "evaluate_{domain}", ("trainer", "encoder", "{domain}", "eval", "dataset", "sampler", "transform", "model", "seed",
-                                      "out_dir", "run_dir", "encoder_file"), lambda cfg, a: evaluate(cfg, a), file_keys=("encoder",)))
+                                      "out_dir", "run_dir", "encoder_file"), evaluate, file_keys=("encoder",)))
 TASKS.register("finetune")(Task(
     "finetune", "finetune_{domain}", ("trainer", "encoder", "encoder_file", "{heads}", "dataset", "transform", *RUN_KEYS), finetune,
     encoder_files=True, default_domain="scene", report=_report_finetune))
@@ -506,8 +507,8 @@ def task_overrides(task: Task, overrides: List[str]) -> List[str]:
 
 def run_domain(task: Task, overrides: List[str]) -> str:
     """The domain of a run, from the first of: a method group on the command line (``graph=``, ``scene=``), the
-    header of the file the task reads (an encoder's domain), the dataset named, the head named; else the task's
-    default. Only the domains needed to answer are imported."""
+    header of the file the task reads (an encoder's or a model's domain), the dataset named; else the task's default.
+    Only the domains needed to answer are imported."""
     values = {o.split("=", 1)[0].lstrip("+~"): o.split("=", 1)[1] for o in overrides if "=" in o}
     domains = sorted(domain_entry_points())
     chosen = [d for d in domains if d in values]
@@ -523,8 +524,10 @@ def run_domain(task: Task, overrides: List[str]) -> str:
             if domain in serves:
                 return domain
     dataset = values.get("dataset")
-    if dataset and dataset in DATASETS and DATASETS.domain(dataset) in serves:
-        return DATASETS.domain(dataset)
+    if dataset:  # the task's default domain is asked first, so a run of it imports no other domain
+        for domain in sorted(serves, key=lambda d: d != task.default_domain):
+            if load_domain(domain) and dataset.lower() in DATASETS.names(domain) and DATASETS.domain(dataset) == domain:
+                return domain
     return task.default_domain
 
 

@@ -550,7 +550,7 @@ def dgl_dataset(name: str = "CoraGraphDataset", root: Optional[str] = None, feat
             return False
 
         def save(self):
-            pass
+            """Write nothing: DGL would write its processed copies beside the raw files."""
 
         def _download(self):
             if not os.path.exists(self.raw_path):

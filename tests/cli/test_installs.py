@@ -75,3 +75,12 @@ def test_a_graph_install_without_the_scene_extra_runs_graph_commands(tmp_path):
     assert res.returncode == 0 and "cora" in res.stdout, res.stderr
     res = run(SCENE_EXTRA, "show", "dataset=rooms", cwd=tmp_path)  # ray-cast views need open3d, of the scene extra
     assert res.returncode == 2 and "Traceback" not in res.stderr and "[scene]" in res.stderr, res.stderr
+
+
+def test_a_scene_fine_tune_in_a_full_install_imports_the_scene_domain_alone(tmp_path):
+    """Finding the run's domain from dataset=rooms asks the task's own domain first (graph was imported before)."""
+    from tests.cli.test_cli import TINY_DETECTION
+
+    res = run((), "finetune", "detection=votenet", "dataset=rooms", f"run_dir={tmp_path / 'det'}", *TINY_DETECTION, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert loaded(res) == {"geossl.pointcloud"}

@@ -1,6 +1,7 @@
 """Writes that meet a full disk, a read-only folder or a path through a file: one message naming the file and the
 folder, nothing half-written left in place, and no empty run folder behind (issue 45)."""
 
+import contextlib
 import errno
 import os
 import subprocess
@@ -20,14 +21,12 @@ def full_disk(tmp_path):
     mnt = tmp_path / "small"
     mnt.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True).returncode != 0:
-        pytest.skip("no tmpfs can be mounted here (the ENOSPC test below covers the same code)")
+        pytest.skip("mounting a tmpfs needs root or mount rights, which this machine does not give (the ENOSPC test below covers the same code)")
     try:
         fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)
-        try:
+        with contextlib.suppress(OSError):  # write until the disk is full (ENOSPC)
             while os.write(fd, b"\0" * 4096):
-                pass
-        except OSError:
-            pass
+                continue
         os.close(fd)
         yield mnt
     finally:
