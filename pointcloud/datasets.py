@@ -53,6 +53,8 @@ class SceneDataset(torch.utils.data.Dataset):
         view_frames: ``view_frames(sequence, split)`` -> the frames an item of ``split`` may take as views.
         semantic_classes: names of the per-point label ids (None: no labels).
         box_classes: names of the box class ids (None: no boxes).
+        box_yaw: whether its boxes carry a yaw (``[K, 8]``: centre, size, yaw, class) rather than being axis-aligned
+            (``[K, 7]``); one answer for the whole dataset.
         views: posed views per item (0: none).
         loop: every scene appears this many times per epoch (Pointcept's ``loop``; for datasets of few scenes).
         transform: ``transform(scene, generator)`` applied to every item (:mod:`geossl.pointcloud.transforms`).
@@ -63,7 +65,7 @@ class SceneDataset(torch.utils.data.Dataset):
     def __init__(self, name: str, split: str, keys: Sequence, load: Callable[[Any, bool], Dict[str, Any]],
                  view_frames: Callable[[RGBDSequence, str], List[RGBDFrame]] = lambda seq, split: list(seq.frames),
                  semantic_classes: Optional[Sequence[str]] = None, box_classes: Optional[Sequence[str]] = None,
-                 views: int = 0, loop: int = 1, transform: Optional[Callable] = None, origin: str = ""):
+                 box_yaw: bool = False, views: int = 0, loop: int = 1, transform: Optional[Callable] = None, origin: str = ""):
         if split not in SPLITS:
             raise ConfigError(f"Unknown split {split!r}. Valid splits: {', '.join(SPLITS)}.")
         if not keys:
@@ -73,6 +75,7 @@ class SceneDataset(torch.utils.data.Dataset):
         self.name, self.split, self.keys, self._load, self._view_frames = name, split, list(keys), load, view_frames
         self.semantic_classes = None if semantic_classes is None else tuple(semantic_classes)
         self.box_classes = None if box_classes is None else tuple(box_classes)
+        self.box_yaw = bool(box_yaw)
         self.views, self.loop, self.transform, self.origin = int(views), int(loop), transform, origin
         self.in_dim = 3
 
@@ -335,8 +338,10 @@ def scene_folder(split: str = "train", root: str = "???", views: int = 0, loop: 
     meta = read_meta(root)
     splits = meta["splits"]
     keys = _split_keys(splits, split, f"scene_folder {root}") if splits else meta["scenes"]
+    boxed = set(keys) & set(meta["boxed"])  # a split whose boxes.json files list no box has no boxes
     return SceneDataset("scene_folder", split, keys, lambda key, frames: read_scene(root, key, meta, frames, max_points),
-                        semantic_classes=meta["semantic_classes"], box_classes=meta["box_classes"], views=views, loop=loop,
+                        semantic_classes=meta["semantic_classes"], box_classes=meta["box_classes"] if boxed else None,
+                        box_yaw=meta["yaw"], views=views, loop=loop,
                         origin=f"scenes read from {root}")
 
 

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from geossl.errors import DatasetNotFoundError, GeosslError
 from geossl.frames import RGBDFrame, RGBDSequence
-from geossl.ops.camera import check_intrinsics, check_pose, scale_intrinsics
+from geossl.ops.camera import check_intrinsics, check_rigid, scale_intrinsics
 
 
 class RGBDError(GeosslError, ValueError):
@@ -70,8 +70,11 @@ def make_frame(color: np.ndarray, depth_mm: np.ndarray, K: Tensor, cam_to_world:
         raise RGBDError(f"{name}: colour image must be H x W x 3, got shape {color.shape}.")
     if depth_mm.ndim != 2:
         raise RGBDError(f"{name}: depth image must be single-channel, got shape {depth_mm.shape}.")
+    if depth_mm.dtype.kind not in "iu" or depth_mm.dtype.itemsize < 2:
+        raise RGBDError(f"{name}: the depth image holds {depth_mm.dtype} values; depth images must be 16-bit images of "
+                        "millimetres (an 8-bit image cannot hold them, a float image is not millimetres).")
     check_intrinsics(K, f"{name}: intrinsics")
-    check_pose(cam_to_world, f"{name}: pose")
+    check_rigid(cam_to_world, f"{name}: pose")
     dh, dw = depth_mm.shape
     cx, cy = float(K[0, 2]), float(K[1, 2])
     if not (0 < cx < dw and 0 < cy < dh):

@@ -4,11 +4,11 @@ A few lines of NumPy and JSON write it (``write_scene`` and ``write_meta`` below
 
     <root>/meta.json            {"semantic_classes": [...], "box_classes": [...],
                                  "splits": {"train": [...], "val": [...], "test": [...]}}   (every key optional)
-    <root>/<scene>/points.npz   coord [N, 3] float metres; color [N, 3] uint8 0-255 or float 0-1;
+    <root>/<scene>/points.npz   coord [N, 3] float metres; color [N, 3] integers 0-255 or floats 0-1;
                                 optional normal [N, 3], semantic [N] int (-1: unlabelled), instance [N] int
                  (or points.ply with x, y, z, red, green, blue and optional nx, ny, nz, semantic, instance)
     <root>/<scene>/boxes.json   optional: [{"class": "chair", "center": [x, y, z], "size": [dx, dy, dz],
-                                            "yaw": 0.0}, ...]   (yaw in radians about z, optional)
+                                            "yaw": 0.0}, ...]   (yaw in radians about z: every box of a folder has one or none)
     <root>/<scene>/frames/      optional posed RGB-D frames: intrinsics.txt (3x3 K of the depth image),
                                 <id>.color.png|.jpg, <id>.depth.png (uint16 millimetres, 0 = invalid),
                                 <id>.pose.txt (4x4 camera -> world, OpenCV camera axes)
@@ -55,7 +55,8 @@ def _names(value: Any, what: str, path: Path) -> Optional[List[str]]:
 
 
 def read_meta(root: str) -> Dict[str, Any]:
-    """``semantic_classes``, ``box_classes``, ``splits`` (or None) and ``scenes`` of a scene folder."""
+    """``semantic_classes``, ``box_classes``, ``splits`` (or None) and ``scenes`` of a scene folder, with ``yaw``
+    (whether its boxes carry one: every box of a folder does or none does) and ``boxed`` (the scenes with a box)."""
     folder = Path(root)
     if not folder.is_dir():
         raise DatasetNotFoundError(f"Scene folder {folder} not found. Point dataset.root at a folder in the scene-folder "
@@ -75,8 +76,15 @@ def read_meta(root: str) -> Dict[str, Any]:
         missing = sorted({s for v in splits.values() for s in v} - set(scenes))
         if missing:
             raise SceneFolderError(f"{meta_path} names scenes that are not in {folder}: {', '.join(missing[:5])}.")
+    yaw_of = {s: y for s in scenes if (folder / s / "boxes.json").is_file()
+              for y in [boxes_have_yaw(folder / s / "boxes.json")] if y is not None}
+    if len(set(yaw_of.values())) > 1:
+        with_yaw, without = (next(s for s, y in yaw_of.items() if y == want) for want in (True, False))
+        raise SceneFolderError(f"{folder}: the boxes of scene {with_yaw} have a yaw and those of scene {without} have none; "
+                               "give every box of a folder a yaw (0 for an axis-aligned box) or none.")
     return {"semantic_classes": _names(meta.get("semantic_classes"), "semantic_classes", meta_path),
-            "box_classes": _names(meta.get("box_classes"), "box_classes", meta_path), "splits": splits, "scenes": scenes}
+            "box_classes": _names(meta.get("box_classes"), "box_classes", meta_path), "splits": splits, "scenes": scenes,
+            "yaw": any(yaw_of.values()), "boxed": sorted(yaw_of)}
 
 
 #: The most points a scene may hold unless ``dataset.max_points`` says otherwise (ScanNet's scenes hold up to ~0.5 M).
@@ -93,9 +101,9 @@ def _points(folder: Path, max_points: int = MAX_POINTS) -> Dict[str, np.ndarray]
                 out = {k: z[k] for k in z.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, NotImplementedError) as e:
             raise SceneFolderError(f"{npz} is not a readable NumPy archive: {type(e).__name__}: {e}") from None
-        bad = [k for k, a in out.items() if not np.issubdtype(a.dtype, np.number)]
+        bad = [f"{k} ({a.dtype})" for k, a in out.items() if a.dtype.kind not in "iuf"]  # no bool, complex, strings
         if bad:
-            raise SceneFolderError(f"{npz}: {', '.join(bad)} must hold numbers.")
+            raise SceneFolderError(f"{npz}: {', '.join(bad)} must hold real numbers (integers or floats).")
         return out
     problem = ply_header_problem(ply)
     if problem:
@@ -138,24 +146,22 @@ def read_scene(root: str, name: str, meta: Dict[str, Any], frames: bool = True, 
     for k, a in cast.items():  # checked after the cast: a float64 beyond float32's range becomes inf there
         if not np.isfinite(a).all():
             raise SceneFolderError(f"{where}: {k} holds NaN, inf or values beyond float32's range (about ±3.4e38).")
-    color = cast["color"]
-    if arrays["color"].dtype == np.uint8 or color.max(initial=0) > 1.0:
-        color = color / 255.0
-    scene: Dict[str, Any] = {"coord": torch.from_numpy(cast["coord"]), "feat": torch.from_numpy(color.clip(0, 1)),
+    scene: Dict[str, Any] = {"coord": torch.from_numpy(cast["coord"]), "feat": torch.from_numpy(_color(cast["color"], arrays["color"], where)),
                              "name": str(name)}
     if "normal" in arrays:
         scene["normal"] = torch.from_numpy(cast["normal"])
-    if "semantic" in arrays:
-        sem = arrays["semantic"].astype(np.int64)
+    ids = {k: _ids(arrays[k], k, where) for k in ("semantic", "instance") if k in arrays}
+    if "semantic" in ids:
+        sem = ids["semantic"]
         classes = meta["semantic_classes"]
         if classes is None or sem.max(initial=-1) >= len(classes) or sem.min(initial=-1) < -1:
             raise SceneFolderError(f"{where}: semantic ids must be -1 (unlabelled) or index meta.json's semantic_classes "
                                    f"({0 if classes is None else len(classes)} names); found {sem.min()}..{sem.max()}.")
         scene["labels"] = torch.from_numpy(sem)
-    if "instance" in arrays:
-        scene["instance"] = torch.from_numpy(arrays["instance"].astype(np.int64))
+    if "instance" in ids:
+        scene["instance"] = torch.from_numpy(ids["instance"])
     if (folder / "boxes.json").is_file():
-        scene["boxes"] = _boxes(folder / "boxes.json", meta["box_classes"])
+        scene["boxes"] = _boxes(folder / "boxes.json", meta["box_classes"], meta.get("yaw"))
     if frames and (folder / "frames").is_dir():
         scene["frames"] = RGBDSequence(_frames(folder / "frames"), str(name))
     return scene
@@ -167,21 +173,71 @@ def _float32(a: np.ndarray) -> np.ndarray:
         return np.asarray(a).astype(np.float32)
 
 
-def _boxes(path: Path, classes: Optional[List[str]]) -> torch.Tensor:
+def _color(color: np.ndarray, raw: np.ndarray, where: Path) -> np.ndarray:
+    """Colours in [0, 1]: integers must be 0-255, floats must already lie in [0, 1] (a float 0-255 or an integer
+    beyond 255 is refused rather than guessed at)."""
+    low, high = float(color.min()), float(color.max())
+    if raw.dtype.kind in "iu":
+        if low < 0 or high > 255:
+            raise SceneFolderError(f"{where}: integer colours must be 0-255; color holds {low:g}..{high:g}.")
+        return color / 255.0
+    if low < 0 or high > 1:
+        raise SceneFolderError(f"{where}: float colours must lie in [0, 1]; color holds {low:g}..{high:g} "
+                               "(store 0-255 colours as uint8, or divide them by 255).")
+    return color
+
+
+def _ids(a: np.ndarray, key: str, where: Path) -> np.ndarray:
+    """Per-point ids as int64: integers, or floats that are whole numbers (a PLY may store them as floats);
+    a fractional id is refused rather than truncated."""
+    if a.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            whole = np.isfinite(a) & (np.abs(a) < 2.0 ** 53) & (a == np.round(a))
+        if not whole.all():
+            raise SceneFolderError(f"{where}: {key} ids must be whole numbers; found {float(a[~whole][0])!r}.")
+    return a.astype(np.int64)
+
+
+def _numbers(value: Any, count: int) -> Optional[List[float]]:
+    """``value`` as ``count`` floats when it is a JSON list of ``count`` numbers (not strings, not booleans), else None."""
+    ok = isinstance(value, list) and len(value) == count and \
+        all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    return [float(v) for v in value] if ok else None
+
+
+def boxes_have_yaw(path: Path) -> Optional[bool]:
+    """Whether the boxes of a ``boxes.json`` carry a yaw (None: it holds no boxes). Every box of a file has one or
+    none has: a box without ``yaw`` beside boxes with one is refused, naming it."""
     boxes = _json(path)
     if not isinstance(boxes, list):
         raise SceneFolderError(f"{path} must hold a list of boxes.")
-    rows, yaw = [], any(isinstance(b, dict) and "yaw" in b for b in boxes)
-    for i, b in enumerate(boxes):
-        try:
-            cls, centre, size = b["class"], [float(v) for v in b["center"]], [float(v) for v in b["size"]]
-            angle = float(b.get("yaw", 0.0))
-        except (TypeError, KeyError, ValueError):
-            raise SceneFolderError(f"{path}: box {i} needs class, center [x, y, z], size [dx, dy, dz] and an optional yaw.") from None
+    has = [isinstance(b, dict) and "yaw" in b for b in boxes]
+    if any(has) and not all(has):
+        raise SceneFolderError(f"{path}: box {has.index(False)} has no yaw but box {has.index(True)} has one; give every box "
+                               "of a folder a yaw (0 for an axis-aligned box) or none.")
+    return has[0] if has else None
+
+
+def _boxes(path: Path, classes: Optional[List[str]], yaw: Optional[bool] = None) -> torch.Tensor:
+    """The boxes of ``path`` as ``[K, 7]`` (centre, size, class) or, when ``yaw`` (the folder's boxes carry one),
+    ``[K, 8]`` (centre, size, yaw, class). ``yaw`` None: decided by this file alone."""
+    file_yaw = boxes_have_yaw(path)
+    yaw = bool(file_yaw) if yaw is None else yaw
+    if file_yaw is not None and file_yaw != yaw:
+        raise SceneFolderError(f"{path}: its boxes have no yaw but other scenes' boxes do; give every box of a folder a "
+                               "yaw (0 for an axis-aligned box) or none.")
+    rows = []
+    for i, b in enumerate(_json(path)):
+        keys = sorted(b) if isinstance(b, dict) else type(b).__name__
+        if not isinstance(b, dict) or "class" not in b or _numbers(b.get("center"), 3) is None or \
+                _numbers(b.get("size"), 3) is None or (yaw and _numbers([b["yaw"]], 1) is None):
+            raise SceneFolderError(f"{path}: box {i} needs class, center [x, y, z] and size [dx, dy, dz] as lists of "
+                                   f"numbers{' and a yaw number' if yaw else ''} (found {keys}).")
+        cls, centre, size, angle = b["class"], _numbers(b["center"], 3), _numbers(b["size"], 3), float(b.get("yaw", 0.0))
         if classes is None or cls not in classes:
             raise SceneFolderError(f"{path}: box {i} has class {cls!r}, which is not in meta.json's box_classes "
                                    f"({', '.join(classes or []) or 'none listed'}).")
-        if len(centre) != 3 or len(size) != 3 or min(size) <= 0 or not np.isfinite(_float32(np.array(centre + size + [angle]))).all():
+        if min(size) <= 0 or not np.isfinite(_float32(np.array(centre + size + [angle]))).all():
             raise SceneFolderError(f"{path}: box {i} needs a finite 3-vector center and a size of three positive numbers.")
         rows.append(centre + size + ([angle] if yaw else []) + [float(classes.index(cls))])
     return torch.tensor(rows, dtype=torch.float32).reshape(-1, 8 if yaw else 7)

@@ -47,6 +47,24 @@ def check_pose(T: Tensor, name: str = "pose") -> None:
         raise CameraError(f"{name} is not invertible: its 3x3 rotation part has determinant {float(det.reshape(-1)[det.reshape(-1).abs().argmin()]):.3g}.")
 
 
+def check_rigid(T: Tensor, name: str = "pose", tol: float = 1e-2) -> None:
+    """Refuse a camera -> world pose ``[4, 4]`` read from a file that is not a rigid motion: its bottom row must be
+    ``0 0 0 1`` and its 3x3 part a rotation (``R^T R = I`` within ``tol``, determinant +1), so a reflection, a scale
+    or a projective row is named instead of silently warping the views. ``tol`` allows the rounding of poses
+    printed with a few decimals (7-Scenes' sample poses are orthonormal to 4e-4)."""
+    check_pose(T, name)
+    M = T.double()
+    if (M[..., 3, :] - M.new_tensor([0.0, 0.0, 0.0, 1.0])).abs().max() > 1e-6:
+        raise CameraError(f"{name} has bottom row {M[..., 3, :].reshape(-1, 4)[0].tolist()}; a rigid pose's is 0 0 0 1.")
+    R = M[..., :3, :3]
+    error = float((R.transpose(-1, -2) @ R - torch.eye(3, dtype=M.dtype)).abs().max())
+    if error > tol:
+        raise CameraError(f"{name} is not a rotation and translation: R^T R differs from the identity by {error:.3g} "
+                          f"(a scale or shear; allowed {tol}).")
+    if (torch.linalg.det(R) < 0).any():
+        raise CameraError(f"{name} is a reflection (its rotation part has determinant -1); a camera pose must be a rotation.")
+
+
 def invert_pose(T: Tensor) -> Tensor:
     """The inverse of 4x4 transforms ``[..., 4, 4]`` (world->camera <-> camera->world), after
     checking that they are invertible."""

@@ -68,12 +68,12 @@ def build_detector(cfg: DictConfig, data, backbone: Encoder) -> Detector:
     settings = head_settings(cfg)
     detector_args = {k: settings.pop(k) for k in DETECTOR_KEYS}
     train = data.split("train")
-    if train.box_classes is None:
-        raise ConfigError(f"Dataset {data.name!r} has no boxes to train a detector on. Datasets with boxes: "
-                          f"{datasets_with('boxes')}.")
-    boxes = train.scene(train.keys[0], frames=False).get("boxes")
-    yaw = boxes is not None and boxes.shape[1] == 8
-    detector = Detector(backbone, train.box_classes, head=cfg.detection.name, head_config=settings, yaw=yaw, **detector_args)
+    for split in ("train", "val", "test"):  # refused before training: a split without boxes cannot train or score one
+        if data.split(split).box_classes is None:
+            raise ConfigError(f"Dataset {data.name!r} has no boxes to train a detector on (its {split} split holds none). "
+                              f"Datasets with boxes: {datasets_with('boxes')}.")
+    detector = Detector(backbone, train.box_classes, head=cfg.detection.name, head_config=settings, yaw=train.box_yaw,
+                        **detector_args)
     if data.transform.points < detector.min_points:
         raise ConfigError(f"transform.points={data.transform.points} is below what the detector needs per scene: {detector.min_points} "
                           "points (the backbone's patches and the head's seeds).")

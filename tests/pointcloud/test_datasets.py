@@ -95,10 +95,14 @@ def test_the_scene_folder_format_round_trips(tmp_path):
     assert item["boxes"].tolist() == [[1, 1, 0.5, 0.5, 0.5, 1.0, 0]]
     assert len(item["views"]) == 2 and torch.allclose(item["views"][0].depth, frames[0].depth, atol=1e-3)
     assert torch.allclose(item["views"][0].color, frames[0].color, atol=1 / 255)
-    write_scene(str(tmp_path), "c", coord=np.zeros((3, 3)), color=np.ones((3, 3)),
+    assert not train.box_yaw
+    write_meta(str(tmp_path / "yawed"), box_classes=["chair", "table"])
+    write_scene(str(tmp_path / "yawed"), "c", coord=np.zeros((3, 3)), color=np.ones((3, 3)),
                 boxes=[{"class": "table", "center": [0, 0, 0], "size": [1, 1, 1], "yaw": 0.5}])
-    yawed = scene_folder(split="train", root=str(tmp_path)).find("c")
-    assert yawed["boxes"].tolist() == [[0, 0, 0, 1, 1, 1, 0.5, 1]]
+    write_scene(str(tmp_path / "yawed"), "d", coord=np.zeros((3, 3)), color=np.ones((3, 3)), boxes=[])
+    yawed = scene_folder(split="train", root=str(tmp_path / "yawed"))
+    assert yawed.box_yaw and yawed.find("c")["boxes"].tolist() == [[0, 0, 0, 1, 1, 1, 0.5, 1]]
+    assert yawed.find("d")["boxes"].shape == (0, 8)  # an empty scene of a yawed folder has the folder's columns
 
 
 def test_the_scene_folder_refuses_what_does_not_fit_the_format(tmp_path):
@@ -205,3 +209,85 @@ def test_a_points_npz_that_declares_more_than_it_holds_or_allows_is_refused_befo
     with pytest.raises(SceneFolderError, match="declares 500 rows, more than the 100 allowed \\(dataset.max_points=100"):
         scene_folder(split="train", root=str(root), max_points=100)[0]
     assert len(scene_folder(split="train", root=str(root), max_points=500)[0]["coord"]) == 500
+
+
+_CHAIR = {"class": "chair", "center": [1, 1, 0.5], "size": [0.5, 0.5, 1.0]}
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"color": np.full((500, 3), 200.0)}, r"float colours must lie in \[0, 1\]; color holds 200..200"),
+    ({"color": np.full((500, 3), 300, np.int16)}, "integer colours must be 0-255; color holds 300..300"),
+    ({"semantic": np.full(500, 0.5)}, "semantic ids must be whole numbers; found 0.5"),
+    ({"instance": np.full(500, np.nan)}, "instance ids must be whole numbers"),
+    ({"points": {"coord": np.ones((500, 3)) + 1j}}, r"coord \(complex128\) must hold real numbers"),
+    ({"normal": np.ones((500, 3), bool)}, r"normal \(bool\) must hold real numbers"),
+    ({"boxes": [{**_CHAIR, "center": "123"}]}, r"box 0 needs class, center \[x, y, z\] and size"),
+    ({"boxes": [{**_CHAIR, "size": [True, True, True]}]}, r"box 0 needs class, center \[x, y, z\] and size"),
+    ({"boxes": [{"class": "chair", "centre": [0, 0, 0], "size": [1, 1, 1]}]}, r"found \['centre', 'class', 'size'\]"),
+    ({"boxes": [{**_CHAIR, "yaw": 0.3}, _CHAIR]}, "box 1 has no yaw but box 0 has one"),
+    ({"boxes": [{**_CHAIR, "yaw": "0.3"}]}, "and a yaw number"),
+])
+def test_the_scene_folder_refuses_values_it_would_have_guessed_at(tmp_path, overrides, message):
+    """Each of these was accepted silently: float colours above 1 divided by 255, integer colours clipped, float ids
+    truncated, complex coordinates' real part kept, a centre "123" read as 1, 2, 3, booleans as sizes, a box without
+    yaw among yawed ones given yaw 0, and "centre" refused without naming the keys found (issues 43 and 45)."""
+    arrays = overrides.pop("points", {})
+    root = _folder(tmp_path, **overrides)
+    if arrays:  # written as they are (write_scene casts coordinates to float32)
+        np.savez(root / "a" / "points.npz", **{"color": np.zeros((500, 3), np.uint8), **arrays})
+    with pytest.raises(SceneFolderError, match=message):
+        scene_folder(split="train", root=str(root))[0]
+
+
+def test_boxes_with_a_yaw_in_some_scenes_and_not_in_others_are_refused_when_the_folder_is_opened(tmp_path):
+    """A folder mixing yawed and axis-aligned scenes failed only at the final evaluation (issue 45); whether boxes
+    carry a yaw was decided from the first training scene (issue 43)."""
+    root = _folder(tmp_path)
+    write_scene(str(root), "c", coord=np.zeros((3, 3)), color=np.ones((3, 3)), boxes=[{**_CHAIR, "yaw": 0.2}])
+    with pytest.raises(SceneFolderError, match="the boxes of scene c have a yaw and those of scene a have none"):
+        scene_folder(split="train", root=str(root))
+
+
+def test_a_split_whose_box_lists_are_all_empty_has_no_boxes(tmp_path):
+    """Scenes whose boxes.json are all empty trained a detector and reported mAP null (issue 45): the split has no
+    box classes, so fine-tuning refuses it before training as it refuses a folder without boxes.json."""
+    from geossl.pipeline import configure
+    from geossl.pointcloud.detection.finetune import build_detector
+    from geossl.pointcloud.encoders import PointPatchTransformer
+
+    root = _folder(tmp_path, boxes=[])
+    assert scene_folder(split="train", root=str(root)).box_classes is None
+    _, cfg, adapter = configure("finetune", ["dataset=scene_folder", f"dataset.root={root}"])
+    with pytest.raises(ConfigError, match="has no boxes to train a detector on \\(its train split holds none\\)"):
+        build_detector(cfg, adapter.load_dataset(cfg), PointPatchTransformer(centres=16, patch=32, dim=32, depth=1, heads=4))
+
+
+def _frame_folder(tmp_path):
+    room = rooms(split="train", num_points=100, num_views=1, width=32, height=24).find(3)
+    f = room["frames"].frames[0]
+    return _folder(tmp_path, frames=[RGBDFrame(f.color, f.depth, f.K, f.cam_to_world, "f0")]), f.cam_to_world.double().numpy()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda T: T @ np.diag([1.0, 1.0, -1.0, 1.0]), "is a reflection"),
+    (lambda T: T @ np.diag([2.0, 2.0, 2.0, 1.0]), "is not a rotation and translation"),
+    (lambda T: np.vstack([T[:3], [[0.0, 0.0, 0.5, 1.0]]]), "has bottom row"),
+])
+def test_camera_poses_that_are_not_rigid_are_refused(tmp_path, change, message):
+    """A reflection, a scale of 2 or a projective bottom row in a pose file warped the views silently (issue 45)."""
+    root, pose = _frame_folder(tmp_path)
+    np.savetxt(root / "a" / "frames" / "f0.pose.txt", change(pose))
+    with pytest.raises(GeosslError, match=f"f0: pose {message}"):
+        scene_folder(split="train", root=str(root), views=1)[0]
+
+
+@pytest.mark.parametrize("depth, fmt", [(np.full((24, 32), 200, np.uint8), "PNG"),
+                                        (np.full((24, 32), np.nan, np.float32), "TIFF")])
+def test_depth_images_that_are_not_16_bit_millimetres_are_refused(tmp_path, depth, fmt):
+    """An 8-bit depth PNG was read as millimetres, a float depth image with NaN accepted (issue 45)."""
+    from PIL import Image
+
+    root, _ = _frame_folder(tmp_path)
+    Image.fromarray(depth).save(root / "a" / "frames" / "f0.depth.png", format=fmt)
+    with pytest.raises(GeosslError, match="depth images must be 16-bit images of millimetres"):
+        scene_folder(split="train", root=str(root), views=1)[0]
