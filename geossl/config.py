@@ -63,6 +63,11 @@ def validate(section: DictConfig | Dict[str, Any], schema: Type, where: str) -> 
     unknown = sorted(set(data) - set(valid))
     if unknown:
         raise ConfigError(f"Unknown key(s) {', '.join(repr(f'{where}.{k}') for k in unknown)}. Valid keys of {where}: {', '.join(valid)}.")
+    for f in dataclasses.fields(schema):  # a name typed as NAN, 1e3 or true reaches here as a number: say so
+        value = data.get(f.name)
+        if f.type in (str, Optional[str]) and isinstance(value, (int, float)):  # bool is an int
+            raise ConfigError(f"{where}.{f.name} is text, but the command line read it as {value!r} (Hydra parses NAN, 1e3, 10 "
+                              f"or true as numbers and booleans): quote it, e.g. {where}.{f.name}=\"'NAME'\".")
     try:
         merged = OmegaConf.merge(base, data)
         out = OmegaConf.to_container(merged, resolve=True, throw_on_missing=True)

@@ -105,6 +105,12 @@ def _check_sampler(cfg: DictConfig, dataset: GraphDataset) -> Optional[Dict[str,
     if spec is not None and cfg.graph.name not in able:
         raise ConfigError(f"sampler={spec['name']} trains on subgraphs, which graph={cfg.graph.name} does not support (its "
                           f"targets are built on the whole graph); methods that do: {', '.join(able)}.")
+    layers = cfg.get("encoder", {}).get("layers") if isinstance(cfg.get("encoder"), DictConfig) else None
+    if spec is not None and spec["name"] == "neighbour" and isinstance(layers, int) and len(spec["fanouts"]) > layers + 1:
+        # the methods that take a sampler decode with one GNN layer: a node's loss reads encoder.layers + 1 hops
+        raise ConfigError(f"sampler.fanouts={spec['fanouts']} samples {len(spec['fanouts'])} hops, but a node's loss reads "
+                          f"{layers + 1}: the encoder's {layers} layers (encoder.layers) and the decoder's one. Hops beyond "
+                          f"those are sampled and never read; give at most {layers + 1} fan-outs.")
     return spec
 
 

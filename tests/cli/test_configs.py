@@ -11,7 +11,7 @@ from geossl.config import validate
 from geossl.engine import TrainerConfig
 from geossl.errors import ConfigError
 from geossl.graph import adapter as run
-from geossl.pipeline import section
+from geossl.pipeline import dataset_builder, section
 from geossl.pointcloud.adapter import RUN_KEYS
 from geossl.registry import DATASETS, ENCODERS, METHODS
 
@@ -145,6 +145,16 @@ def test_numbers_parse_as_floats_and_wrong_types_are_errors():
     assert out["lr"] == 2e-4 and isinstance(out["lr"], float)
     with pytest.raises(ConfigError):
         validate(OmegaConf.create({"epochs": "many"}), TrainerConfig, "trainer")
+
+
+@pytest.mark.parametrize("typed", ["NAN", "1e3", "10", "true"])
+def test_a_name_the_command_line_reads_as_a_number_is_refused(typed):
+    """dataset.name=NAN became the float nan and was looked for as a TU dataset 'nan' (issue 45)."""
+    cfg = _compose("pretrain_graph", ["dataset=tu", f"dataset.name={typed}"])
+    with pytest.raises(ConfigError, match="dataset.name is text, but the command line read it as .*quote it"):
+        dataset_builder(cfg, "graph", extra={"batch_size": None})
+    quoted = _compose("pretrain_graph", ["dataset=tu", f"dataset.name='{typed}'"])
+    assert dataset_builder(quoted, "graph", extra={"batch_size": None})[1]["name"] == typed
 
 
 @pytest.mark.parametrize("dataset", sorted(RGBD | {"rooms"}))

@@ -57,6 +57,9 @@ def test_cli_pretrains_on_sampled_subgraphs_and_refuses_what_cannot_sample(tmp_p
                           (["graph=graphmae", "dataset=cora", "sampler=local_cluster", "sampler.alpha=1.5"], "Bad local clustering"),
                           (["graph=graphmae", "dataset=cora", "sampler=neighbour", "sampler.inference_chunk=0"], "inference_chunk=0 must be"),
                           (["graph=graphmae", "dataset=cora", "sampler=neighbour", "sampler.seeds_per_epoch=100"], "at least sampler.batch_nodes=512"),
+                          # more hops than a loss reads: accepted before (issue 45)
+                          (["graph=graphmae", "dataset=cora", "sampler=neighbour", "sampler.fanouts=[5,5,5,5]"],
+                           "samples 4 hops, but a node's loss reads 3: the encoder's 2 layers"),
                           # words where numbers belong: a ValueError traceback before (issue 45)
                           (["graph=graphmae", "dataset=cora", "sampler=neighbour", "sampler.fanouts=[a,b]"], "must be positive integers"),
                           (["graph=graphmae", "dataset=cora", "sampler=neighbour", "sampler.batch_nodes=many"],
