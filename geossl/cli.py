@@ -118,10 +118,10 @@ def _friendly(exc: BaseException) -> Optional[str]:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from geossl.errors import GeosslError
+    from geossl.errors import GeosslError, user_message
 
     if isinstance(exc, GeosslError):
-        return str(exc)
+        return user_message(exc)
     if isinstance(exc, PermissionError):
         where = exc.filename or "a file"
         return (f"Permission denied writing or reading {where}. Choose folders you can write: out_dir=<dir> or run_dir=<dir> for "

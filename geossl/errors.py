@@ -32,3 +32,18 @@ class StorageError(GeosslError, OSError):
 
 class NonFiniteLossError(GeosslError, FloatingPointError):
     """Training produced a NaN/inf loss; the run stopped and the last good checkpoint was kept."""
+
+
+def user_message(exc: GeosslError) -> str:
+    """``exc``'s message for the user. An error raised in a data loader worker comes back from torch with the worker's
+    traceback inside its message ("Caught ... in DataLoader worker process 0. Original Traceback ..."): the error's
+    own words are kept, with the worker named."""
+    import re
+
+    text = str(exc)
+    if "Original Traceback (most recent call last):" not in text:
+        return text
+    where = re.search(r"in DataLoader worker process \d+", text)
+    name = f"{type(exc).__module__}.{type(exc).__qualname__}: "
+    own = text.rsplit(name, 1)[1] if name in text else text.rstrip().rsplit("\n", 1)[-1]
+    return f"{own.strip()} (raised {where.group(0) if where else 'in a DataLoader worker'})"

@@ -193,6 +193,12 @@ class SceneAdapter(DomainAdapter):
             raise ConfigError(f"scene={method_name} learns from {need} posed view(s) of every scene, and dataset.views is "
                               f"{data.split('train').views}: set dataset.views={need} or more. Datasets with posed views: "
                               f"{datasets_with('views')}.")
+        if need and isinstance(cfg.scene.get("image_patch"), int):  # before the method allocates its patch embedding
+            train = data.split("train")
+            H, W = train.scene(train.keys[0])["frames"].frames[0].color.shape[:2]
+            if not 1 <= cfg.scene.image_patch <= min(W, H):
+                raise ConfigError(f"scene.image_patch={cfg.scene.image_patch} must be between 1 and the views' shorter side: "
+                                  f"dataset {data.name!r} has {W}x{H} views.")
         if cfg.get("encoder_file") is None:  # pretraining: the encoder of the config (evaluate: check_encoder)
             encoder_cls = ENCODERS.get(cfg.encoder.name, domain="scene")
             with torch.device("meta"):

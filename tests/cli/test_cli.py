@@ -561,3 +561,24 @@ def test_finetune_refuses_what_cannot_make_a_detector(tmp_path):
     _assert_clean_error(geossl("finetune", "dataset=rooms", *TINY_DETECTION, "transform.points=100", cwd=tmp_path),
                         "transform.points=100 is below what")
     _assert_clean_error(geossl("finetune", "dataset=cora", cwd=tmp_path), "'cora' is a graph dataset")
+
+
+class _BadScenes(torch.utils.data.Dataset):
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        from geossl.pointcloud.scene_folder import SceneFolderError
+
+        raise SceneFolderError("scans/a/points.npz: integer colours must be 0-255.")
+
+
+def test_an_error_in_a_loader_worker_is_printed_without_the_workers_traceback():
+    """torch puts a worker's whole traceback inside the error's message; the CLI printed it as the message (issue 45)."""
+    from geossl.cli import _friendly
+
+    with pytest.raises(Exception) as caught:
+        next(iter(torch.utils.data.DataLoader(_BadScenes(), num_workers=1)))
+    assert "Original Traceback" in str(caught.value)
+    assert _friendly(caught.value) == ("scans/a/points.npz: integer colours must be 0-255. "
+                                       "(raised in DataLoader worker process 0)")

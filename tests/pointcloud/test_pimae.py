@@ -87,3 +87,17 @@ def test_cli_pretrains_pimae_on_rooms_and_refuses_a_dataset_without_views(tmp_pa
     res = geossl(*TINY, "dataset.views=0")
     message = " ".join(res.stderr.split())
     assert res.returncode != 0 and "set dataset.views" in message and "Datasets with posed views: redwood, rooms" in message
+
+
+def test_an_image_patch_larger_than_the_views_is_refused_before_the_method_is_built():
+    """scene.image_patch=1000 allocated a 3 x 1000 x 1000-wide patch embedding (3.4 GB) before the first batch
+    refused it (issue 45)."""
+    from geossl.pipeline import configure
+
+    _, cfg, adapter = configure("pretrain", ["scene=pimae", "dataset=rooms", *TINY, "scene.image_patch=1000"])
+    data = adapter.load_dataset(cfg)
+    with pytest.raises(ConfigError, match="scene.image_patch=1000 must be between 1 and the views' shorter side: dataset 'rooms' "
+                                          "has 64x48 views"):
+        adapter.check(cfg, data)
+    _, cfg, _ = configure("pretrain", ["scene=pimae", "dataset=rooms", *TINY, "scene.image_patch=48"])
+    adapter.check(cfg, data)
