@@ -11,6 +11,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
@@ -94,3 +95,55 @@ def write_folder(folder, files: dict, change) -> None:
         target = Path(folder) / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data if rel == name else content)
+
+
+#: dtypes an ``.npy`` header may declare: the readers' own, and ones they must refuse (complex, bool, strings, objects).
+NPY_DTYPES = ["<f8", "<f4", "<i8", "<i4", "|u1", "<u2", "<c16", "|b1", "<U5", "|O", "<f2", ">f8"]
+
+
+def npy_bytes(descr: str, shape: tuple, payload: bytes, fortran: bool = False) -> bytes:
+    """An ``.npy`` file (format 1.0) whose header declares ``descr`` and ``shape`` whatever ``payload`` holds."""
+    header = f"{{'descr': '{descr}', 'fortran_order': {fortran}, 'shape': {tuple(shape)!r}, }}"
+    header += " " * (-(len(header) + 11) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode("latin1") + payload
+
+
+def npy_headers() -> st.SearchStrategy[bytes]:
+    """``.npy`` files with arbitrary declared shapes (up to 10^13 rows: far beyond the bytes present) and dtypes, over
+    a short payload: a reader must check the declared size against the file before allocating."""
+    dims = st.one_of(st.integers(0, 64), st.integers(0, 10**13))
+    shapes = st.one_of(st.tuples(dims), st.tuples(dims, st.sampled_from([1, 3, 6, 10**6])), st.tuples(dims, dims, dims))
+    payloads = st.one_of(st.binary(max_size=200), st.integers(0, 64).map(lambda n: np.ones((n, 3)).tobytes()))
+    return st.builds(npy_bytes, st.sampled_from(NPY_DTYPES), shapes, payloads, st.booleans())
+
+
+def npz_bytes(members: dict, compressed: bool) -> bytes:
+    """A ``.npz`` archive of ``members`` (name -> ``.npy`` bytes)."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED) as z:
+        for name, data in members.items():
+            z.writestr(f"{name}.npy", data)
+    return buf.getvalue()
+
+
+def nested_json() -> st.SearchStrategy[bytes]:
+    """JSON nested 1 to 200,000 levels deep (lists or objects, closed or cut short): deeper than Python's decoder recurses."""
+    def build(depth: int, kind: str, closed: bool) -> bytes:
+        open_, close = (b"[", b"]") if kind == "list" else (b'{"a":', b"}")
+        return open_ * depth + b"1" + (close * depth if closed else b"")
+
+    return st.builds(build, st.one_of(st.integers(1, 50), st.integers(500, 200_000)), st.sampled_from(["list", "object"]),
+                     st.booleans())
+
+
+#: float64 values at and beyond float32's range (about ±3.4e38), and the non-finite ones.
+FLOAT32_EDGES = [3.4e38, 3.5e38, -3.5e38, 1e39, -1e300, 1e308, float("nan"), float("inf"), -float("inf"), 1e-45, 0.0, 1.0]
+
+
+def float64_arrays(rows: int, cols: int) -> st.SearchStrategy[np.ndarray]:
+    """``[rows, cols]`` float64 arrays of ordinary values with some of :data:`FLOAT32_EDGES` among them."""
+    values = st.one_of(st.floats(-10, 10), st.sampled_from(FLOAT32_EDGES))
+    return st.lists(values, min_size=rows * cols, max_size=rows * cols).map(lambda v: np.array(v, np.float64).reshape(rows, cols))

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from geossl.data import data_root
 from tests.conftest import requires_redwood, requires_scannet, requires_sevenscenes
-from tests.property import one_file_mutated, read_or_refuse, variants, write_folder
+from tests.property import (float64_arrays, nested_json, npy_headers, npz_bytes, one_file_mutated, read_or_refuse, variants,
+                            write_folder)
 
 
 def _npy(a) -> bytes:
@@ -45,6 +46,16 @@ def test_scannet_scene_files(change):
 
     with tempfile.TemporaryDirectory() as d:
         write_folder(d, SCANNET, change)
+        read_or_refuse(lambda _: scannet(split="train", root=d, splits={"train": ["s0"]}).scene("s0", frames=False), b"", "unused",
+                       _scene_ok)
+
+
+@given(npy_headers(), st.sampled_from(sorted(SCANNET)))
+def test_scannet_npy_files_whose_headers_declare_any_shape(member, name):
+    from geossl.pointcloud.datasets import scannet
+
+    with tempfile.TemporaryDirectory() as d:
+        write_folder(d, SCANNET, (name, member))
         read_or_refuse(lambda _: scannet(split="train", root=d, splits={"train": ["s0"]}).scene("s0", frames=False), b"", "unused",
                        _scene_ok)
 
@@ -116,3 +127,56 @@ def test_scene_folders(change):
             assert item["coord"].shape[1] == 3 and torch.isfinite(item["coord"]).all() and item["feat"].max() <= 1
 
         read_or_refuse(lambda _: scene_folder(split="train", root=d)[0], b"", "unused", check)
+
+
+def _read_scene_folder(d):
+    from geossl.pointcloud.datasets import scene_folder
+
+    return lambda _: scene_folder(split="train", root=d)[0]
+
+
+def _item_ok(item):
+    assert item["coord"].shape[1] == 3 and torch.isfinite(item["coord"]).all() and torch.isfinite(item["feat"]).all()
+    assert 0 <= item["feat"].min() and item["feat"].max() <= 1
+    if "boxes" in item:
+        assert torch.isfinite(item["boxes"]).all()
+
+
+@given(npy_headers(), st.sampled_from(["coord", "color", "semantic"]), st.booleans())
+def test_scene_folder_npz_members_whose_headers_declare_any_shape(member, key, compressed):
+    """A points.npz member declaring 10^12 rows reached numpy's allocator (issue 45): declared shapes are checked
+    against the archive before anything is read."""
+    g = np.random.default_rng(0)
+    valid = {"coord": g.random((30, 3)), "color": g.integers(0, 255, (30, 3)).astype(np.uint8), "semantic": g.integers(-1, 2, 30)}
+    members = {k: _npy(v) for k, v in valid.items()}
+    members[key] = member
+    files = dict(SCENE_FOLDER, **{"a/points.npz": npz_bytes(members, compressed)})
+    with tempfile.TemporaryDirectory() as d:
+        write_folder(d, files, ("a/points.npz", files["a/points.npz"]))
+        read_or_refuse(_read_scene_folder(d), b"", "unused", _item_ok)
+
+
+@given(nested_json(), st.sampled_from(["meta.json", "a/boxes.json"]))
+def test_scene_folder_json_nested_any_depth(data, name):
+    """A deeply nested meta.json raised RecursionError from the JSON decoder (issue 45)."""
+    with tempfile.TemporaryDirectory() as d:
+        write_folder(d, SCENE_FOLDER, (name, data))
+        read_or_refuse(_read_scene_folder(d), b"", "unused", _item_ok)
+
+
+@given(float64_arrays(30, 3), st.sampled_from(["coord", "color", "normal"]),
+       st.one_of(st.just(np.array([[1.0, 1, 1, 1, 1, 1, 0]])), float64_arrays(1, 7)))
+def test_scene_folder_float64_values_beyond_float32(values, key, box):
+    """float64 values beyond float32's range passed the finiteness check and became inf after the cast (issue 45)."""
+    import json
+
+    g = np.random.default_rng(0)
+    arrays = {"coord": g.random((30, 3)), "color": g.random((30, 3)), "semantic": g.integers(-1, 2, 30)}
+    arrays[key] = values
+    centre, size, yaw = box[0, :3].tolist(), np.abs(box[0, 3:6]).tolist(), float(box[0, 6])
+    files = dict(SCENE_FOLDER, **{"a/points.npz": npz_bytes({k: _npy(v) for k, v in arrays.items()}, False),
+                                  "a/boxes.json": json.dumps([{"class": "chair", "center": centre, "size": size,
+                                                               "yaw": yaw}]).encode()})
+    with tempfile.TemporaryDirectory() as d:
+        write_folder(d, files, ("a/points.npz", files["a/points.npz"]))
+        read_or_refuse(_read_scene_folder(d), b"", "unused", _item_ok)
