@@ -49,13 +49,17 @@ class SceneDataset(torch.utils.data.Dataset):
         split: "train", "val" or "test".
         keys: the scenes of the split (seeds, names, ...), passed to ``load``.
         load: ``load(key, frames)`` -> the raw scene dict (``frames``: whether to read its posed views,
-            an :class:`RGBDSequence` under ``"frames"``).
+            an :class:`RGBDSequence` under ``"frames"``; with ``view_count``, also a list of frame positions: those
+            frames alone, in that order).
         view_frames: ``view_frames(sequence, split)`` -> the frames an item of ``split`` may take as views.
         semantic_classes: names of the per-point label ids (None: no labels).
         box_classes: names of the box class ids (None: no boxes).
         box_yaw: whether its boxes carry a yaw (``[K, 8]``: centre, size, yaw, class) rather than being axis-aligned
             (``[K, 7]``); one answer for the whole dataset.
         views: posed views per item (0: none).
+        view_count: the number of frames every scene of the split has, where it is known without loading one and every
+            frame may be a view of the split (the procedural rooms): an item then picks its views first and loads those
+            frames alone (the same views as picking from all of them).
         loop: every scene appears this many times per epoch (Pointcept's ``loop``; for datasets of few scenes).
         transform: ``transform(scene, generator)`` applied to every item (:mod:`geossl.pointcloud.transforms`).
         origin: where an item's scene comes from, in words, for the line a run prints before training (made anew,
@@ -65,7 +69,8 @@ class SceneDataset(torch.utils.data.Dataset):
     def __init__(self, name: str, split: str, keys: Sequence, load: Callable[[Any, bool], Dict[str, Any]],
                  view_frames: Callable[[RGBDSequence, str], List[RGBDFrame]] = lambda seq, split: list(seq.frames),
                  semantic_classes: Optional[Sequence[str]] = None, box_classes: Optional[Sequence[str]] = None,
-                 box_yaw: bool = False, views: int = 0, loop: int = 1, transform: Optional[Callable] = None, origin: str = ""):
+                 box_yaw: bool = False, views: int = 0, loop: int = 1, transform: Optional[Callable] = None, origin: str = "",
+                 view_count: Optional[int] = None):
         if split not in SPLITS:
             raise ConfigError(f"Unknown split {split!r}. Valid splits: {', '.join(SPLITS)}.")
         if not keys:
@@ -77,6 +82,7 @@ class SceneDataset(torch.utils.data.Dataset):
         self.box_classes = None if box_classes is None else tuple(box_classes)
         self.box_yaw = bool(box_yaw)
         self.views, self.loop, self.transform, self.origin = int(views), int(loop), transform, origin
+        self.view_count = view_count
         self.in_dim = 3
 
     def __len__(self) -> int:
@@ -93,16 +99,26 @@ class SceneDataset(torch.utils.data.Dataset):
     def __getitem__(self, item: Union[int, Tuple[int, int]]) -> Dict[str, Any]:
         index, seed = item if isinstance(item, tuple) else (item, item)
         g = torch.Generator().manual_seed(int(seed))
-        raw = self.scene(self.keys[index % len(self.keys)], frames=self.views > 0)
+        key = self.keys[index % len(self.keys)]
+        if self.views and self.view_count:  # pick the views, then load those frames alone
+            raw = self.scene(key, frames=[int(i) for i in self._pick(self.view_count, g)])
+            views = list(raw["frames"].frames)
+        else:
+            raw = self.scene(key, frames=self.views > 0)
+            if self.views:
+                frames = self._view_frames(raw["frames"], self.split)
+                if not frames:
+                    raise SceneDatasetError(f"Scene {raw['name']} of dataset {self.name!r} has no posed views in its {self.split} split.")
+                views = [frames[int(i)] for i in self._pick(len(frames), g)]
         scene = {k: raw[k] for k in ("coord", "feat", "labels", "normal", "instance", "boxes", "name") if raw.get(k) is not None}
         if self.views:
-            frames = self._view_frames(raw["frames"], self.split)
-            if not frames:
-                raise SceneDatasetError(f"Scene {raw['name']} of dataset {self.name!r} has no posed views in its {self.split} split.")
-            pick = torch.randperm(len(frames), generator=g)[: self.views] if len(frames) >= self.views else \
-                torch.randint(len(frames), (self.views,), generator=g)
-            scene["views"] = [frames[int(i)] for i in pick]
+            scene["views"] = views
         return self.transform(scene, g) if self.transform is not None else scene
+
+    def _pick(self, count: int, g: torch.Generator) -> torch.Tensor:
+        """Positions of an item's ``views`` among ``count`` frames: distinct where there are enough, else drawn with repeats."""
+        return torch.randperm(count, generator=g)[: self.views] if count >= self.views else \
+            torch.randint(count, (self.views,), generator=g)
 
 
 def _split_keys(splits: Dict[str, Any], split: str, name: str) -> List:
@@ -155,17 +171,21 @@ def rooms(split: str = "train", splits: Optional[Dict[str, List[int]]] = None, n
     if views > num_views:
         raise ConfigError(f"dataset.views={views} views per item, but each room renders dataset.num_views={num_views}.")
 
-    def load(seed, frames: bool) -> Dict[str, Any]:
-        r = (cached_room if cache else make_room)(int(seed), num_points=num_points, num_views=num_views if frames else 0,
-                                                  min_objects=min_objects, max_objects=max_objects, width=width,
-                                                  height=height, fov_deg=fov_deg, color_noise=color_noise)
+    def load(seed, frames) -> Dict[str, Any]:
+        settings = dict(num_points=num_points, num_views=num_views if frames is not False else 0, min_objects=min_objects,
+                        max_objects=max_objects, width=width, height=height, fov_deg=fov_deg, color_noise=color_noise)
+        if cache:
+            r = cached_room(int(seed), **settings)
+        else:  # frames: True (all views), False (none) or the positions of the views an item picked (those alone)
+            r = make_room(int(seed), **settings, render=None if isinstance(frames, bool) else frames)
         r["labels"] = r.pop("semantic")
         return r
 
     origin = ("each room generated once and kept in the room cache (dataset.cache=true), read back after that" if cache else
-              "every room generated (points, ray-cast views) anew for every item, every epoch; dataset.cache=true keeps them")
+              "every room generated (points, and ray casts of the views an item uses) anew for every item, every epoch; "
+              "dataset.cache=true keeps them")
     return SceneDataset("rooms", split, list(range(lo, hi)), load, semantic_classes=SEMANTIC, box_classes=CLASSES,
-                        views=views, loop=loop, origin=origin)
+                        views=views, loop=loop, origin=origin, view_count=None if cache else num_views)
 
 
 # --- ScanNet -----------------------------------------------------------------------------------------------

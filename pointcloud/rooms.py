@@ -28,7 +28,7 @@ import functools
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -187,7 +187,8 @@ def _look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 def make_room(seed: int, num_points: int = 50_000, num_views: int = 4, min_objects: int = 4, max_objects: int = 10,
-              width: int = 320, height: int = 240, fov_deg: float = 60.0, color_noise: float = 0.02) -> Dict[str, object]:
+              width: int = 320, height: int = 240, fov_deg: float = 60.0, color_noise: float = 0.02,
+              render: Optional[Sequence[int]] = None) -> Dict[str, object]:
     """One procedural room (see the module docstring for what it carries).
 
     Args:
@@ -199,12 +200,34 @@ def make_room(seed: int, num_points: int = 50_000, num_views: int = 4, min_objec
         width, height: view size in pixels.
         fov_deg: horizontal field of view of the views' pinhole camera (square pixels, centred).
         color_noise: standard deviation of per-point colour noise (texture), 0 for flat colours.
+        render: ray-cast only these of the ``num_views`` views (positions, repeats allowed), in this order; every
+            view's pose is still drawn, so a view is the same whichever others are rendered. None: all of them.
 
     Returns:
         a dict with ``coord``, ``feat``, ``normal`` ``[N, 3]`` float32, ``semantic``, ``instance`` ``[N]``
         int64, ``boxes`` ``[K, 7]`` float32, ``box_instance`` ``[K]``, ``room_size`` ``[3]``, ``frames``
         (an :class:`RGBDSequence`) and ``name``.
     """
+    with _one_blas_thread():
+        return _make_room(seed, num_points, num_views, min_objects, max_objects, width, height, fov_deg, color_noise, render)
+
+
+def _one_blas_thread():
+    """NumPy's BLAS limited to one thread: a room multiplies small matrices (3x3 rotations of its rays, a light
+    direction), which BLAS threads only slow down (20x on two busy cores); the results are the same."""
+    import contextlib
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # an install without the scene extra
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def _make_room(seed, num_points, num_views, min_objects, max_objects, width, height, fov_deg, color_noise,
+               render) -> Dict[str, object]:
+    if render is not None and not all(0 <= int(i) < num_views for i in render):
+        raise RoomsError(f"render={list(render)} must name views among the room's num_views={num_views}.")
     if num_points < 1:
         raise RoomsError(f"num_points must be >= 1, got {num_points}.")
     if not 0 <= min_objects <= max_objects:
@@ -259,7 +282,7 @@ def make_room(seed: int, num_points: int = 50_000, num_views: int = 4, min_objec
     rgb = np.clip(colors[tri] + color_noise * rng.standard_normal((num_points, 3)), 0, 1)
 
     box_arr = np.array(boxes, np.float32).reshape(-1, 7)
-    frames = _render_views(rng, tris, colors, size, box_arr, num_views, width, height, fov_deg) if num_views else []
+    frames = _render_views(rng, tris, colors, size, box_arr, num_views, width, height, fov_deg, render) if num_views else []
     t32 = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
     return {"coord": t32(coord), "feat": t32(rgb), "normal": t32(normals[tri]),
             "semantic": torch.from_numpy(semantic[tri].astype(np.int64)), "instance": torch.from_numpy(instance[tri].astype(np.int64)),
@@ -267,19 +290,18 @@ def make_room(seed: int, num_points: int = 50_000, num_views: int = 4, min_objec
             "room_size": t32(size), "frames": RGBDSequence(frames, f"rooms-seed{seed}"), "name": f"rooms-seed{seed}"}
 
 
-def _render_views(rng, tris, colors, size, boxes, num_views, width, height, fov_deg) -> List[RGBDFrame]:
-    """Ray-cast RGB-D views from random eye points inside the room, each looking at an object."""
+def _render_views(rng, tris, colors, size, boxes, num_views, width, height, fov_deg, render=None) -> List[RGBDFrame]:
+    """Ray-cast RGB-D views from random eye points inside the room, each looking at an object. Every pose is drawn
+    first (the random draws in the order they always had), then one ray cast serves the views in ``render`` (all
+    when None), returned in that order."""
     from geossl.pointcloud.open3d_loader import import_open3d
 
     o3d = import_open3d()
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(tris.reshape(-1, 3).astype(np.float32)),
-                        o3d.core.Tensor(np.arange(len(tris) * 3, dtype=np.uint32).reshape(-1, 3)))
     fx = width / 2 / np.tan(np.radians(fov_deg) / 2)
     K = np.array([[fx, 0, width / 2], [0, fx, height / 2], [0, 0, 1]])
     rays_cam = pixel_rays(torch.from_numpy(K), width, height).reshape(-1, 3).numpy()  # z = 1 through pixel centres
-    frames = []
-    for i in range(num_views):
+    poses = []
+    for _ in range(num_views):
         for _ in range(100):  # an eye point outside every object's box (grown by 0.3 m)
             eye = np.array([rng.uniform(0.6, size[0] - 0.6), rng.uniform(0.6, size[1] - 0.6), rng.uniform(1.2, 1.7)])
             if not any((np.abs(eye - b[:3]) <= b[3:6] / 2 + 0.3).all() for b in boxes):
@@ -288,20 +310,27 @@ def _render_views(rng, tris, colors, size, boxes, num_views, width, height, fov_
         target = target + rng.normal(0, 0.1, 3)
         if np.linalg.norm((target - eye)[:2]) < 0.3:  # nearly straight down: look across the room instead
             target = np.array([size[0] - eye[0], size[1] - eye[1], 0.8])
-        pose = _look_at(eye, target)
-        dirs = rays_cam @ pose[:3, :3].T
-        rays = np.concatenate([np.broadcast_to(eye, dirs.shape), dirs], 1).astype(np.float32)
-        hit = scene.cast_rays(o3d.core.Tensor(rays))
-        t_hit = hit["t_hit"].numpy()  # in units of the direction's length: the z depth, as dirs have z = 1
-        prim = hit["primitive_ids"].numpy()
-        ok = np.isfinite(t_hit)
-        depth = np.where(ok, t_hit, 0.0).reshape(height, width)
-        rgb = np.zeros((len(rays), 3))
-        rgb[ok] = colors[prim[ok]]
-        frames.append(RGBDFrame(torch.from_numpy(rgb.reshape(height, width, 3).astype(np.float32)),
-                                torch.from_numpy(depth.astype(np.float32)), torch.from_numpy(K.astype(np.float32)),
-                                torch.from_numpy(pose.astype(np.float32)), f"view{i:03d}"))
-    return frames
+        poses.append(_look_at(eye, target))
+    wanted = list(range(num_views)) if render is None else [int(i) for i in render]
+    cast = sorted(set(wanted))
+    rays = np.empty((len(cast), len(rays_cam), 6), np.float32)
+    for i, view in enumerate(cast):
+        rays[i, :, :3] = poses[view][:3, 3]
+        rays[i, :, 3:] = rays_cam @ poses[view][:3, :3].T
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.core.Tensor(tris.reshape(-1, 3).astype(np.float32)),
+                        o3d.core.Tensor(np.arange(len(tris) * 3, dtype=np.uint32).reshape(-1, 3)))
+    hit = scene.cast_rays(o3d.core.Tensor(rays.reshape(-1, 6)))
+    t_hit = hit["t_hit"].numpy().reshape(len(cast), height, width)  # in units of the direction's length: the z depth
+    prim = hit["primitive_ids"].numpy().reshape(len(cast), height, width)
+    ok = np.isfinite(t_hit)
+    depth = np.where(ok, t_hit, np.float32(0.0))
+    rgb = colors.astype(np.float32)[np.where(ok, prim, 0)]  # one gather; rays that hit nothing are black
+    rgb[~ok] = 0.0
+    K32 = torch.from_numpy(K.astype(np.float32))
+    frames = {view: RGBDFrame(torch.from_numpy(rgb[i]), torch.from_numpy(depth[i]), K32.clone(),
+                              torch.from_numpy(poses[view].astype(np.float32)), f"view{view:03d}") for i, view in enumerate(cast)}
+    return [frames[view] for view in wanted]
 
 
 # --- on-disk cache -----------------------------------------------------------------------------------------
@@ -311,7 +340,7 @@ _INT_KEYS = ("semantic", "instance", "box_instance")
 _FLOAT_KEYS = ("coord", "feat", "normal", "boxes", "room_size")
 _VIEW_KEYS = ("color", "depth", "K", "cam_to_world")
 #: make_room's settings (its keyword arguments) and their defaults.
-ROOM_SETTINGS = {k: p.default for k, p in inspect.signature(make_room).parameters.items() if k != "seed"}
+ROOM_SETTINGS = {k: p.default for k, p in inspect.signature(make_room).parameters.items() if k not in ("seed", "render")}
 
 
 def room_cache_folder(**settings) -> Path:
