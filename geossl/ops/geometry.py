@@ -52,11 +52,18 @@ def knn(query: Tensor, points: Tensor, k: int, chunk: int = 4096) -> Tuple[Tenso
     dists, idx = [], []
     chunk = _rows_per_chunk(chunk, points)
     for s in range(0, query.shape[-2], chunk):
-        d = torch.cdist(query[..., s:s + chunk, :], points)  # squared after choosing: the same order, k columns to square
+        d = squared_distances(query[..., s:s + chunk, :], points)
         top = d.min(-1, keepdim=True) if k == 1 else d.topk(k, dim=-1, largest=False)
-        dists.append(top.values.pow(2))
+        dists.append(top.values)
         idx.append(top.indices)
     return torch.cat(dists, -2), torch.cat(idx, -2)
+
+
+def squared_distances(a: Tensor, b: Tensor) -> Tensor:
+    """``|a_i - b_j|^2`` ``[..., n, m]`` of ``a [..., n, 3]`` and ``b [..., m, 3]`` by one matrix product (torch.cdist's
+    own expansion ``|a|^2 - 2 a.b + |b|^2``, clamped at 0), without cdist's square root: what nearest neighbours need."""
+    a2, b2 = a.pow(2).sum(-1, keepdim=True), b.pow(2).sum(-1, keepdim=True)
+    return torch.cat([-2 * a, a2, torch.ones_like(a2)], -1).matmul(torch.cat([b, torch.ones_like(b2), b2], -1).mT).clamp_min_(0)
 
 
 def farthest_point_sampling(points: Tensor, n: int, start: int = 0) -> Tensor:
@@ -83,7 +90,7 @@ def farthest_point_sampling(points: Tensor, n: int, start: int = 0) -> Tensor:
 def _nearest_index(a: Tensor, b: Tensor, chunk: int) -> Tensor:
     chunk = _rows_per_chunk(chunk, b)
     with torch.no_grad():
-        return torch.cat([torch.cdist(a[..., s:s + chunk, :], b).argmin(-1) for s in range(0, a.shape[-2], chunk)], -1)
+        return torch.cat([squared_distances(a[..., s:s + chunk, :], b).argmin(-1) for s in range(0, a.shape[-2], chunk)], -1)
 
 
 def chamfer_distance(a: Tensor, b: Tensor, chunk: int = 2048) -> Tensor:
@@ -100,7 +107,11 @@ def chamfer_distance(a: Tensor, b: Tensor, chunk: int = 2048) -> Tensor:
         a, b = a[None], b[None]
     elif b.dim() != 3 or len(a) != len(b):
         raise GeometryError(f"a {list(a.shape)} and b {list(b.shape)} must both be [N, 3] or both [P, ., 3].")
-    ab = _nearest_index(a, b, chunk)
-    ba = _nearest_index(b, a, chunk)
+    if a.shape[0] * a.shape[1] * b.shape[1] <= MAX_PAIRS:  # one distance matrix serves both directions
+        with torch.no_grad():
+            d = squared_distances(a, b)
+            ab, ba = d.argmin(-1), d.argmin(-2)
+    else:
+        ab, ba = _nearest_index(a, b, chunk), _nearest_index(b, a, chunk)
     rows = torch.arange(len(a), device=a.device)[:, None]
     return ((a - b[rows, ab]).pow(2).sum(-1).mean(-1) + (b - a[rows, ba]).pow(2).sum(-1).mean(-1)).mean()
