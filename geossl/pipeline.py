@@ -299,6 +299,7 @@ def pretrain(cfg: DictConfig, run_dir: Path, adapter: DomainAdapter) -> Dict[str
     summary: Dict[str, Any] = {
         "method": cfg[domain].name, "dataset": dataset.name, "seed": int(cfg.seed), "epochs": result.epochs,
         "pretrain_seconds": round(result.seconds, 3), "train_seconds": round(result.train_seconds, 3),
+        "data_wait_seconds": round(result.data_wait_seconds, 3),
         "seconds_per_epoch": round(result.seconds_per_epoch, 4), "final_losses": result.last_losses,
         "world_size": fabric.world_size, **job.extra,
     }
@@ -388,6 +389,7 @@ def _finetune(cfg: DictConfig, adapter: DomainAdapter, group: str, trainer_cfg, 
     summary: Dict[str, Any] = {
         group: cfg[group].name, "dataset": dataset.name, "encoder": encoder_source(cfg), "seed": int(cfg.seed),
         "epochs": result.epochs, **job.extra, "train_seconds": round(result.train_seconds, 3),
+        "data_wait_seconds": round(result.data_wait_seconds, 3),
         "seconds_per_epoch": round(result.seconds_per_epoch, 4),
         "seconds_per_step": round(result.train_seconds / max(steps or 1, 1), 4), "final_losses": result.last_losses,
         "world_size": engine.fabric.world_size, "peak_rss_mb": peak_rss_mb(),  # the process's peak after training

@@ -61,8 +61,8 @@ class TrainerConfig:
         precision: "32-true", "bf16-mixed", "16-mixed" (Lightning Fabric).
         deterministic: use deterministic algorithms (``torch.use_deterministic_algorithms``,
             cuDNN deterministic, no cuDNN benchmark).
-        threads: CPU threads for torch (0: as many as the cores other processes leave free, from the
-            load average at start, at least 1; see :func:`default_threads`).
+        threads: CPU threads for torch (0: as many as the cores other processes and this run's loader workers
+            leave free, from the load average at start, at least 1; see :func:`default_threads`).
         checkpoint_every: write ``checkpoint.pt`` every this many epochs (and at the end).
         monitor_every: run the method's label-free monitor (RankMe) every this many epochs.
         progress: show a progress bar.
@@ -118,7 +118,9 @@ class FitResult:
     Attributes:
         epochs: epochs completed in total (including those before a resume).
         seconds: wall time of this fit call (training, monitoring, checkpoints).
-        train_seconds: time inside training steps only (this call).
+        train_seconds: time inside training epochs only (this call): the steps and the waits for their batches.
+        data_wait_seconds: the part of ``train_seconds`` spent waiting for the next batch (the loader not keeping up
+            with the steps; the first batch of each epoch included).
         seconds_per_epoch: ``train_seconds`` per epoch run in this call.
         last_losses: mean of each named loss in the last epoch.
         monitor: the last monitor values (e.g. ``{"rankme": ...}``).
@@ -129,6 +131,7 @@ class FitResult:
     epochs: int
     seconds: float
     train_seconds: float
+    data_wait_seconds: float
     seconds_per_epoch: float
     last_losses: Dict[str, float] = field(default_factory=dict)
     monitor: Dict[str, float] = field(default_factory=dict)
@@ -158,6 +161,8 @@ def _differences(a: Dict[str, Any], b: Dict[str, Any], prefix: str = "") -> List
     return out
 
 
+_END = object()  # the end of an epoch's batches
+
 #: The most loader workers ``num_workers=auto`` starts (see :func:`auto_workers`).
 MAX_AUTO_WORKERS = 8
 
@@ -176,17 +181,19 @@ def auto_workers(cores: Optional[int] = None) -> int:
     return max(0, min(cores // local - 1, MAX_AUTO_WORKERS))
 
 
-def default_threads() -> int:
+def default_threads(workers: int = 0) -> int:
     """CPU threads that do not oversubscribe the machine: this process's cores (its CPU affinity) minus the
-    load other processes put on them (the 1-minute load average, rounded), at least 1, and never more than
-    torch's own default. Under torchrun, the local processes share the cores."""
+    load other processes put on them (the 1-minute load average, rounded) and minus its own ``workers`` (loader worker
+    processes, busy making batches), at least 1, and never more than torch's own default. Under torchrun, the local
+    processes share the cores. (A thread that shares its core with a busy worker slows both: the scene_throughput
+    section of docs/results.md.)"""
     cores = visible_cores()
     try:
         busy = round(os.getloadavg()[0])
     except OSError:
         busy = 0
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return max(1, min(torch.get_num_threads(), (cores - busy) // max(local, 1)))
+    return max(1, min(torch.get_num_threads(), (cores - busy) // max(local, 1) - workers))
 
 
 def torchrun_layout(devices: Any, num_nodes: int, strategy: str) -> tuple[Any, int, str]:
@@ -221,7 +228,7 @@ class Engine:
         self.cfg, self.run_dir, self.seed = cfg, Path(run_dir), seed
         self.config = dict(config or {})
         self.monitor_history: List[Tuple[int, Dict[str, float]]] = []
-        torch.set_num_threads(cfg.threads if cfg.threads > 0 else default_threads())
+        torch.set_num_threads(cfg.threads if cfg.threads > 0 else default_threads(cfg.num_workers))
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # A resumed run logs its epochs to a CSV of its own: Lightning's CSV logger would delete
         # an existing metrics.csv in its folder.
@@ -305,7 +312,7 @@ class Engine:
         with several, every process takes its own share. ``seeded`` wraps the sampler in a
         :class:`~geossl.engine.loader.SeededSampler`, so ``dataset[(index, seed)]`` receives a seed for
         that item's randomness (augmentations, sampled views) that depends on neither the worker
-        count nor an interruption.
+        count nor an interruption. Workers persist across epochs and each keeps two batches ready.
         """
         from torch.utils.data import DataLoader, DistributedSampler, SequentialSampler
 
@@ -318,8 +325,13 @@ class Engine:
             sampler = SequentialSampler(dataset)
         if seeded:
             sampler = SeededSampler(sampler, self.seed)
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate_fn,
-                          num_workers=self.cfg.num_workers, drop_last=drop_last)
+        workers = self.cfg.num_workers
+        # its own generator: starting an epoch's iterator draws the workers' base seed from it, not from the global
+        # RNG that the methods' masks use (persistent workers start one iterator per run, not per epoch, so a draw
+        # from the global RNG would differ between a run and its resumption)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate_fn, num_workers=workers,
+                          drop_last=drop_last, persistent_workers=workers > 0, prefetch_factor=2 if workers else None,
+                          generator=torch.Generator().manual_seed(self.seed))
 
     def _load_resume(self, method: nn.Module, opt, sched) -> int:
         ckpt = load_checkpoint(self.cfg.resume, map_location="cpu")
@@ -383,7 +395,7 @@ class Engine:
         before_epoch = getattr(method, "before_epoch", None)
         progress = self._progress(start)
         wall0 = time.perf_counter()
-        train_seconds, last, mon, run_steps = 0.0, {}, {}, 0
+        train_seconds, data_wait, last, mon, run_steps = 0.0, 0.0, {}, {}, 0
         per_pass = len(batches) if hasattr(batches, "__len__") else None
         with progress:
             task = progress.add_task("train", total=cfg.epochs, completed=start, info="")
@@ -404,7 +416,13 @@ class Engine:
                 t0 = time.perf_counter()
                 sums: Dict[str, float] = {}
                 steps, pending = 0, 0
-                for batch in batches:
+                feed = iter(batches)
+                while True:
+                    waited = time.perf_counter()
+                    batch = next(feed, _END)
+                    data_wait += time.perf_counter() - waited
+                    if batch is _END:
+                        break
                     pending += 1
                     with fabric.no_backward_sync(module, enabled=pending < cfg.accumulate):
                         losses = module(fabric.to_device(batch))
@@ -423,9 +441,10 @@ class Engine:
                     steps += 1
                     if per_pass and steps < per_pass:  # within the epoch too (its last step: the epoch line below)
                         run_steps += 1
-                        rate = run_steps / max(time.perf_counter() - wall0, 1e-9)
+                        elapsed = max(time.perf_counter() - wall0, 1e-9)
                         progress.update(task, completed=epoch + steps / per_pass,
-                                        info=f"step {steps}/{per_pass} loss={value:.4f} {rate:.2f} steps/s")
+                                        info=f"step {steps}/{per_pass} loss={value:.4f} {run_steps / elapsed:.2f} steps/s, "
+                                             f"{data_wait / elapsed:.0%} waiting for data")
                 if pending:
                     self._step(module, opt, sched, after_step)
                 if cfg.schedule_every == "epoch":
@@ -448,7 +467,7 @@ class Engine:
             logger.finalize("success")
         ran = cfg.epochs - start
         return FitResult(
-            epochs=cfg.epochs, seconds=time.perf_counter() - wall0, train_seconds=train_seconds,
+            epochs=cfg.epochs, seconds=time.perf_counter() - wall0, train_seconds=train_seconds, data_wait_seconds=data_wait,
             seconds_per_epoch=train_seconds / max(ran, 1), last_losses=last, monitor=mon, checkpoint=str(self.checkpoint_path),
             monitor_history=list(self.monitor_history),
         )

@@ -423,7 +423,7 @@ def test_progress_is_printed_as_lines_when_the_output_is_not_a_terminal(tmp_path
     assert res.returncode == 0, res.stderr
     lines = [line for line in res.stdout.splitlines() if line.startswith("train: epoch")]
     # the first step (with its steps per second), the first epoch, the last epoch
-    assert lines[0].startswith("train: epoch 1/3 step 1/") and " steps/s " in lines[0]
+    assert lines[0].startswith("train: epoch 1/3 step 1/") and " steps/s, " in lines[0] and "% waiting for data" in lines[0]
     assert any(line.startswith("train: epoch 1/3 sce=") for line in lines) and lines[-1].startswith("train: epoch 3/3 sce=")
     assert all(" elapsed " in line and " eta " in line for line in lines)
 

@@ -224,6 +224,8 @@ def test_the_default_thread_count_leaves_busy_cores_alone(monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: cores)
     monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.0, 0.0))
     assert default_threads() == cores  # an idle machine: every core
+    assert default_threads(workers=1) == max(cores - 1, 1)  # a core for each loader worker
+    assert default_threads(workers=cores + 3) == 1
     monkeypatch.setattr(os, "getloadavg", lambda: (float(cores), 0.0, 0.0))
     assert default_threads() == 1  # every core busy with other work: one thread, not an oversubscribed pool
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(cores))
