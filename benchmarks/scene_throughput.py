@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import TimedBatches, engine_fit, machine_line, write_json, write_section  # noqa: E402
+from _report import TimedBatches, engine_fit, machine_line, read_json, write_json, write_section  # noqa: E402
 
 #: The headline commands: (label, task, overrides)
 HEADLINES = {
@@ -155,6 +155,60 @@ def _commit(python: str) -> str:
                           cwd=where.removeprefix("file://")).stdout.strip() or "unknown"
 
 
+def render(record: dict) -> str:
+    """The results section of a recorded run (what :func:`main` wrote to docs/results/scene_throughput.json)."""
+    a, data, before, steps, runs = record["args"], record["data"], record["data_before"], record["steps"], record["runs"]
+    then, cores, workers = record["before"], record["cores"], record["auto_workers"]
+    rates = {"gaussian2scene": ("gaussian2scene stage 2", "gaussian2scene stage 1"), "pointmae": ("pointmae",),
+             "votenet": ("votenet",)}
+    lines = ["## Scene data against the step", "",
+             f"`python benchmarks/scene_throughput.py --rooms {a['rooms']} --steps {a['steps']} --train-rooms "
+             f"{a['train_rooms']} --epochs {a['epochs']}" + (" --before <python of an install of an earlier commit>" if then else "")
+             + "` — rooms at the dataset's defaults (50,000 points, four 320x240 views); each headline command's training item "
+             "at its defaults (its preset's transforms and views). Data rates: one process, one thread (torch and NumPy's "
+             f"BLAS), {a['rooms']} rooms. Step rates: a fixed batch of 8 through the engine, mean of {a['steps']} steps "
+             "after one warm-up.", "", record["machine"], "",
+             f"Making a room (points and four ray-cast views): **{data['rooms_made_per_s']:.1f} rooms/s per core**"
+             + (f" ({before['rooms_made_per_s']:.1f} at {then}, before)." if before else "."), "",
+             "| command | items/s per core, made | items/s per core, read from the room cache | cache per room (MB) | "
+             "step consumes, items/s at 1 thread | at 2 threads | workers to keep up at 2 threads (made / read) |",
+             "|---|---|---|---|---|---|---|"]
+    for name, labels in rates.items():
+        made, read = data[f"{name}_items_made_per_s"], data[f"{name}_items_read_per_s"]
+        was = f" ({before[f'{name}_items_made_per_s']:.1f} before)" if before else ""
+        for label in labels:
+            one, two = steps[0][label], steps[1][label]
+            lines.append(f"| {label if name == 'gaussian2scene' else name} | {made:.1f}{was} | {read:.1f} | "
+                         f"{data[f'{name}_cache_mb_per_room']:.1f} | {one:.1f} | {two:.1f} | {two / made:.1f} / {two / read:.2f} |")
+    made = data["gaussian2scene_items_made_per_s"]
+    lines += ["", "Workers to keep up: the items a step consumes per second over the items one core makes (or reads) per "
+              "second. A GPU step consumes far more; its rate is not measured here (no GPU has run "
+              "`benchmarks/gpu_check.py --parts scene`), and the same division gives its workers. `trainer.num_workers=auto` "
+              f"starts the visible cores but one, at most 8: at {made:.0f} Gaussian2Scene items/s per core, 8 workers feed a "
+              f"step of up to about {8 * made:.0f} items/s (a batch of 8 every {1000 / made:.0f} ms); a faster step needs the "
+              "room cache (`dataset.cache=true`) or more cores."]
+    lines += ["", f"End to end on {a['train_rooms']} training rooms for {a['epochs']} epochs (Gaussian2Scene: "
+              f"{a['epochs'] // 2} in each stage; no probe; fine-tuning validated once on 8 rooms and tested on 8), "
+              f"{cores} visible cores, so `trainer.num_workers=auto` starts {workers} worker(s). "
+              "Training loop: the epochs' time; waiting: the part of it the engine spent waiting for the next batch; "
+              "loop / steps: the training loop over the sum of its steps (1.00: the data is hidden).", "",
+              "| command | geossl | trainer.num_workers | process wall (s) | training loop (s) | waiting for data (s) | "
+              "sum of steps (s) | loop / steps |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        waited = "-" if r["data_wait_s"] is None else f"{r['data_wait_s']:.1f}"
+        stepped = "-" if r["steps_s"] is None else f"{r['steps_s']:.1f}"
+        ratio = "-" if r["steps_s"] is None else f"**{r['train_s'] / max(r['steps_s'], 1e-9):.2f}**"
+        lines.append(f"| {r['command']} | {r['geossl']} | {r['workers']} | {r['wall_s']:.0f} | {r['train_s']:.1f} | {waited} | "
+                     f"{stepped} | {ratio} |")
+    if then:
+        lines += ["", f"before: geossl at {then}, at its own defaults (no loader workers, the generator before it was made "
+                  "faster); it did not time its waits for data. With `trainer.num_workers=0` the rooms are made in the "
+                  "training process, between its steps, and the steps themselves ran slower there (the sum of steps "
+                  "column) than beside a worker."]
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rooms", type=int, default=16, help="rooms timed per data rate")
@@ -163,6 +217,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2, help="epochs of the end-to-end runs")
     ap.add_argument("--before", help="the python of another geossl install (an earlier commit): its data rates and its "
                                      "headline runs at its own defaults are measured too")
+    ap.add_argument("--render", action="store_true", help="write the section again from the recorded JSON, measuring nothing")
     ap.add_argument("--part", choices=["data", "steps"], help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -171,6 +226,9 @@ def main() -> None:
         return
     if args.part == "steps":
         print(json.dumps(step_rates(args.threads, args.steps)))
+        return
+    if args.render:
+        write_section("scene_throughput", render(read_json("scene_throughput")))
         return
     from geossl.engine.engine import auto_workers, visible_cores
 
@@ -184,46 +242,12 @@ def main() -> None:
                 runs.append(headline_run(name, "", args.train_rooms, args.epochs, Path(folder), args.before, "before"))
             runs += [headline_run(name, workers, args.train_rooms, args.epochs, Path(folder), label="this commit")
                      for workers in ("0", "")]
-    write_json("scene_throughput", {"machine": machine_line(threads=""), "data": data, "data_before": before, "steps": steps,
-                                    "runs": runs, "cores": visible_cores(), "auto_workers": auto_workers(),
-                                    "before": _commit(args.before) if args.before else None})
-    rates = {"gaussian2scene": ("gaussian2scene stage 2", "gaussian2scene stage 1"), "pointmae": ("pointmae",),
-             "votenet": ("votenet",)}
-    then = f" (before: {_commit(args.before)})" if args.before else ""
-    lines = ["## Scene data against the step", "",
-             f"`python benchmarks/scene_throughput.py --rooms {args.rooms} --steps {args.steps} --train-rooms "
-             f"{args.train_rooms} --epochs {args.epochs}` — rooms at the dataset's defaults (50,000 points, four 320x240 "
-             "views); each headline command's training item at its defaults (its preset's transforms and views). Data "
-             f"rates: one process, one thread (torch and NumPy's BLAS), {args.rooms} rooms. Step rates: a fixed batch of "
-             f"8 through the engine, mean of {args.steps} steps after one warm-up.", "", machine_line(threads=""), "",
-             f"Making a room (points and four ray-cast views): **{data['rooms_made_per_s']:.1f} rooms/s per core**"
-             + (f" ({before['rooms_made_per_s']:.1f} before{then})." if before else "."), "",
-             "| command | items/s per core, made | items/s per core, read from the room cache | cache per room (MB) | "
-             "step consumes, items/s at 1 thread | at 2 threads | workers to keep up at 2 threads (made / read) |",
-             "|---|---|---|---|---|---|---|"]
-    for name, labels in rates.items():
-        made, read = data[f"{name}_items_made_per_s"], data[f"{name}_items_read_per_s"]
-        was = f" ({before[f'{name}_items_made_per_s']:.1f} before)" if before else ""
-        for label in labels:
-            one, two = steps[0][label], steps[1][label]
-            lines.append(f"| {label if name == 'gaussian2scene' else name} | {made:.1f}{was} | {read:.1f} | "
-                         f"{data[f'{name}_cache_mb_per_room']:.1f} | {one:.1f} | {two:.1f} | {two / made:.1f} / {two / read:.2f} |")
-    lines += ["", f"End to end on {args.train_rooms} training rooms for {args.epochs} epochs (Gaussian2Scene: "
-              f"{args.epochs // 2} in each stage; no probe; fine-tuning validated once on 8 rooms and tested on 8), "
-              f"{visible_cores()} visible cores, so `trainer.num_workers=auto` starts {auto_workers()} worker(s). "
-              "Training loop: the epochs' time; waiting: the part of it the engine spent waiting for the next batch; "
-              "loop / steps: the training loop over the sum of its steps (1.00: the data is hidden).", "",
-              "| command | geossl | trainer.num_workers | process wall (s) | training loop (s) | waiting for data (s) | loop / steps |",
-              "|---|---|---|---|---|---|---|"]
-    for r in runs:
-        waited = "-" if r["data_wait_s"] is None else f"{r['data_wait_s']:.1f}"
-        ratio = "-" if r["steps_s"] is None else f"**{r['train_s'] / max(r['steps_s'], 1e-9):.2f}**"
-        lines.append(f"| {r['command']} | {r['geossl']} | {r['workers']} | {r['wall_s']:.0f} | {r['train_s']:.1f} | {waited} | {ratio} |")
-    if args.before:
-        lines += ["", f"before: geossl at {_commit(args.before)}, at its own defaults (no loader workers, the generator "
-                  "before it was made faster); it did not time its waits for data."]
-    write_section("scene_throughput", "\n".join(lines))
-    print("\n".join(lines))
+    record = {"machine": machine_line(threads=""), "data": data, "data_before": before, "steps": steps, "runs": runs,
+              "cores": visible_cores(), "auto_workers": auto_workers(), "before": _commit(args.before) if args.before else None,
+              "args": {"rooms": args.rooms, "steps": args.steps, "train_rooms": args.train_rooms, "epochs": args.epochs}}
+    write_json("scene_throughput", record)
+    write_section("scene_throughput", render(record))
+    print(render(record))
 
 
 if __name__ == "__main__":
