@@ -177,7 +177,7 @@ def indoor_map(predictions: Sequence[Dict[str, Tensor]], ground_truth: Sequence[
         gts = [g[g[:, -1] == c, :-1] for g in ground_truth]
         npos = sum(len(g) for g in gts)
         dets = [(float(score), s, box[:-1]) for s, p in enumerate(predictions) for box, score in zip(p["boxes"], p["scores"]) if int(box[-1]) == c]
-        dets.sort(key=lambda d: -d[0])  # stable: ties keep scene order, as numpy's argsort of -confidence does
+        dets.sort(key=lambda d: -d[0])  # stable (Python sorts are): tied scores keep scene order, then box order
         matched = {t: [torch.zeros(len(g), dtype=torch.bool) for g in gts] for t in thresholds}
         tp = {t: np.zeros(len(dets)) for t in thresholds}
         for d, (_, s, box) in enumerate(dets):

@@ -76,3 +76,14 @@ def test_bad_boxes_are_refused():
         indoor_map([_pred([_box(0, 0, 0, 1, 1, 1, 7)], [1.0])], gt, CLASSES)
     with pytest.raises(DetectionEvalError, match="must all be axis-aligned"):
         indoor_map([_pred([_box(0, 0, 0, 1, 1, 1, 0, yaw=0.3)], [1.0])], gt, CLASSES)
+
+
+@pytest.mark.parametrize("misses", [1, 39])  # numpy's default argsort keeps ties in order only for short arrays
+def test_tied_scores_are_ranked_in_scene_order(misses):
+    """Detections of equal score are ranked by scene, then by their order in the scene (a stable sort), whatever their
+    number; mmdetection3d's argsort of -confidence does this only below 17 detections (issue 43)."""
+    gt = [torch.zeros(0, 7)] * misses + [torch.tensor([_box(0, 0, 0, 1, 1, 1, 1)])]
+    preds = [_pred([_box(9, 9, 0, 1, 1, 1, 1)], [0.5])] * misses + [_pred([_box(0, 0, 0, 1, 1, 1, 1)], [0.5])]
+    assert indoor_map(preds, gt, CLASSES).class_ap[0.5]["chair"] == pytest.approx(1 / (misses + 1))  # the hit ranks last
+    first = indoor_map(preds[::-1], gt[::-1], CLASSES)
+    assert first.class_ap[0.5]["chair"] == 1.0  # the hit's scene comes first: it ranks first
