@@ -90,3 +90,11 @@ def test_bad_point_sets_are_refused():
         knn(_cloud(3, 0), _cloud(3, 1), 5)
     with pytest.raises(GeometryError, match="cannot sample 4 points from 3"):
         farthest_point_sampling(_cloud(3, 0), 4)
+
+
+@pytest.mark.parametrize("shape", [(1, 2048, 2048), (3, 100, 640), (5, 128), (2, 7, 4096), (4, 100)])
+def test_blockwise_argmin_is_argmin_ties_included(shape):
+    from geossl.ops.geometry import argmin_rows
+
+    d = torch.rand(*shape, generator=torch.Generator().manual_seed(0)).round(decimals=2)  # many ties
+    assert torch.equal(argmin_rows(d), d.argmin(-1))
