@@ -185,8 +185,7 @@ def default_threads(workers: int = 0) -> int:
     """CPU threads that do not oversubscribe the machine: this process's cores (its CPU affinity) minus the
     load other processes put on them (the 1-minute load average, rounded) and minus its own ``workers`` (loader worker
     processes, busy making batches), at least 1, and never more than torch's own default. Under torchrun, the local
-    processes share the cores. (A thread that shares its core with a busy worker slows both: the scene_throughput
-    section of docs/results.md.)"""
+    processes share the cores. (A torch thread that shares its core with a busy worker slows both.)"""
     cores = visible_cores()
     try:
         busy = round(os.getloadavg()[0])
