@@ -205,12 +205,16 @@ def _numbers(value: Any, count: int) -> Optional[List[float]]:
     return [float(v) for v in value] if ok else None
 
 
-def boxes_have_yaw(path: Path) -> Optional[bool]:
-    """Whether the boxes of a ``boxes.json`` carry a yaw (None: it holds no boxes). Every box of a file has one or
-    none has: a box without ``yaw`` beside boxes with one is refused, naming it."""
+def _box_list(path: Path) -> list:
     boxes = _json(path)
     if not isinstance(boxes, list):
         raise SceneFolderError(f"{path} must hold a list of boxes.")
+    return boxes
+
+
+def _yaw_of(boxes: list, path: Path) -> Optional[bool]:
+    """Whether ``boxes`` (those of ``path``) carry a yaw (None: there are none). Every box of a file has one or none
+    has: a box without ``yaw`` beside boxes with one is refused, naming it."""
     has = [isinstance(b, dict) and "yaw" in b for b in boxes]
     if any(has) and not all(has):
         raise SceneFolderError(f"{path}: box {has.index(False)} has no yaw but box {has.index(True)} has one; give every box "
@@ -218,16 +222,22 @@ def boxes_have_yaw(path: Path) -> Optional[bool]:
     return has[0] if has else None
 
 
+def boxes_have_yaw(path: Path) -> Optional[bool]:
+    """Whether the boxes of a ``boxes.json`` carry a yaw (None: it holds no boxes); see :func:`_yaw_of`."""
+    return _yaw_of(_box_list(path), path)
+
+
 def _boxes(path: Path, classes: Optional[List[str]], yaw: Optional[bool] = None) -> torch.Tensor:
     """The boxes of ``path`` as ``[K, 7]`` (centre, size, class) or, when ``yaw`` (the folder's boxes carry one),
     ``[K, 8]`` (centre, size, yaw, class). ``yaw`` None: decided by this file alone."""
-    file_yaw = boxes_have_yaw(path)
+    boxes = _box_list(path)
+    file_yaw = _yaw_of(boxes, path)
     yaw = bool(file_yaw) if yaw is None else yaw
     if file_yaw is not None and file_yaw != yaw:
         raise SceneFolderError(f"{path}: its boxes have no yaw but other scenes' boxes do; give every box of a folder a "
                                "yaw (0 for an axis-aligned box) or none.")
     rows = []
-    for i, b in enumerate(_json(path)):
+    for i, b in enumerate(boxes):
         keys = sorted(b) if isinstance(b, dict) else type(b).__name__
         if not isinstance(b, dict) or "class" not in b or _numbers(b.get("center"), 3) is None or \
                 _numbers(b.get("size"), 3) is None or (yaw and _numbers([b["yaw"]], 1) is None):
