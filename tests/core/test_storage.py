@@ -21,7 +21,7 @@ def full_disk(tmp_path):
     mnt = tmp_path / "small"
     mnt.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True).returncode != 0:
-        pytest.skip("mounting a tmpfs needs root or mount rights, which this machine does not give (the ENOSPC test below covers the same code)")
+        pytest.skip("mounting a tmpfs needs root or mount rights, which this user does not have here (the ENOSPC test below covers the same code)")
     try:
         fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)
         with contextlib.suppress(OSError):  # write until the disk is full (ENOSPC)
