@@ -34,6 +34,12 @@ from _report import geossl_run, machine_line, mean_std, read_json, write_json, w
 THREADS = 2
 
 
+def by_epochs(epochs: int) -> list:
+    """Overrides that measure a run in epochs (this section's protocol; the detection trainer's default counts steps),
+    validated every 5 epochs and checkpointed every epoch."""
+    return ["trainer.steps=null", f"trainer.epochs={epochs}", "trainer.monitor_every=5", "trainer.checkpoint_every=1"]
+
+
 def _geossl(args: list) -> str:
     """``python -m geossl <args>`` in a process of its own, as a user runs it (its stdout)."""
     res = subprocess.run([sys.executable, "-m", "geossl", *args], capture_output=True, text=True)
@@ -144,11 +150,11 @@ def main() -> None:
             for seed in args.seeds:
                 for backbone in args.backbones:
                     finetune(f"{backbone}-f{fraction:g}-seed{seed}", out, [f"encoder={backbone}", f"seed={seed}",
-                                                                          f"dataset.train_fraction={fraction}", f"trainer.epochs={args.epochs}"])
+                                                                          f"dataset.train_fraction={fraction}", *by_epochs(args.epochs)])
                 for method, folder in pretrained.items():
                     encoder = Path(folder) / f"seed{seed}" / "encoder.safetensors"
                     finetune(f"{method}-f{fraction:g}-seed{seed}", out, [f"encoder={encoder}", f"seed={seed}",
-                                                                        f"dataset.train_fraction={fraction}", f"trainer.epochs={args.epochs}"])
+                                                                        f"dataset.train_fraction={fraction}", *by_epochs(args.epochs)])
     speed_file = out / "speed.json"
     if args.speed and not args.render:
         speed = {}
@@ -157,7 +163,7 @@ def main() -> None:
                 run_dir = out / "speed" / f"{backbone}-t{threads}"
                 if not (run_dir / "summary.json").is_file():
                     cmd = [sys.executable, "-m", "geossl", "finetune", "detection=votenet", f"run_dir={run_dir}", "trainer.progress=false",
-                           f"trainer.threads={threads}", f"encoder={backbone}", "dataset.splits.train=[0,160]", "trainer.epochs=1", "seed=0"]
+                           f"trainer.threads={threads}", f"encoder={backbone}", "dataset.splits.train=[0,160]", *by_epochs(1), "seed=0"]
                     if subprocess.run(cmd, capture_output=True, text=True).returncode != 0:
                         raise SystemExit(f"{' '.join(cmd[2:])} failed")
                 r = json.loads((run_dir / "summary.json").read_text())
@@ -180,7 +186,7 @@ def main() -> None:
                                      ("scannet-overfit", [], "with the training augmentations")):
             fit = finetune(name, out, ["dataset=scannet", "encoder=point_patch_transformer", "seed=0", "dataset.loop=32",
                                        f"detection.num_proposals={args.scannet_proposals}", *augment,
-                                       f"dataset.splits={{train:{scenes},val:{scenes},test:{scenes}}}", f"trainer.epochs={args.epochs}"])
+                                       f"dataset.splits={{train:{scenes},val:{scenes},test:{scenes}}}", *by_epochs(args.epochs)])
             extra[f"Fitted on the three ScanNet samples and evaluated on them (an overfitting check of the real-data path, "
                   f"18 classes; {label}, {args.scannet_proposals} proposals, {args.epochs} epochs, validation curve above)"] = fit
             extra_file.write_text(json.dumps(extra, indent=2))

@@ -297,7 +297,7 @@ def pretrain(cfg: DictConfig, run_dir: Path, adapter: DomainAdapter) -> Dict[str
     result = engine.fit(method, job.batches, monitor=job.monitor)
     method = method.to(engine.device)
     summary: Dict[str, Any] = {
-        "method": cfg[domain].name, "dataset": dataset.name, "seed": int(cfg.seed), "epochs": result.epochs,
+        "method": cfg[domain].name, "dataset": dataset.name, "seed": int(cfg.seed), "epochs": result.epochs, "steps": result.steps,
         "pretrain_seconds": round(result.seconds, 3), "train_seconds": round(result.train_seconds, 3),
         "data_wait_seconds": round(result.data_wait_seconds, 3),
         "seconds_per_epoch": round(result.seconds_per_epoch, 4), "final_losses": result.last_losses,
@@ -385,13 +385,12 @@ def _finetune(cfg: DictConfig, adapter: DomainAdapter, group: str, trainer_cfg, 
     encoder = build_encoder(cfg, domain, dataset.in_dim)
     job = adapter.finetune_job(cfg, dataset, encoder, group, engine)
     result = engine.fit(job.model, job.batches, monitor=job.monitor)
-    steps = result.epochs * max(len(job.batches), 1) if hasattr(job.batches, "__len__") else None
     summary: Dict[str, Any] = {
         group: cfg[group].name, "dataset": dataset.name, "encoder": encoder_source(cfg), "seed": int(cfg.seed),
-        "epochs": result.epochs, **job.extra, "train_seconds": round(result.train_seconds, 3),
+        "epochs": result.epochs, "steps": result.steps, **job.extra, "train_seconds": round(result.train_seconds, 3),
         "data_wait_seconds": round(result.data_wait_seconds, 3),
         "seconds_per_epoch": round(result.seconds_per_epoch, 4),
-        "seconds_per_step": round(result.train_seconds / max(steps or 1, 1), 4), "final_losses": result.last_losses,
+        "seconds_per_step": round(result.train_seconds / max(result.steps, 1), 4), "final_losses": result.last_losses,
         "world_size": engine.fabric.world_size, "peak_rss_mb": peak_rss_mb(),  # the process's peak after training
     }
     if not engine.fabric.is_global_zero:

@@ -8,6 +8,7 @@ stops the run with a clear message and leaves the last good checkpoint in place.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -37,7 +38,13 @@ class TrainerConfig:
     """How to train (the ``trainer`` config group).
 
     Attributes:
-        epochs: passes over the training batches.
+        epochs: passes over the training batches; null when the run is measured in ``steps``.
+        steps: the run's length in optimiser steps instead of epochs (null: ``epochs`` decides). The training items
+            then come as one stream (:class:`~geossl.engine.loader.StreamSampler`): a training set shorter than the
+            budget repeats, reshuffled every pass, and batches run on across a pass's end, so a run on 5% of the
+            data takes as many updates as one on all of it. ``warmup`` and the schedule's ``T`` count steps
+            (``schedule_every`` must be "step"), and so do ``monitor_every`` and ``checkpoint_every``; the losses
+            are logged, averaged, at every monitor step. A resumed run skips the items already trained on.
         optimizer: "adam", "adamw" or "sgd".
         lr: learning rate.
         weight_decay: weight decay of the optimiser.
@@ -63,13 +70,15 @@ class TrainerConfig:
             cuDNN deterministic, no cuDNN benchmark).
         threads: CPU threads for torch (0: as many as the cores other processes and this run's loader workers
             leave free, from the load average at start, at least 1; see :func:`default_threads`).
-        checkpoint_every: write ``checkpoint.pt`` every this many epochs (and at the end).
-        monitor_every: run the method's label-free monitor (RankMe) every this many epochs.
+        checkpoint_every: write ``checkpoint.pt`` every this many epochs (steps, with ``steps``) and at the end.
+        monitor_every: run the method's monitor (RankMe, validation metrics) every this many epochs (steps, with
+            ``steps``) and at the end.
         progress: show a progress bar.
         resume: a checkpoint file or run folder to continue from.
     """
 
-    epochs: int = 100
+    epochs: Optional[int] = 100
+    steps: Optional[int] = None
     optimizer: str = "adam"
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -102,7 +111,12 @@ class TrainerConfig:
             raise ConfigError(f"Unknown trainer.scheduler {self.scheduler!r}. Valid schedulers: {', '.join(SCHEDULERS)}.")
         if self.schedule_every not in SCHEDULE_UNITS:
             raise ConfigError(f"Unknown trainer.schedule_every {self.schedule_every!r}. Valid choices: {', '.join(SCHEDULE_UNITS)}.")
-        for key, low in (("epochs", 1), ("accumulate", 1), ("warmup", 0), ("num_workers", 0), ("threads", 0),
+        if (self.epochs is None) == (self.steps is None):
+            raise ConfigError(f"Set one of trainer.epochs and trainer.steps (the run's length) and the other to null; got epochs="
+                              f"{self.epochs} and steps={self.steps}.")
+        if self.steps is not None and self.schedule_every != "step":
+            raise ConfigError("trainer.steps counts the schedule in optimiser steps: set trainer.schedule_every=step.")
+        for key, low in (("epochs" if self.steps is None else "steps", 1), ("accumulate", 1), ("warmup", 0), ("num_workers", 0), ("threads", 0),
                          ("checkpoint_every", 1), ("monitor_every", 1)):
             if getattr(self, key) < low:
                 raise ConfigError(f"trainer.{key} must be >= {low}, got {getattr(self, key)}.")
@@ -116,7 +130,9 @@ class FitResult:
     """What a finished fit reports.
 
     Attributes:
-        epochs: epochs completed in total (including those before a resume).
+        epochs: epochs completed in total (including those before a resume); in a run measured in steps, the passes
+            over the training batches its steps amount to (fractional).
+        steps: optimiser steps taken in total (including those before a resume).
         seconds: wall time of this fit call (training, monitoring, checkpoints).
         train_seconds: time inside training epochs only (this call): the steps and the waits for their batches.
         data_wait_seconds: the part of ``train_seconds`` spent waiting for the next batch (the loader not keeping up
@@ -128,11 +144,12 @@ class FitResult:
         checkpoint: path of the final checkpoint.
     """
 
-    epochs: int
+    epochs: float
     seconds: float
     train_seconds: float
     data_wait_seconds: float
     seconds_per_epoch: float
+    steps: int = 0
     last_losses: Dict[str, float] = field(default_factory=dict)
     monitor: Dict[str, float] = field(default_factory=dict)
     monitor_history: List[Tuple[int, Dict[str, float]]] = field(default_factory=list)
@@ -284,7 +301,7 @@ class Engine:
     def schedule_factor(self, steps_per_epoch: int) -> Callable[[int], float]:
         """The learning-rate factor after ``t`` schedule units (see :class:`TrainerConfig`)."""
         cfg = self.cfg
-        total = cfg.epochs * (steps_per_epoch if cfg.schedule_every == "step" else 1)
+        total = cfg.steps if cfg.steps is not None else cfg.epochs * (steps_per_epoch if cfg.schedule_every == "step" else 1)
         w = cfg.warmup
 
         def factor(t: int) -> float:
@@ -315,14 +332,16 @@ class Engine:
         """
         from torch.utils.data import DataLoader, DistributedSampler, SequentialSampler
 
-        from geossl.engine.loader import SeededSampler
+        from geossl.engine.loader import SeededSampler, StreamSampler
 
         if shuffle:
             sampler = DistributedSampler(dataset, num_replicas=self.fabric.world_size, rank=self.fabric.global_rank,
                                          shuffle=True, seed=self.seed, drop_last=drop_last)
         else:
             sampler = SequentialSampler(dataset)
-        if seeded:
+        if shuffle and self.cfg.steps is not None:  # a run measured in steps: one stream of reshuffled passes
+            sampler = StreamSampler(sampler, self.seed if seeded else None)
+        elif seeded:
             sampler = SeededSampler(sampler, self.seed)
         workers = self.cfg.num_workers
         # its own generator: starting an epoch's iterator draws the workers' base seed from it, not from the global
@@ -349,12 +368,13 @@ class Engine:
             raise CheckpointError(f"Checkpoint {self.cfg.resume!r} does not fit this model: {exc}") from None
         restore_rng(ckpt["rng"])
         self.monitor_history = [(int(e), dict(v)) for e, v in ckpt.get("monitor_history", [])]
-        return int(ckpt["epoch"])
+        return int(ckpt["step"] if self.cfg.steps is not None else ckpt["epoch"])
 
-    def _save(self, method: nn.Module, opt, sched, epoch: int, losses: Dict[str, float]) -> None:
+    def _save(self, method: nn.Module, opt, sched, epoch: int, losses: Dict[str, float], unit: str = "epoch") -> None:
+        """Write the checkpoint after ``epoch`` epochs (``unit="step"``: optimiser steps, kept under ``step`` too)."""
         if self.fabric.is_global_zero:
             save_checkpoint(self.checkpoint_path, {
-                "epoch": epoch, "model": method.state_dict(), "optimizer": opt.state_dict(),
+                "epoch": epoch, unit: epoch, "model": method.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "rng": capture_rng(), "config": json.loads(json.dumps(self.config, default=str)),
                 "losses": losses, "monitor_history": [[e, v] for e, v in self.monitor_history],
             })
@@ -383,7 +403,11 @@ class Engine:
             NonFiniteLossError: a loss became NaN/inf; the checkpoint on disk is the last good one.
         """
         cfg, fabric = self.cfg, self.fabric
-        per_epoch = self._steps_per_epoch(batches)
+        before_epoch = getattr(method, "before_epoch", None)
+        if cfg.steps is not None and before_epoch is not None:
+            raise ConfigError(f"{type(method).__name__} changes what it trains by epoch (before_epoch), so its run is measured in "
+                              "epochs: set trainer.epochs and trainer.steps=null.")
+        per_epoch = self._steps_per_epoch(batches) if cfg.steps is None else 1
         opt, sched = self._build_optimizer(method, per_epoch)
         self.monitor_history = []
         start = self._load_resume(method, opt, sched) if cfg.resume else 0
@@ -391,8 +415,9 @@ class Engine:
         if fabric.world_size > 1:
             torch.manual_seed(self.seed + 1000 * fabric.global_rank)
         after_step = getattr(method, "after_step", None)
-        before_epoch = getattr(method, "before_epoch", None)
-        progress = self._progress(start)
+        progress = self._progress(start, unit="epoch" if cfg.steps is None else "step")
+        if cfg.steps is not None:
+            return self._fit_steps(method, module, opt, sched, batches, monitor, start, progress, after_step)
         wall0 = time.perf_counter()
         train_seconds, data_wait, last, mon, run_steps = 0.0, 0.0, {}, {}, 0
         per_pass = len(batches) if hasattr(batches, "__len__") else None
@@ -466,10 +491,111 @@ class Engine:
             logger.finalize("success")
         ran = cfg.epochs - start
         return FitResult(
-            epochs=cfg.epochs, seconds=time.perf_counter() - wall0, train_seconds=train_seconds, data_wait_seconds=data_wait,
+            epochs=cfg.epochs, steps=cfg.epochs * math.ceil(per_pass / cfg.accumulate) if per_pass else 0, seconds=time.perf_counter() - wall0, train_seconds=train_seconds, data_wait_seconds=data_wait,
             seconds_per_epoch=train_seconds / max(ran, 1), last_losses=last, monitor=mon, checkpoint=str(self.checkpoint_path),
             monitor_history=list(self.monitor_history),
         )
+
+    def _fit_steps(self, method, module, opt, sched, batches, monitor, start: int, progress, after_step) -> FitResult:
+        """:meth:`fit` for a run measured in optimiser steps (``trainer.steps``, see :class:`TrainerConfig`): the batches
+        as one stream from step ``start`` on, monitoring, logging and checkpoints at multiples of their step counts."""
+        cfg, fabric = self.cfg, self.fabric
+        stream = self._stream(batches, start)
+        per_pass = len(batches) if hasattr(batches, "__len__") else None
+        wall0 = time.perf_counter()
+        data_wait, aside, mon = 0.0, 0.0, {}
+        sums: Dict[str, float] = {}
+        window, last, done, pending = 0, {}, start, 0
+        module.train()
+        with progress:
+            task = progress.add_task("train", total=cfg.steps, completed=start, info="")
+            if cfg.progress and fabric.is_global_zero:
+                what = (f"{cfg.steps - start} optimiser step(s) to run from step {start + 1}"
+                        f"{f', {per_pass} batches a pass over the training data' if per_pass else ''}, "
+                        f"{cfg.num_workers} loader worker(s); waiting for the first batch")
+                if isinstance(progress, PlainProgress):
+                    progress.note(what)
+                else:
+                    progress.console.print(f"train: {what}")
+            t0 = time.perf_counter()
+            while done < cfg.steps:
+                waited = time.perf_counter()
+                batch = next(stream, _END)
+                data_wait += time.perf_counter() - waited
+                if batch is _END:
+                    raise ConfigError("The training data holds no batch to train on.")
+                pending += 1
+                with fabric.no_backward_sync(module, enabled=pending < cfg.accumulate):
+                    losses = module(fabric.to_device(batch))
+                    value = float(losses["loss"].detach())
+                    if not math.isfinite(value):
+                        self._non_finite(done, value, unit="step")
+                    if pending == 1:
+                        opt.zero_grad(set_to_none=True)
+                    fabric.backward(losses["loss"] / cfg.accumulate if cfg.accumulate > 1 else losses["loss"])
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + (value if k == "loss" else float(v.detach() if torch.is_tensor(v) else v))
+                window += 1
+                if pending < cfg.accumulate:
+                    continue
+                self._step(module, opt, sched, after_step)
+                pending, done = 0, done + 1
+                end = done == cfg.steps
+                t_aside = time.perf_counter()  # monitoring and checkpoints are not training time
+                if done % cfg.monitor_every == 0 or end:
+                    last = {k: v / max(window, 1) for k, v in sums.items()}
+                    sums, window = {}, 0
+                    metrics = {f"train/{k}": v for k, v in last.items()}
+                    metrics["train/lr"] = opt.param_groups[0]["lr"]
+                    if monitor is not None:
+                        mon = monitor(method)
+                        module.train()
+                        self.monitor_history.append((done, {k: float(v) for k, v in mon.items()}))
+                        metrics.update({f"monitor/{k}": v for k, v in mon.items()})
+                    fabric.log_dict(metrics, step=done)
+                if done % cfg.checkpoint_every == 0 or end:
+                    self._save(method, opt, sched, done, last, unit="step")
+                aside += time.perf_counter() - t_aside
+                elapsed = max(time.perf_counter() - wall0, 1e-9)
+                info = (f"loss={value:.4f} {(done - start) / elapsed:.2f} steps/s, {data_wait / elapsed:.0%} waiting for data"
+                        + "".join(f" {k}={v:.4g}" for k, v in mon.items()))
+                progress.update(task, completed=done, info=info)
+            train_seconds = time.perf_counter() - t0 - aside
+        for logger in fabric.loggers:
+            logger.finalize("success")
+        ran = cfg.steps - start
+        passes = cfg.steps * cfg.accumulate / per_pass if per_pass else float("nan")
+        return FitResult(
+            epochs=passes, steps=cfg.steps, seconds=time.perf_counter() - wall0, train_seconds=train_seconds,
+            data_wait_seconds=data_wait, seconds_per_epoch=train_seconds / max(ran, 1) * (per_pass or 0) / cfg.accumulate,
+            last_losses=last, monitor=mon, checkpoint=str(self.checkpoint_path), monitor_history=list(self.monitor_history))
+
+    def _stream(self, batches, start: int):
+        """The training batches of a steps-measured run from step ``start`` on: a loader over a
+        :class:`~geossl.engine.loader.StreamSampler` (:meth:`loader`) skips the items already trained on before loading
+        any; any other iterable (a list of full graphs) is cycled, pass after pass."""
+        from geossl.engine.loader import StreamSampler
+
+        skip = start * self.cfg.accumulate
+        sampler = getattr(batches, "sampler", None)
+        if isinstance(sampler, StreamSampler):
+            sampler.start_at(skip * batches.batch_size)
+            return iter(batches)
+
+        def cycle():
+            passes = 0
+            while True:
+                if hasattr(getattr(batches, "sampler", None), "set_epoch"):
+                    batches.sampler.set_epoch(passes)
+                empty = True
+                for batch in batches:
+                    empty = False
+                    yield batch
+                if empty:
+                    return
+                passes += 1
+
+        return itertools.islice(cycle(), skip, None)
 
     def _steps_per_epoch(self, batches) -> int:
         """Optimiser steps per epoch (needed by a per-step schedule)."""
@@ -491,23 +617,25 @@ class Engine:
         if after_step is not None:
             after_step()
 
-    def _non_finite(self, epoch: int, value: float) -> None:
+    def _non_finite(self, epoch: int, value: float, unit: str = "epoch") -> None:
         for logger in self.fabric.loggers:
             logger.finalize("failed")
         if self.checkpoint_path.is_file():
-            kept = f"The last good checkpoint is {self.checkpoint_path} (epoch {load_checkpoint(self.checkpoint_path)['epoch']})"
+            ckpt = load_checkpoint(self.checkpoint_path)
+            kept = f"The last good checkpoint is {self.checkpoint_path} ({unit} {ckpt.get(unit, ckpt['epoch'])})"
             how = f"; resume from it with trainer.resume={self.run_dir} after lowering trainer.lr or adding trainer.grad_clip."
         else:
             kept, how = "No checkpoint had been written yet", "; lower trainer.lr or add trainer.grad_clip and start again."
-        raise NonFiniteLossError(f"The loss became {value} in epoch {epoch + 1}; the run stopped without taking that step. {kept}{how}")
+        raise NonFiniteLossError(f"The loss became {value} in {unit} {epoch + 1}; the run stopped without taking that step. {kept}{how}")
 
-    def _progress(self, start: int):
-        """A rich progress bar on a terminal; plain lines when the output is not one (a batch job, nohup, CI)."""
+    def _progress(self, start: int, unit: str = "epoch"):
+        """A rich progress bar on a terminal; plain lines when the output is not one (a batch job, nohup, CI). ``unit``:
+        what the run counts ("epoch", or "step" for a run measured in steps)."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         enabled = self.cfg.progress and self.fabric.is_global_zero
         if enabled and not sys.stdout.isatty():
-            return PlainProgress(start)
+            return PlainProgress(start, unit=unit)
         return Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             TimeRemainingColumn(), TextColumn("{task.fields[info]}"), disable=not enabled, transient=False,
@@ -519,10 +647,10 @@ class PlainProgress:
     (:meth:`note`), then the epoch, the step within it, the losses, steps per second, elapsed and estimated time left,
     at most one line every ``interval`` seconds plus the first step, the first epoch and the last. It has the part of
     rich's ``Progress`` interface the engine uses (``completed`` may be fractional: epochs done plus the share of the
-    current one)."""
+    current one). ``unit``: what ``completed`` counts ("epoch", or "step" for a run measured in steps)."""
 
-    def __init__(self, start: int, interval: float = 30.0, file=None):
-        self.start, self.interval, self.file = start, interval, file
+    def __init__(self, start: int, interval: float = 30.0, file=None, unit: str = "epoch"):
+        self.start, self.interval, self.file, self.unit = start, interval, file, unit
         self.total, self.description, self.t0, self.last, self.updates = 0, "", 0.0, -1e9, 0
 
     def note(self, text: str) -> None:
@@ -551,6 +679,6 @@ class PlainProgress:
         done = completed - self.start
         eta = elapsed / done * (self.total - completed) if done > 0 else float("nan")
         fmt = lambda sec: time.strftime("%H:%M:%S", time.gmtime(sec)) if math.isfinite(sec) else "?"  # noqa: E731
-        epoch = f"epoch {int(completed)}/{self.total}" if whole else f"epoch {int(completed) + 1}/{self.total}"
-        print(f"{self.description}: {epoch} {info} elapsed {fmt(elapsed)} eta {fmt(eta)}",
+        at = f"{self.unit} {int(completed) if whole else int(completed) + 1}/{self.total}"
+        print(f"{self.description}: {at} {info} elapsed {fmt(elapsed)} eta {fmt(eta)}",
               file=self.file or sys.stdout, flush=True)

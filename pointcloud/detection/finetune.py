@@ -162,7 +162,7 @@ def detection_job(cfg: DictConfig, data, encoder: Encoder, engine) -> FinetuneJo
     def evaluate(task, run_dir: Path) -> Dict[str, Any]:
         evaluated = evaluate_on(task.detector, data)
         png = save_detection_views(evaluated, list(data.split("test").box_classes), run_dir / "detections.png")
-        return {**evaluated["metrics"], "val_curve": _curve(run_dir / "metrics.csv"), "detections_png": str(png.resolve())}
+        return {**evaluated["metrics"], "val_curve": _curve(run_dir / "metrics.csv", "step" if engine.cfg.steps else "epoch"), "detections_png": str(png.resolve())}
 
     def save(task, path: Path, metadata: Dict[str, Any]) -> Path:
         return save_detector(task.detector, path, metadata=metadata)
@@ -171,8 +171,9 @@ def detection_job(cfg: DictConfig, data, encoder: Encoder, engine) -> FinetuneJo
                        extra={"train_scenes": len(train.keys), "train_fraction": data.train_fraction})
 
 
-def _curve(metrics_csv: Path) -> List[Dict[str, float]]:
-    """``[{epoch, val_mAP@0.25, val_mAP@0.5}]`` from the run's metrics.csv (the monitored epochs)."""
+def _curve(metrics_csv: Path, unit: str = "epoch") -> List[Dict[str, float]]:
+    """``[{<unit>, val_mAP@0.25, val_mAP@0.5}]`` from the run's metrics.csv at the monitored epochs (``unit="step"``: a
+    run measured in optimiser steps, monitored at steps)."""
     import csv
 
     if not metrics_csv.is_file():
@@ -181,7 +182,7 @@ def _curve(metrics_csv: Path) -> List[Dict[str, float]]:
     with open(metrics_csv) as fh:
         for row in csv.DictReader(fh):
             if row.get("monitor/val_mAP@0.25"):
-                rows.append({"epoch": int(float(row["step"])), "val_mAP@0.25": float(row["monitor/val_mAP@0.25"]),
+                rows.append({unit: int(float(row["step"])), "val_mAP@0.25": float(row["monitor/val_mAP@0.25"]),
                              "val_mAP@0.5": float(row["monitor/val_mAP@0.5"])})
     return rows
 

@@ -518,8 +518,8 @@ def test_the_encoder_is_saved_before_the_evaluation_runs(tmp_path, monkeypatch):
 TINY_DETECTION = ["dataset.splits.train=[0,6]", "dataset.splits.val=[1000,1002]", "dataset.splits.test=[2000,2003]",
                   "dataset.num_points=4000", "dataset.batch_size=3", "transform.points=1024", "encoder.centres=16",
                   "encoder.dim=32", "encoder.depth=1", "encoder.tokeniser=8", "detection.num_seeds=128", "detection.num_proposals=32",
-                  "detection.group=8", "detection.width=32", "trainer.epochs=2", "trainer.warmup=1", "trainer.progress=false",
-                  "trainer.threads=1"]
+                  "detection.group=8", "detection.width=32", "trainer.steps=4", "trainer.monitor_every=2", "trainer.warmup=1",
+                  "trainer.progress=false", "trainer.threads=1"]
 
 
 def test_finetune_a_detector_then_evaluate_it(tmp_path):
@@ -533,8 +533,9 @@ def test_finetune_a_detector_then_evaluate_it(tmp_path):
     for key in ("mAP@0.25", "mAP@0.5", "class_AP@0.25", "class_AP@0.5", "train_scenes", "train_seconds", "seconds_per_step",
                 "inference_seconds_per_scene", "test_scenes", "peak_rss_mb"):
         assert key in summary, key
-    assert summary["train_scenes"] == 3 and summary["test_scenes"] == 3 and summary["epochs"] == 2
-    assert [c["epoch"] for c in summary["val_curve"]] == [2]  # validation mAP at the monitored epochs and the last
+    # 4 steps of the one batch the 3 training scenes make: 4 passes over them
+    assert summary["train_scenes"] == 3 and summary["test_scenes"] == 3 and summary["steps"] == 4 and summary["epochs"] == 4
+    assert [c["step"] for c in summary["val_curve"]] == [2, 4]  # validation mAP at the monitored steps
     assert set(summary["class_AP@0.25"]) <= {"table", "chair", "cabinet", "bed", "sofa", "bookshelf"}
     from PIL import Image
 

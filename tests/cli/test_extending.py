@@ -65,7 +65,7 @@ def test_a_toy_head_and_a_toy_dataset_registered_here_run_through_the_cli(tmp_pa
         head = ["~detection", "+detection.name=toy_centroid", "+detection.scale=1.0", "+detection.freeze_backbone=false",
                 "+detection.backbone_lr=1.0"]
         small = ["transform.points=256", "encoder.centres=8", "encoder.dim=16", "encoder.depth=1", "encoder.tokeniser=8",
-                 "trainer.epochs=1", "trainer.warmup=1", "trainer.progress=false", "trainer.threads=1"]
+                 "trainer.steps=1", "trainer.warmup=1", "trainer.progress=false", "trainer.threads=1"]
         assert cli.main(["finetune", *dataset, *head, *small, f"run_dir={tmp_path / 'run'}"]) == 0
         summary = json.loads((tmp_path / "run" / "summary.json").read_text())
         assert summary["detection"] == "toy_centroid" and summary["dataset"] == "toy_boxes" and summary["train_scenes"] == 3

@@ -1,3 +1,4 @@
+import math
 import os
 
 import pytest
@@ -303,3 +304,103 @@ def test_metrics_csv_keeps_every_finished_epoch_when_a_run_is_killed(tmp_path, m
         run_killed_after_epoch(monkeypatch, 2, lambda: Engine(cfg, tmp_path).fit(_SquaredOutput(), [torch.randn(4, 3)]))
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert [int(float(r["step"])) for r in rows] == [1, 2]
+
+
+class _Items(torch.utils.data.Dataset):
+    """Items 0..n-1 as ``[index, index, index]`` rows plus a draw from the sampler's per-item seed."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, key):
+        index, seed = key
+        return torch.full((3,), float(index)) + 0.01 * torch.rand(3, generator=torch.Generator().manual_seed(seed))
+
+
+class _Recorder(_Quadratic):
+    """Records the items (their indices) of every batch it trains on."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, batch):
+        self.seen.append(batch[:, 0].round().long().tolist())
+        return super().forward(batch)
+
+
+def _steps_cfg(**kw):
+    return _cfg(**{"epochs": None, "steps": 12, "schedule_every": "step", "warmup": 2, "optimizer": "sgd", "lr": 0.1,
+                   "checkpoint_every": 4, "monitor_every": 3, **kw})
+
+
+def test_steps_give_every_fraction_the_same_updates_and_repeat_the_share_reshuffled(tmp_path):
+    for n in (2, 8, 40):  # 5%, 20% and all of 40 training items, in batches of 4
+        share = _Items(n)
+        engine = Engine(_steps_cfg(), tmp_path / str(n), seed=0)
+        method = _Recorder()
+        result = engine.fit(method, engine.loader(share, batch_size=4, seeded=True))
+        assert method.after == 12 and result.steps == 12  # 12 optimiser steps whatever the share
+        assert [len(b) for b in method.seen] == [4] * 12  # every batch full: batches run on across a pass's end
+        items = [i for b in method.seen for i in b]
+        assert result.epochs == pytest.approx(12 / math.ceil(n / 4))
+        passes = [items[k:k + n] for k in range(0, len(items) - n + 1, n)]
+        assert all(sorted(p) == list(range(n)) for p in passes)  # each pass holds every item of the share once
+        if n == 8:
+            assert len({tuple(p) for p in passes}) > 1  # reshuffled every pass
+        factor = engine.schedule_factor(1)
+        assert factor(1) == 1.0 and factor(11) < 0.05  # warm-up and the cosine count the steps
+        assert [h[0] for h in engine.monitor_history] == []  # no monitor given
+
+
+def test_a_run_measured_in_steps_resumes_mid_pass_at_the_same_weights(tmp_path):
+    share = _Items(10)  # 3 batches of 4 a pass (the last runs on into the next pass)
+
+    def run(folder, cfg, stop_at=None):
+        engine = Engine(cfg, folder, seed=5, config={"trainer": {"steps": cfg.steps}})
+        method, calls = _Recorder(), []
+
+        def monitor(m):
+            calls.append(1)
+            if len(calls) == stop_at:
+                raise KeyboardInterrupt
+            return {"w": float(m.w.detach().sum())}
+
+        return method, engine.fit(method, engine.loader(share, batch_size=4, seeded=True), monitor=monitor), engine
+
+    full, result, engine = run(tmp_path / "full", _steps_cfg())
+    assert [s for s, _ in result.monitor_history] == [3, 6, 9, 12]
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "cut", _steps_cfg(), stop_at=3)  # killed at step 9; the checkpoint holds step 8
+    assert load_checkpoint(tmp_path / "cut")["step"] == 8
+    resumed, result, _ = run(tmp_path / "cut", _steps_cfg(resume=str(tmp_path / "cut")))
+    assert resumed.seen == full.seen[8:]  # the items after step 8, not the pass's start again
+    assert torch.equal(resumed.w, full.w) and torch.equal(resumed.b, full.b)
+    assert [s for s, _ in result.monitor_history] == [3, 6, 9, 12]
+
+
+def test_steps_settings_that_cannot_hold_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="Set one of trainer.epochs and trainer.steps"):
+        TrainerConfig(epochs=10, steps=100, schedule_every="step")
+    with pytest.raises(ConfigError, match="Set one of trainer.epochs and trainer.steps"):
+        TrainerConfig(epochs=None, steps=None)
+    with pytest.raises(ConfigError, match="schedule_every=step"):
+        TrainerConfig(epochs=None, steps=100)
+    with pytest.raises(ConfigError, match="trainer.steps must be >= 1"):
+        TrainerConfig(epochs=None, steps=0, schedule_every="step")
+
+    class Staged(_Quadratic):
+        def before_epoch(self, epoch):
+            pass
+
+    with pytest.raises(ConfigError, match="measured in epochs"):
+        Engine(_steps_cfg(), tmp_path, seed=0).fit(Staged(), [torch.zeros(1, 3)])
+
+
+def test_a_list_of_batches_cycles_in_a_run_measured_in_steps(tmp_path):
+    method = _Recorder()
+    Engine(_steps_cfg(steps=5), tmp_path, seed=0).fit(method, [torch.zeros(2, 3), torch.ones(2, 3)])
+    assert method.seen == [[0, 0], [1, 1], [0, 0], [1, 1], [0, 0]] and method.after == 5
