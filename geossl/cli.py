@@ -5,7 +5,8 @@ Commands:
     pretrain scene=<method> dataset=<name> [key=value ...]   pretrain a scene encoder and evaluate it
     evaluate encoder=<file.safetensors> dataset=<name>       evaluate a saved encoder (graph or scene)
     finetune detection=votenet dataset=<name> encoder=<file|name> train a 3D detector on a scene encoder, then mAP
-    evaluate model=<file.safetensors> dataset=<name>         score a saved fine-tuned model (also detector=<file>)
+    finetune segmentation=linear dataset=<name> encoder=<file|name> train a per-point segmenter on it, then mIoU
+    evaluate model=<file.safetensors> dataset=<name>         score a saved fine-tuned model (detector=, segmenter=)
     fit-gaussians dataset=<sevenscenes|redwood|scannet_export|rooms> fit 3D Gaussians to posed RGB-D frames
     show dataset=<scannet|rooms|sevenscenes|...>             PNG views of a scene (points coloured, boxes drawn)
     datasets                                                 list datasets and where they were found

@@ -3,7 +3,7 @@
 - ``pretrain``: ``geossl pretrain <domain>=<method> dataset=<name>``, pretrain an encoder and evaluate it;
 - ``evaluate``: ``geossl evaluate encoder=<file> dataset=<name>``, evaluate a saved encoder;
 - ``finetune``: ``geossl finetune <group>=<head> dataset=<name> encoder=<file | name>``, train a downstream
-  head (a detection head: ``detection=votenet``) on an encoder and score it on the test split;
+  head (``detection=votenet``, ``segmentation=linear``) on an encoder and score it on the test split;
 - ``evaluate_model``: ``geossl evaluate model=<file> dataset=<name>``, score a saved fine-tuned model.
 
 The core does what is the same for every task and domain: it refuses config sections the task does not
@@ -473,7 +473,7 @@ TASKS.register("finetune")(Task(
 TASKS.register("evaluate_model")(Task(
     "evaluate", "evaluate_model_{domain}", ("trainer", "encoder", "encoder_file", "{heads}", "dataset", "transform", "model_file",
                                             *RUN_KEYS),
-    evaluate_model, file_keys=("model", "detector"), default_domain="scene"))
+    evaluate_model, file_keys=("model", "detector", "segmenter"), default_domain="scene"))
 
 
 def select_task(command: str, overrides: List[str]) -> Task:

@@ -1,5 +1,5 @@
 """The scene domain's adapter to the shared run pipeline (:mod:`geossl.pipeline`): scene data, batches,
-evaluations, and the detection heads that the pipeline's ``finetune`` task trains.
+evaluations, and the detection and segmentation heads that the pipeline's ``finetune`` task trains.
 
 A scene run reads a scene dataset's train split through the run's transforms (:mod:`.transforms`) in
 shuffled batches of ``dataset.batch_size`` scenes, loaded by ``trainer.num_workers`` workers with a
@@ -138,7 +138,8 @@ def announce_data(data: SceneData, engine) -> None:
     go to making them) and how many loader workers make them; shown where the engine shows progress."""
     if engine.cfg.progress and engine.fabric.is_global_zero:
         train = data.split("train")
-        print(f"data: {len(train)} training items of {data.name} per epoch, {data.batch_size} per batch: {train.origin}; "
+        per = "per epoch" if engine.cfg.steps is None else "per pass (the run counts steps; the passes repeat, reshuffled)"
+        print(f"data: {len(train)} training items of {data.name} {per}, {data.batch_size} per batch: {train.origin}; "
               f"{engine.cfg.num_workers} loader worker(s) (trainer.num_workers)", flush=True)
 
 
@@ -279,26 +280,40 @@ class SceneAdapter(DomainAdapter):
         return out
 
     def finetune_job(self, cfg: DictConfig, data: SceneData, encoder, group: str, engine):
-        if group != "detection":
-            raise ConfigError(f"The scene domain fine-tunes detection heads; {group}= is not one of its head groups.")
-        from geossl.pointcloud.detection.finetune import detection_job
+        if group == "detection":
+            from geossl.pointcloud.detection.finetune import detection_job
 
-        return detection_job(cfg, data, encoder, engine)
+            return detection_job(cfg, data, encoder, engine)
+        if group == "segmentation":
+            from geossl.pointcloud.segmentation.finetune import segmentation_job
+
+            return segmentation_job(cfg, data, encoder, engine)
+        raise ConfigError(f"The scene domain fine-tunes detection and segmentation heads; {group}= is not one of its head groups.")
 
     def load_model(self, path: str):
-        from geossl.pointcloud.detection.detector import load_detector
+        from geossl.pointcloud.finetuned import load_finetuned
 
-        return load_detector(path)
+        return load_finetuned(path)
 
     def evaluate_model(self, cfg: DictConfig, data: SceneData, model) -> Dict[str, Any]:
-        from geossl.pointcloud.detection.finetune import evaluate_detector
+        from geossl.pointcloud.detection.detector import Detector
 
-        return evaluate_detector(model, data)
+        if isinstance(model, Detector):
+            from geossl.pointcloud.detection.finetune import evaluate_detector
+
+            return evaluate_detector(model, data)
+        from geossl.pointcloud.segmentation.finetune import evaluate_segmenter
+
+        return evaluate_segmenter(model, data)
 
     def describe_finetune(self, summary: Dict[str, Any], run_dir: Path) -> str:
+        if "segmentation" in summary:
+            return (f"{summary['segmentation']} segmentation on {summary['dataset']} ({summary['train_scenes']} training scenes, encoder "
+                    f"{summary['encoder']}): mIoU={summary['mIoU']:.4f} OA={summary['OA']:.4f} over {summary['test_points']} test points "
+                    f"({summary['seconds_per_step']:.2f} s/step) -> {run_dir}")
         return (f"{summary['detection']} on {summary['dataset']} ({summary['train_scenes']} training scenes, encoder "
                 f"{summary['encoder']}): mAP@0.25={summary['mAP@0.25']:.4f} mAP@0.5={summary['mAP@0.5']:.4f} "
-                f"({summary['seconds_per_epoch']:.1f} s/epoch) -> {run_dir}")
+                f"({summary['seconds_per_step']:.2f} s/step) -> {run_dir}")
 
 
 #: The adapter the CLI finds through the ``geossl.domains`` entry point ``scene``.

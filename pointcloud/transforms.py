@@ -86,6 +86,19 @@ class CenterShift:
         return rigid(scene, torch.eye(3), -c)
 
 
+def grid_cells(coord: Tensor, voxel: float):
+    """``(kept [M], cell [N])``: the first point (lowest index) of every occupied cell of a ``voxel``-metre grid, in
+    index order (the points ``GridSample(voxel, random=False)`` keeps), and for every point the position in ``kept``
+    of its cell's point (so a prediction for the kept points reaches every point: ``pred[cell]``)."""
+    _, inverse = torch.unique(torch.floor(coord / voxel).long(), dim=0, return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1,), len(coord), dtype=torch.long).scatter_reduce(
+        0, inverse, torch.arange(len(coord)), reduce="amin")
+    kept, order = torch.sort(first)
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(len(order))
+    return kept, rank[inverse]
+
+
 @dataclass
 class GridSample:
     """Keep one point per occupied cell of a ``voxel``-metre grid: a random one (``random``, for

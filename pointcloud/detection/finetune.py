@@ -19,11 +19,11 @@ from geossl.encoder import Encoder
 from geossl.errors import ConfigError
 from geossl.pipeline import FinetuneJob
 from geossl.points import collate
-from geossl.registry import HEADS
 from geossl.pointcloud.adapter import announce_data
 from geossl.pointcloud.datasets import datasets_with
 from geossl.pointcloud.detection.detector import Detector, save_detector
 from geossl.pointcloud.detection.evaluation import indoor_map
+from geossl.pointcloud.finetuned import head_settings, monitor_curve
 
 #: Detector keys of the ``detection`` section (the rest are the head's).
 DETECTOR_KEYS = ("freeze_backbone", "backbone_lr")
@@ -48,24 +48,10 @@ class DetectionTraining(nn.Module):
         return self
 
 
-def head_settings(cfg: DictConfig) -> Dict[str, Any]:
-    """The validated ``detection`` section without its name: the head's arguments and the detector's
-    (``freeze_backbone``, ``backbone_lr``: required, their one default is configs/detection/<head>.yaml)."""
-    from geossl.config import schema_from_signature, validate
-
-    head = HEADS.get(cfg.detection.get("name"), domain="scene")
-    schema = schema_from_signature(head, exclude=("in_dim", "num_classes", "yaw"), extra={"name": None, "freeze_backbone": "???",
-                                                                                          "backbone_lr": "???"})
-    out = validate(cfg.detection, schema, "detection")
-    out.pop("name")
-    out["freeze_backbone"], out["backbone_lr"] = bool(out["freeze_backbone"]), float(out["backbone_lr"])
-    return out
-
-
 def build_detector(cfg: DictConfig, data, backbone: Encoder) -> Detector:
     """The detector of ``cfg``: ``backbone`` (the run's encoder, pretrained or fresh), head from ``cfg.detection``,
     classes and yaw from the dataset."""
-    settings = head_settings(cfg)
+    settings = head_settings(cfg, "detection", exclude=("in_dim", "num_classes", "yaw"))
     detector_args = {k: settings.pop(k) for k in DETECTOR_KEYS}
     train = data.split("train")
     for split in ("train", "val", "test"):  # refused before training: a split without boxes cannot train or score one
@@ -162,29 +148,13 @@ def detection_job(cfg: DictConfig, data, encoder: Encoder, engine) -> FinetuneJo
     def evaluate(task, run_dir: Path) -> Dict[str, Any]:
         evaluated = evaluate_on(task.detector, data)
         png = save_detection_views(evaluated, list(data.split("test").box_classes), run_dir / "detections.png")
-        return {**evaluated["metrics"], "val_curve": _curve(run_dir / "metrics.csv", "step" if engine.cfg.steps else "epoch"), "detections_png": str(png.resolve())}
+        return {**evaluated["metrics"], "val_curve": monitor_curve(run_dir / "metrics.csv", "step" if engine.cfg.steps else "epoch"), "detections_png": str(png.resolve())}
 
     def save(task, path: Path, metadata: Dict[str, Any]) -> Path:
         return save_detector(task.detector, path, metadata=metadata)
 
     return FinetuneJob(DetectionTraining(detector), batches, monitor, evaluate, save, "detector",
                        extra={"train_scenes": len(train.keys), "train_fraction": data.train_fraction})
-
-
-def _curve(metrics_csv: Path, unit: str = "epoch") -> List[Dict[str, float]]:
-    """``[{<unit>, val_mAP@0.25, val_mAP@0.5}]`` from the run's metrics.csv at the monitored epochs (``unit="step"``: a
-    run measured in optimiser steps, monitored at steps)."""
-    import csv
-
-    if not metrics_csv.is_file():
-        return []
-    rows = []
-    with open(metrics_csv) as fh:
-        for row in csv.DictReader(fh):
-            if row.get("monitor/val_mAP@0.25"):
-                rows.append({unit: int(float(row["step"])), "val_mAP@0.25": float(row["monitor/val_mAP@0.25"]),
-                             "val_mAP@0.5": float(row["monitor/val_mAP@0.5"])})
-    return rows
 
 
 def evaluate_detector(detector: Detector, data) -> Dict[str, Any]:

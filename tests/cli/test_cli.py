@@ -554,14 +554,41 @@ def test_finetune_refuses_what_cannot_make_a_detector(tmp_path):
 
     g.save_encoder(GCN(3, hidden=8), tmp_path / "graph.safetensors")
     no_sizes = [o for o in TINY_DETECTION if not o.startswith("encoder.")]
-    _assert_clean_error(geossl("finetune", "dataset=rooms", f"encoder={tmp_path / 'graph.safetensors'}", *no_sizes, cwd=tmp_path),
+    _assert_clean_error(geossl("finetune", "detection=votenet", "dataset=rooms", f"encoder={tmp_path / 'graph.safetensors'}", *no_sizes, cwd=tmp_path),
                         "is a graph encoder (gcn), and this is a scene run", "Valid scene encoders: point_patch_transformer, spunet")
-    _assert_clean_error(geossl("finetune", "dataset=rooms", "encoder=gat", *no_sizes, cwd=tmp_path), "'gat' is a graph encoder")
-    _assert_clean_error(geossl("finetune", "dataset=sevenscenes", "dataset.stride=20", *[o for o in no_sizes if not o.startswith("dataset.")],
+    _assert_clean_error(geossl("finetune", "detection=votenet", "dataset=rooms", "encoder=gat", *no_sizes, cwd=tmp_path), "'gat' is a graph encoder")
+    _assert_clean_error(geossl("finetune", "detection=votenet", "dataset=sevenscenes", "dataset.stride=20", *[o for o in no_sizes if not o.startswith("dataset.")],
                                cwd=tmp_path), "has no boxes to train a detector on")
-    _assert_clean_error(geossl("finetune", "dataset=rooms", *TINY_DETECTION, "transform.points=100", cwd=tmp_path),
+    _assert_clean_error(geossl("finetune", "detection=votenet", "dataset=rooms", *TINY_DETECTION, "transform.points=100", cwd=tmp_path),
                         "transform.points=100 is below what")
-    _assert_clean_error(geossl("finetune", "dataset=cora", cwd=tmp_path), "'cora' is a graph dataset")
+    _assert_clean_error(geossl("finetune", "detection=votenet", "dataset=cora", cwd=tmp_path), "'cora' is a graph dataset")
+    _assert_clean_error(geossl("finetune", "dataset=rooms", "encoder=spunet", cwd=tmp_path),
+                        "A fine-tuning run names one head group (detection=<head>, segmentation=<head>); got none")
+
+
+TINY_SEGMENTATION = [o for o in TINY_DETECTION if not o.startswith(("detection.", "transform."))] + ["transform.points=512"]
+
+
+def test_finetune_a_segmenter_then_evaluate_it(tmp_path):
+    """From scratch on rooms: the whole test scenes' mIoU, OA and per-class IoU, the validation curve at the monitored
+    steps, and `geossl evaluate segmenter=` repeating the run's numbers; a dataset without labels is refused."""
+    res = geossl("finetune", "segmentation=linear", "dataset=rooms", "encoder=point_patch_transformer", f"run_dir={tmp_path / 'seg'}",
+                 *TINY_SEGMENTATION, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "linear segmentation on rooms (6 training scenes, encoder point_patch_transformer (from scratch)): mIoU=" in res.stdout
+    summary = json.loads((tmp_path / "seg" / "summary.json").read_text())
+    assert summary["steps"] == 4 and summary["test_scenes"] == 3 and summary["test_points"] == 3 * 4000  # every point
+    from geossl.pointcloud.rooms import SEMANTIC
+
+    assert 0 <= summary["mIoU"] <= 1 and set(summary["class_IoU"]) == set(SEMANTIC)
+    assert [c["step"] for c in summary["val_curve"]] == [2, 4] and all("val_mIoU" in c for c in summary["val_curve"])
+    res = geossl("evaluate", f"segmenter={tmp_path / 'seg' / 'segmenter.safetensors'}", "dataset=rooms", *[
+        o for o in TINY_SEGMENTATION if o.startswith(("dataset.", "transform."))], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert (out["mIoU"], out["OA"]) == (summary["mIoU"], summary["OA"])
+    _assert_clean_error(geossl("finetune", "segmentation=linear", "dataset=sevenscenes", "dataset.stride=20", cwd=tmp_path),
+                        "has no per-point semantic labels to train a segmenter on")
 
 
 class _BadScenes(torch.utils.data.Dataset):
