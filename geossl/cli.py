@@ -7,6 +7,9 @@ Commands:
     finetune detection=votenet dataset=<name> encoder=<file|name> train a 3D detector on a scene encoder, then mAP
     finetune segmentation=linear dataset=<name> encoder=<file|name> train a per-point segmenter on it, then mIoU
     evaluate model=<file.safetensors> dataset=<name>         score a saved fine-tuned model (detector=, segmenter=)
+    finetune -m ... encoder=a,b,<name> dataset.train_fraction=0.05,1 seed=0,1,2  a sweep (Hydra's multirun; also pretrain -m),
+                                                             each run in its own process, resumable; then geossl compare
+    compare <sweep folder>                                   tables, paired differences from scratch and a plot of its runs
     fit-gaussians dataset=<sevenscenes|redwood|scannet_export|rooms> fit 3D Gaussians to posed RGB-D frames
     show dataset=<scannet|rooms|sevenscenes|...>             PNG views of a scene (points coloured, boxes drawn)
     datasets                                                 list datasets and where they were found
@@ -36,6 +39,10 @@ def cmd_task(command: str, overrides: List[str]) -> int:
     domain come from the command line, only that domain is imported, and the task's config is composed and run."""
     from geossl.pipeline import configure
 
+    if "-m" in overrides or "--multirun" in overrides:  # a sweep: every combination, each run in its own process
+        from geossl.sweep import sweep
+
+        return sweep(command, [o for o in overrides if o not in ("-m", "--multirun")])
     task, cfg, adapter = configure(command, overrides)
     summary = task.run(cfg, adapter)
     if int(os.environ.get("RANK", "0")) == 0:  # the other processes of a torchrun job evaluate nothing
@@ -62,6 +69,17 @@ def cmd_datasets(overrides: List[str]) -> int:
         print(f"{domain} datasets (geossl pretrain {domain}=<method> dataset=<name>):")
         for name, state, where in adapter.dataset_status(root):
             print(f"  {name:14s} {state:8s} {where}")
+    return 0
+
+
+def cmd_compare(overrides: List[str]) -> int:
+    """``geossl compare <folder>``: compare the fine-tuning runs under a folder (a sweep's); see geossl.compare."""
+    from geossl.compare import compare_sweep
+    from geossl.errors import ConfigError
+
+    if len(overrides) != 1 or "=" in overrides[0]:
+        raise ConfigError("geossl compare takes one folder of fine-tuning runs: geossl compare <sweep folder>.")
+    print(compare_sweep(overrides[0]))
     return 0
 
 
@@ -95,7 +113,7 @@ def _commands() -> Dict[str, Callable[[List[str]], int]]:
     for name in TASKS.names():
         word = TASKS.get(name).command
         commands[word] = lambda overrides, word=word: cmd_task(word, overrides)
-    commands.update({"datasets": cmd_datasets, "config": cmd_config})
+    commands.update({"datasets": cmd_datasets, "config": cmd_config, "compare": cmd_compare})
     for ep in entry_points(group="geossl.commands"):
         commands[ep.name] = lambda overrides, ep=ep: _domain_command(ep)(overrides)
     return commands

@@ -387,6 +387,8 @@ def _finetune(cfg: DictConfig, adapter: DomainAdapter, group: str, trainer_cfg, 
     result = engine.fit(job.model, job.batches, monitor=job.monitor)
     summary: Dict[str, Any] = {
         group: cfg[group].name, "dataset": dataset.name, "encoder": encoder_source(cfg), "seed": int(cfg.seed),
+        "backbone": type(encoder).registry_name,  # and how it was pretrained (the file's method), for geossl compare
+        "pretraining": str(getattr(encoder, "pretrained", {}).get("method", "unknown")) if cfg.get("encoder_file") else "scratch",
         "epochs": result.epochs, "steps": result.steps, **job.extra, "train_seconds": round(result.train_seconds, 3),
         "data_wait_seconds": round(result.data_wait_seconds, 3),
         "seconds_per_epoch": round(result.seconds_per_epoch, 4),

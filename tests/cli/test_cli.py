@@ -112,7 +112,7 @@ def test_encoder_file_of_another_kind(tmp_path):
 
 def test_unknown_command_and_help():
     res = geossl("pretrian")
-    assert res.returncode == 2 and "Valid commands: evaluate, finetune, pretrain, datasets, config, fit-gaussians, show." in res.stderr
+    assert res.returncode == 2 and "Valid commands: evaluate, finetune, pretrain, datasets, config, compare, fit-gaussians, show." in res.stderr
     assert "Did you mean 'pretrain'?" in res.stderr
     res = geossl("--help")
     assert res.returncode == 0 and "pretrain graph=<method>" in res.stdout
@@ -610,3 +610,31 @@ def test_an_error_in_a_loader_worker_is_printed_without_the_workers_traceback():
     assert "Original Traceback" in str(caught.value)
     assert _friendly(caught.value) == ("scans/a/points.npz: integer colours must be 0-255. "
                                        "(raised in DataLoader worker process 0)")
+
+
+def test_a_sweep_runs_each_combination_once_and_compares_them(tmp_path):
+    """`geossl finetune -m`: a pretrained file and scratch, one seed, two runs at once; the comparison's table; started
+    again, the finished runs are not run again; a bad key fails the sweep before any run."""
+    import geossl as g
+    from geossl.pointcloud.encoders import PointPatchTransformer
+
+    torch.manual_seed(0)
+    g.save_encoder(PointPatchTransformer(centres=16, patch=32, dim=32, depth=1, heads=4, tokeniser=8), tmp_path / "enc.safetensors",
+                   metadata={"method": "pointmae"})
+    sweep = ["finetune", "-m", "segmentation=linear", "dataset=rooms", f"encoder={tmp_path / 'enc.safetensors'},point_patch_transformer",
+             "seed=0", *TINY_SEGMENTATION, f"hydra.sweep.dir={tmp_path / 'sw'}", "hydra.launcher.n_jobs=2"]
+    res = geossl(*sweep, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr + res.stdout
+    assert "sweep: 2 runs in" in res.stdout and "2 of 2 runs finished" in res.stdout
+    summaries = sorted(tmp_path.glob("sw/run-*/summary.json"))
+    assert len(summaries) == 2 and {json.loads(p.read_text())["pretraining"] for p in summaries} == {"pointmae", "scratch"}
+    md = (tmp_path / "sw" / "compare.md").read_text()
+    assert "| point_patch_transformer, pointmae - point_patch_transformer from scratch |" in md and (tmp_path / "sw" / "compare.png").is_file()
+    stamps = [p.stat().st_mtime_ns for p in summaries]
+    res = geossl(*sweep, cwd=tmp_path)
+    assert res.returncode == 0 and "(2 finished before)" in res.stdout and [p.stat().st_mtime_ns for p in summaries] == stamps
+    res = geossl("compare", str(tmp_path / "sw"), cwd=tmp_path)
+    assert res.returncode == 0 and "compare.md" in res.stdout
+    _assert_clean_error(geossl("finetune", "-m", "segmentation=linear", "dataset=rooms", "seed=0,1", "trainer.stepz=3",
+                               f"hydra.sweep.dir={tmp_path / 'bad'}", cwd=tmp_path), "trainer.stepz")
+    assert not (tmp_path / "bad").exists()

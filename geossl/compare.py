@@ -1,0 +1,210 @@
+"""``geossl compare <folder>``: did pretraining help? The fine-tuning runs under a folder (a sweep's, :mod:`geossl.sweep`),
+grouped by start (the backbone from scratch, or a pretrained encoder file) and training fraction, compared on every
+test metric they report (mAP@0.25 and @0.5 for detection, mIoU and OA for segmentation).
+
+For every start and fraction: the mean and the sample standard deviation over seeds. For every pretrained start: its
+paired difference from the same backbone trained from scratch, over the seeds both ran at that fraction (each seed's
+pretrained score minus its scratch score: the seed fixes the fine-tuning's initialisation of the head, its data order
+and its augmentations), with a 95% Student-t interval (mean ± t(0.975, n-1) sd / sqrt(n); none for one seed).
+
+Writes ``compare.md`` (tables), ``compare.json`` (every number and run) and ``compare.png`` (each metric against the
+label fraction, one line per start, error bars: the standard deviation) into the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from geossl.errors import ConfigError
+from geossl.io import write_json
+
+#: The test metrics compared, where runs report them (in this order).
+METRICS = ("mAP@0.25", "mAP@0.5", "mIoU", "OA")
+
+#: t(0.975, df) for df = 1..30 (two-sided 95%); beyond 30 the normal's 1.96 is within 2% of it.
+T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110,
+        2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t975(df: int) -> float:
+    """The 0.975 quantile of Student's t with ``df`` degrees of freedom (``df`` >= 1)."""
+    return T975[df - 1] if df <= len(T975) else 1.96
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """``(mean, sample standard deviation)``; the deviation of one value is NaN."""
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else float("nan")
+    return mean, std
+
+
+def paired_difference(pretrained: Dict[int, float], scratch: Dict[int, float]) -> Optional[Dict[str, Any]]:
+    """The mean of ``pretrained[s] - scratch[s]`` over the seeds ``s`` both have, with its 95% t interval
+    (``lo``/``hi``: NaN for one seed); None when they share no seed."""
+    seeds = sorted(set(pretrained) & set(scratch))
+    if not seeds:
+        return None
+    diffs = [pretrained[s] - scratch[s] for s in seeds]
+    mean, sd = mean_std(diffs)
+    half = t975(len(diffs) - 1) * sd / math.sqrt(len(diffs)) if len(diffs) > 1 else float("nan")
+    return {"mean": mean, "lo": mean - half, "hi": mean + half, "n": len(diffs), "seeds": seeds, "differences": diffs}
+
+
+def read_runs(folder: str | Path) -> List[Dict[str, Any]]:
+    """The summaries of the finished fine-tuning runs under ``folder`` (any depth), each with its ``run_dir``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"geossl compare reads a folder of runs (a sweep's); {str(folder)!r} is not a folder.")
+    runs = []
+    for path in sorted(folder.rglob("summary.json")):
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path} is not a readable run summary ({exc}).") from None
+        if isinstance(summary, dict) and "train_fraction" in summary and any(m in summary for m in METRICS):
+            runs.append({**summary, "run_dir": str(path.parent)})
+    return runs
+
+
+def start_labels(runs: List[Dict[str, Any]]) -> Dict[str, str]:
+    """A readable name for every start (the summaries' ``encoder``): ``<backbone> from scratch`` or ``<backbone>,
+    <pretraining method>``; pretrained files that would share a name get their path below the files' common folder."""
+    by_encoder = {r["encoder"]: r for r in runs}
+    labels = {}
+    for encoder, r in by_encoder.items():
+        backbone = r.get("backbone") or str(encoder).split(" ")[0]
+        labels[encoder] = f"{backbone} from scratch" if r.get("pretraining") in (None, "scratch") else f"{backbone}, {r['pretraining']}"
+    for label in set(labels.values()):
+        same = [e for e, v in labels.items() if v == label]
+        if len(same) > 1:
+            parts = [Path(e).parts for e in same]
+            common = 0
+            while all(len(p) > common + 1 and p[common] == parts[0][common] for p in parts):
+                common += 1
+            for e, p in zip(same, parts):
+                labels[e] = f"{label} ({'/'.join(p[common:])})"
+    return labels
+
+
+def compare(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Every metric's groups (start x fraction: mean, sample std, seeds) and pretrained starts' paired differences from
+    their backbone's scratch start, plus the runs' compute (see the module docstring)."""
+    labels = start_labels(runs)
+    scratch_of = {r.get("backbone"): r["encoder"] for r in runs if r.get("pretraining") in (None, "scratch")}
+    out: Dict[str, Any] = {"metrics": {}, "starts": {}, "runs": len(runs)}
+    for r in runs:
+        out["starts"][labels[r["encoder"]]] = {"encoder": r["encoder"], "backbone": r.get("backbone"), "pretraining": r.get("pretraining")}
+    for metric in [m for m in METRICS if any(m in r for r in runs)]:
+        table: Dict[tuple, Dict[int, float]] = {}
+        for r in runs:
+            if r.get(metric) is not None:
+                table.setdefault((r["encoder"], float(r["train_fraction"])), {})[int(r["seed"])] = float(r[metric])
+        groups, paired = [], []
+        for (encoder, fraction), by_seed in sorted(table.items(), key=lambda kv: (labels[kv[0][0]], kv[0][1])):
+            mean, std = mean_std(list(by_seed.values()))
+            scenes = sorted({r["train_scenes"] for r in runs if r["encoder"] == encoder and float(r["train_fraction"]) == fraction})
+            groups.append({"start": labels[encoder], "fraction": fraction, "train_scenes": scenes[0] if len(scenes) == 1 else scenes,
+                           "n": len(by_seed), "mean": mean, "std": std, "seeds": sorted(by_seed), "values": [by_seed[s] for s in sorted(by_seed)]})
+            backbone = out["starts"][labels[encoder]]["backbone"]
+            base = scratch_of.get(backbone)
+            if base is not None and base != encoder and (base, fraction) in table:
+                diff = paired_difference(by_seed, table[(base, fraction)])
+                if diff is not None:
+                    paired.append({"start": labels[encoder], "scratch": labels[base], "fraction": fraction, **diff})
+        out["metrics"][metric] = {"groups": groups, "paired": paired}
+    minutes = [float(r.get("train_seconds", 0.0)) / 60 for r in runs]
+    out["compute"] = {"train_minutes_total": sum(minutes), "train_minutes_per_run": mean_std(minutes)[0] if minutes else float("nan"),
+                      "threads": sorted({r.get("torch_threads") for r in runs if r.get("torch_threads") is not None}),
+                      "steps": sorted({r.get("steps") for r in runs if r.get("steps") is not None}),
+                      "geossl": sorted({r.get("geossl") for r in runs if r.get("geossl")})}
+    return out
+
+
+def _pct(x: float) -> str:
+    return "-" if x is None or not math.isfinite(x) else f"{100 * x:.1f}"
+
+
+def _signed(x: float) -> str:
+    return "-" if x is None or not math.isfinite(x) else f"{100 * x:+.1f}"
+
+
+def markdown(result: Dict[str, Any]) -> str:
+    """The comparison as Markdown tables: per metric, mean ± std (seeds) per start and fraction, and the paired
+    differences from scratch with their 95% intervals; values in % (points of the metric)."""
+    lines = []
+    for metric, m in result["metrics"].items():
+        fractions = sorted({g["fraction"] for g in m["groups"]})
+        head = " | ".join(f"{100 * f:g}%" for f in fractions)
+        lines += [f"**{metric}** (%: mean ± sample std over seeds, seeds in brackets)", "", f"| start | {head} |",
+                  "|---|" + "---|" * len(fractions)]
+        for start in dict.fromkeys(g["start"] for g in m["groups"]):
+            cells = []
+            for f in fractions:
+                g = next((g for g in m["groups"] if g["start"] == start and g["fraction"] == f), None)
+                cells.append("-" if g is None else f"{_pct(g['mean'])} ± {_pct(g['std'])} ({g['n']})")
+            lines.append(f"| {start} | " + " | ".join(cells) + " |")
+        lines.append("")
+        if m["paired"]:
+            lines += [f"Paired difference from scratch, {metric} (points; mean over the shared seeds [95% t interval] (seeds))", "",
+                      f"| start - scratch | {head} |", "|---|" + "---|" * len(fractions)]
+            scratch = {p["start"]: p["scratch"] for p in m["paired"]}
+            for start, base in scratch.items():
+                cells = []
+                for f in fractions:
+                    p = next((p for p in m["paired"] if p["start"] == start and p["fraction"] == f), None)
+                    cells.append("-" if p is None else f"{100 * p['mean']:+.1f} [{_signed(p['lo'])}, {_signed(p['hi'])}] ({p['n']})")
+                lines.append(f"| {start} - {base} | " + " | ".join(cells) + " |")
+            lines.append("")
+    c = result["compute"]
+    lines.append(f"Compute: {result['runs']} runs, {c['train_minutes_total']:.1f} training minutes in all "
+                 f"({c['train_minutes_per_run']:.1f} per run); torch threads {c['threads']}; steps {c['steps']}; geossl {c['geossl']}.")
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: Dict[str, Any], path: Path) -> Path:
+    """A PNG of every metric against the label fraction (log axis), one line per start, error bars: the std."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError("geossl compare draws its plot with matplotlib, which is not installed: pip install 'geossl[scene]'.") from None
+    metrics = list(result["metrics"])
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        groups = result["metrics"][metric]["groups"]
+        for start in dict.fromkeys(g["start"] for g in groups):
+            mine = sorted((g for g in groups if g["start"] == start), key=lambda g: g["fraction"])
+            ax.errorbar([g["fraction"] for g in mine], [100 * g["mean"] for g in mine],
+                        yerr=[0.0 if not math.isfinite(g["std"]) else 100 * g["std"] for g in mine], marker="o", capsize=3, label=start)
+        ax.set_xscale("log")
+        fractions = sorted({g["fraction"] for g in groups})
+        ax.set_xticks(fractions, [f"{100 * f:g}%" for f in fractions])
+        ax.set_xlabel("training scenes with labels")
+        ax.set_ylabel(f"{metric} (%)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def compare_sweep(folder: str | Path) -> str:
+    """Compare the runs under ``folder`` and write ``compare.md``, ``compare.json`` and ``compare.png`` into it; returns
+    where they are (or that no run has finished)."""
+    folder = Path(folder)
+    runs = read_runs(folder)
+    if not runs:
+        return f"no finished fine-tuning run under {folder} yet"
+    result = compare(runs)
+    write_json(folder / "compare.json", {**result, "run_dirs": [r["run_dir"] for r in runs]})
+    (folder / "compare.md").write_text(markdown(result))
+    plot(result, folder / "compare.png")
+    return f"{folder / 'compare.md'} (and compare.json, compare.png)"

@@ -1,0 +1,156 @@
+"""Sweeps of runs in Hydra's multirun form: ``geossl finetune -m detection=votenet dataset=rooms encoder=a,b,spunet
+dataset.train_fraction=0.05,0.2,1 seed=0,1,2`` runs every combination of the swept values (Hydra's override grammar:
+``a,b``, ``range(0,3)``, ``choice(...)``; Hydra's own sweeper expands them), each run in its own process and folder,
+and ends with :func:`geossl.compare.compare_sweep`'s report of the sweep folder.
+
+Settings of the sweep itself, with Hydra's names:
+
+- ``hydra.sweep.dir=<folder>``: the sweep folder (default ``<out_dir>/multirun/<timestamp>``). Started again on the same
+  folder, a sweep resumes: a run whose folder holds its ``summary.json`` is not run again, a run that left a checkpoint
+  continues from it (``trainer.resume``), and any other started run starts over.
+- ``hydra.launcher.n_jobs=<n>``: runs at once (default 1). Each run gets ``trainer.threads`` = the visible cores / n
+  (at least 1) unless the command line sets it.
+
+A run's folder is ``<sweep>/run-<hash of its overrides>`` (the same run keeps its folder when values are added to the
+sweep), holding the run's own files, ``overrides.json`` and ``log.txt`` (its output).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from geossl.errors import ConfigError
+from geossl.io import write_json
+
+#: Sweep settings (Hydra's keys) and their defaults.
+SWEEP_KEYS = {"hydra.sweep.dir": None, "hydra.launcher.n_jobs": "1"}
+
+
+@dataclass
+class SweepRun:
+    """One run of a sweep: its overrides (as on the command line) and its folder."""
+
+    overrides: List[str]
+    folder: Path
+
+    @property
+    def done(self) -> bool:
+        return (self.folder / "summary.json").is_file()
+
+
+def split_settings(overrides: List[str]) -> Tuple[Dict[str, str], List[str]]:
+    """``(settings, run overrides)``: the sweep's own settings (:data:`SWEEP_KEYS`) taken out of ``overrides``."""
+    settings = dict(SWEEP_KEYS)
+    rest = []
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if key in SWEEP_KEYS:
+            settings[key] = value
+        elif key.startswith("hydra."):
+            raise ConfigError(f"Unknown sweep setting {key!r}. Valid sweep settings: {', '.join(SWEEP_KEYS)}.")
+        else:
+            rest.append(o)
+    return settings, rest
+
+
+def expand(overrides: List[str]) -> List[List[str]]:
+    """The runs of a multirun command line: every combination of the swept values, in Hydra's order (Hydra's parser and
+    its basic sweeper)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as exc:
+        raise ConfigError(f"Cannot read the sweep {' '.join(overrides)!r}: {exc}") from None
+    return [run for batch in BasicSweeper.split_arguments(parsed, None) for run in batch]
+
+
+def run_folder(sweep_dir: Path, overrides: List[str]) -> Path:
+    """The folder of the run with ``overrides`` (named by a hash of them, order-free)."""
+    key = hashlib.sha1("\n".join(sorted(overrides)).encode()).hexdigest()[:10]
+    return sweep_dir / f"run-{key}"
+
+
+def plan(command: str, overrides: List[str]) -> Tuple[Path, int, List[SweepRun]]:
+    """``(sweep folder, jobs, runs)`` of ``geossl <command> -m <overrides>``; every run's config is composed and checked
+    (names, keys, files) before any run starts, so a typo fails the sweep at once."""
+    from geossl.pipeline import configure
+
+    settings, rest = split_settings(overrides)
+    try:
+        jobs = int(settings["hydra.launcher.n_jobs"])
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise ConfigError(f"hydra.launcher.n_jobs must be a number of runs at once (>= 1), got {settings['hydra.launcher.n_jobs']!r}.")
+    if any(o.split("=", 1)[0] in ("run_dir", "trainer.resume") for o in rest):
+        raise ConfigError("A sweep gives every run its own folder under hydra.sweep.dir; run_dir= and trainer.resume= are not sweep keys.")
+    runs = expand(rest)
+    cfgs = [configure(command, run)[1] for run in runs]
+    if settings["hydra.sweep.dir"]:
+        sweep_dir = Path(settings["hydra.sweep.dir"])
+    else:
+        sweep_dir = Path(str(cfgs[0].get("out_dir") or "runs")) / "multirun" / time.strftime("%Y%m%d-%H%M%S")
+    return sweep_dir, jobs, [SweepRun(run, run_folder(sweep_dir, run)) for run in runs]
+
+
+def _launch(command: str, run: SweepRun, threads: Optional[int]) -> Tuple[SweepRun, int, float]:
+    """Run one run in its own process (resuming its checkpoint where it left one); its output goes to ``log.txt``."""
+    if (run.folder / "checkpoint.pt").is_file():
+        where = [f"trainer.resume={run.folder}"]
+    else:
+        if run.folder.exists():
+            shutil.rmtree(run.folder)
+        where = [f"run_dir={run.folder}"]
+    run.folder.mkdir(parents=True, exist_ok=True)
+    write_json(run.folder / "overrides.json", {"command": command, "overrides": run.overrides})
+    extra = [f"trainer.threads={threads}"] if threads else []
+    t0 = time.perf_counter()
+    with open(run.folder / "log.txt", "a") as log:
+        rc = subprocess.call([sys.executable, "-m", "geossl", command, *run.overrides, *where, *extra],
+                             stdout=log, stderr=subprocess.STDOUT)
+    return run, rc, time.perf_counter() - t0
+
+
+def sweep(command: str, overrides: List[str], out=None) -> int:
+    """Run ``geossl <command> -m <overrides>`` (see the module docstring); returns 0 when every run finished, else 1.
+    Ends with the comparison of the sweep folder (:func:`geossl.compare.compare_sweep`)."""
+    from geossl.engine.engine import visible_cores
+
+    out = out or sys.stdout
+    sweep_dir, jobs, runs = plan(command, overrides)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    write_json(sweep_dir / "sweep.json", {"command": command, "overrides": overrides, "runs": [
+        {"folder": r.folder.name, "overrides": r.overrides} for r in runs]})
+    todo = [r for r in runs if not r.done]
+    user_threads = any(o.split("=", 1)[0] == "trainer.threads" for o in overrides)
+    threads = None if user_threads else max(1, visible_cores() // jobs)
+    print(f"sweep: {len(runs)} runs in {sweep_dir} ({len(runs) - len(todo)} finished before), {jobs} at once"
+          f"{f', {threads} thread(s) each' if threads else ''}", file=out, flush=True)
+    swept = {o.split("=", 1)[0] for r in runs for o in r.overrides if sum(o in q.overrides for q in runs) < len(runs)}
+    failed = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(_launch, command, r, threads) for r in todo]
+        for i, future in enumerate(as_completed(futures), 1):
+            run, rc, seconds = future.result()
+            state = "done" if rc == 0 and run.done else f"FAILED (exit {rc}; its output: {run.folder / 'log.txt'})"
+            if state != "done":
+                failed.append(run)
+            shown = " ".join(o for o in run.overrides if o.split("=", 1)[0] in swept)
+            print(f"sweep: [{i}/{len(todo)}] {state} in {seconds / 60:.1f} min: {shown} -> {run.folder}",
+                  file=out, flush=True)
+    from geossl.compare import compare_sweep
+
+    report = compare_sweep(sweep_dir)
+    print(f"sweep: {len(runs) - len(failed)} of {len(runs)} runs finished; comparison: {report}", file=out, flush=True)
+    return 1 if failed else 0

@@ -1,0 +1,69 @@
+"""geossl compare: the statistics on summaries with a known answer, labels, and the files it writes."""
+
+import json
+import math
+
+import pytest
+
+from geossl.compare import T975, compare, compare_sweep, paired_difference, read_runs, t975
+
+
+def _summary(folder, encoder, fraction, seed, miou, backbone="point_patch_transformer", pretraining="scratch", **extra):
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps({
+        "segmentation": "linear", "encoder": encoder, "backbone": backbone, "pretraining": pretraining, "train_fraction": fraction,
+        "train_scenes": int(100 * fraction), "seed": seed, "mIoU": miou, "OA": 0.9, "train_seconds": 60.0, "steps": 10,
+        "torch_threads": 1, "geossl": "0.1.0", **extra}))
+
+
+def test_the_t_quantiles_are_students():
+    scipy = pytest.importorskip("scipy.stats")
+    for df in (1, 2, 5, 10, 30):
+        assert T975[df - 1] == pytest.approx(scipy.t.ppf(0.975, df), abs=1e-3)
+    assert t975(200) == 1.96
+
+
+def test_the_paired_difference_and_its_interval_on_a_known_answer():
+    d = paired_difference({0: 0.55, 1: 0.58, 2: 0.57, 7: 0.9}, {0: 0.50, 1: 0.52, 2: 0.54})
+    # differences 0.05, 0.06, 0.03 over the three shared seeds (seed 7 has no scratch run)
+    sd = math.sqrt(((0.05 - 0.14 / 3) ** 2 + (0.06 - 0.14 / 3) ** 2 + (0.03 - 0.14 / 3) ** 2) / 2)
+    assert d["seeds"] == [0, 1, 2] and d["mean"] == pytest.approx(0.14 / 3)
+    assert d["hi"] - d["mean"] == pytest.approx(4.303 * sd / math.sqrt(3)) and d["lo"] == pytest.approx(2 * d["mean"] - d["hi"])
+    assert d["lo"] == pytest.approx(0.00872, abs=1e-4) and d["hi"] == pytest.approx(0.08462, abs=1e-4)
+    one = paired_difference({0: 0.6}, {0: 0.5})
+    assert one["mean"] == pytest.approx(0.1) and math.isnan(one["lo"]) and paired_difference({1: 0.6}, {0: 0.5}) is None
+
+
+def test_compare_groups_starts_and_fractions_and_pairs_each_backbone_with_its_scratch(tmp_path):
+    scratch, pmae = "point_patch_transformer (from scratch)", "/x/pointmae/seed0/encoder.safetensors"
+    for seed, (a, b) in enumerate([(0.50, 0.55), (0.52, 0.58), (0.54, 0.57)]):
+        _summary(tmp_path / f"s{seed}", scratch, 0.05, seed, a)
+        _summary(tmp_path / f"p{seed}", pmae, 0.05, seed, b, pretraining="pointmae")
+    _summary(tmp_path / "s-full", scratch, 1.0, 0, 0.7)
+    _summary(tmp_path / "sp", "spunet (from scratch)", 0.05, 0, 0.6, backbone="spunet")  # another backbone: no pairing
+    (tmp_path / "unfinished").mkdir()
+    runs = read_runs(tmp_path)
+    assert len(runs) == 8
+    result = compare(runs)
+    groups = {(g["start"], g["fraction"]): g for g in result["metrics"]["mIoU"]["groups"]}
+    g = groups[("point_patch_transformer from scratch", 0.05)]
+    assert g["mean"] == pytest.approx(0.52) and g["std"] == pytest.approx(0.02) and g["seeds"] == [0, 1, 2] and g["train_scenes"] == 5
+    assert math.isnan(groups[("point_patch_transformer from scratch", 1.0)]["std"])  # one seed: no deviation
+    (p,) = result["metrics"]["mIoU"]["paired"]
+    assert (p["start"], p["scratch"], p["fraction"]) == ("point_patch_transformer, pointmae", "point_patch_transformer from scratch", 0.05)
+    assert p["mean"] == pytest.approx(0.14 / 3)
+    assert result["compute"]["train_minutes_total"] == pytest.approx(8.0)
+    report = compare_sweep(tmp_path)
+    assert "compare.md" in report and (tmp_path / "compare.png").stat().st_size > 1000
+    md = (tmp_path / "compare.md").read_text()
+    assert "| point_patch_transformer, pointmae - point_patch_transformer from scratch | +4.7 [+0.9, +8.5] (3) | - |" in md
+    assert "| point_patch_transformer from scratch | 52.0 ± 2.0 (3) | 70.0 ± - (1) |" in md
+    assert json.loads((tmp_path / "compare.json").read_text())["runs"] == 8
+
+
+def test_pretrained_files_of_one_method_are_told_apart_by_their_paths(tmp_path):
+    for i, where in enumerate(("/w/pre/g2s/seed0/encoder.safetensors", "/w/pre/g2s_crops/seed0/encoder.safetensors")):
+        _summary(tmp_path / str(i), where, 1.0, 0, 0.5, pretraining="gaussian2scene")
+    starts = set(compare(read_runs(tmp_path))["starts"])
+    assert starts == {"point_patch_transformer, gaussian2scene (g2s/seed0/encoder.safetensors)",
+                      "point_patch_transformer, gaussian2scene (g2s_crops/seed0/encoder.safetensors)"}
