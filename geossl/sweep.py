@@ -117,7 +117,10 @@ def _launch(command: str, run: SweepRun, threads: Optional[int]) -> Tuple[SweepR
     extra = [f"trainer.threads={threads}"] if threads else []
     t0 = time.perf_counter()
     with open(run.folder / "log.txt", "a") as log:
-        rc = subprocess.call([sys.executable, "-m", "geossl", command, *run.overrides, *where, *extra],
+        # -P (Python >= 3.11): the working directory is not put on the run's import path, so a folder named geossl there
+        # is not imported in place of the installed package
+        safe = ["-P"] if sys.version_info >= (3, 11) else []
+        rc = subprocess.call([sys.executable, *safe, "-m", "geossl", command, *run.overrides, *where, *extra],
                              stdout=log, stderr=subprocess.STDOUT)
     return run, rc, time.perf_counter() - t0
 
