@@ -49,7 +49,7 @@ def run_part(part: str, out: Path, args) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     (folder / "commit.txt").write_text(commit + "\n")
-    cmd = [sys.executable, "-m", "geossl", "finetune", "-m", *head, f"encoder={','.join(args.starts)}",
+    cmd = [sys.executable, "-P", "-m", "geossl", "finetune", "-m", *head, f"encoder={','.join(args.starts)}",
            f"dataset.train_fraction={','.join(f'{f:g}' for f in fractions)}", f"seed={','.join(map(str, args.seeds))}",
            f"trainer.steps={getattr(args, steps_key.replace('-', '_'))}", "trainer.progress=false", *args.set,
            f"hydra.sweep.dir={folder}", f"hydra.launcher.n_jobs={args.jobs}"]

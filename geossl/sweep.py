@@ -1,7 +1,7 @@
 """Sweeps of runs in Hydra's multirun form: ``geossl finetune -m detection=votenet dataset=rooms encoder=a,b,spunet
 dataset.train_fraction=0.05,0.2,1 seed=0,1,2`` runs every combination of the swept values (Hydra's override grammar:
 ``a,b``, ``range(0,3)``, ``choice(...)``; Hydra's own sweeper expands them), each run in its own process and folder,
-and ends with :func:`geossl.compare.compare_sweep`'s report of the sweep folder.
+and a fine-tuning sweep ends with :func:`geossl.compare.compare_sweep`'s report of the sweep folder.
 
 Settings of the sweep itself, with Hydra's names:
 
@@ -127,7 +127,7 @@ def _launch(command: str, run: SweepRun, threads: Optional[int]) -> Tuple[SweepR
 
 def sweep(command: str, overrides: List[str], out=None) -> int:
     """Run ``geossl <command> -m <overrides>`` (see the module docstring); returns 0 when every run finished, else 1.
-    Ends with the comparison of the sweep folder (:func:`geossl.compare.compare_sweep`)."""
+    A fine-tuning sweep ends with the comparison of the sweep folder (:func:`geossl.compare.compare_sweep`)."""
     from geossl.engine.engine import visible_cores
 
     out = out or sys.stdout
@@ -152,8 +152,10 @@ def sweep(command: str, overrides: List[str], out=None) -> int:
             shown = " ".join(o for o in run.overrides if o.split("=", 1)[0] in swept)
             print(f"sweep: [{i}/{len(todo)}] {state} in {seconds / 60:.1f} min: {shown} -> {run.folder}",
                   file=out, flush=True)
-    from geossl.compare import compare_sweep
+    finished = f"sweep: {len(runs) - len(failed)} of {len(runs)} runs finished in {sweep_dir}"
+    if command == "finetune":  # fine-tuning sweeps answer "did pretraining help?"
+        from geossl.compare import compare_sweep
 
-    report = compare_sweep(sweep_dir)
-    print(f"sweep: {len(runs) - len(failed)} of {len(runs)} runs finished; comparison: {report}", file=out, flush=True)
+        finished += f"; comparison: {compare_sweep(sweep_dir)}"
+    print(finished, file=out, flush=True)
     return 1 if failed else 0

@@ -625,7 +625,7 @@ def test_a_sweep_runs_each_combination_once_and_compares_them(tmp_path):
              "seed=0", *TINY_SEGMENTATION, f"hydra.sweep.dir={tmp_path / 'sw'}", "hydra.launcher.n_jobs=2"]
     res = geossl(*sweep, cwd=tmp_path)
     assert res.returncode == 0, res.stderr + res.stdout
-    assert "sweep: 2 runs in" in res.stdout and "2 of 2 runs finished" in res.stdout
+    assert "sweep: 2 runs in" in res.stdout and "2 of 2 runs finished in" in res.stdout
     summaries = sorted(tmp_path.glob("sw/run-*/summary.json"))
     assert len(summaries) == 2 and {json.loads(p.read_text())["pretraining"] for p in summaries} == {"pointmae", "scratch"}
     md = (tmp_path / "sw" / "compare.md").read_text()
