@@ -62,6 +62,8 @@ class SceneData:
         if name not in self._splits:
             ds = self.build(name)
             ds.transform = self.transform.train() if name == "train" else self.transform.eval()
+            if name != "train":  # dataset.loop repeats the training scenes only: every val/test scene is scored once
+                ds.loop = 1
             if name == "train" and self.train_fraction < 1.0:
                 # a fixed share of the training scenes: the same subset for every run seed
                 order = torch.randperm(len(ds.keys), generator=torch.Generator().manual_seed(0)).tolist()

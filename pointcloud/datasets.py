@@ -60,7 +60,8 @@ class SceneDataset(torch.utils.data.Dataset):
         view_count: the number of frames every scene of the split has, where it is known without loading one and every
             frame may be a view of the split (the procedural rooms): an item then picks its views first and loads those
             frames alone (the same views as picking from all of them).
-        loop: every scene appears this many times per epoch (Pointcept's ``loop``; for datasets of few scenes).
+        loop: every scene appears this many times per epoch (Pointcept's ``loop``; for datasets of few scenes). A run
+            repeats its training split alone (``SceneData.split``): val and test scenes are scored once.
         transform: ``transform(scene, generator)`` applied to every item (:mod:`geossl.pointcloud.transforms`).
         origin: where an item's scene comes from, in words, for the line a run prints before training (made anew,
             read from a cache or a folder).

@@ -57,6 +57,17 @@ def test_scannet_samples_map_to_the_benchmark_classes_and_the_detection_classes(
         train.find("scene9999_00")
 
 
+@requires_scannet
+def test_dataset_loop_repeats_the_training_scenes_only():
+    """(issue 43, 4) A run's val and test splits are scored once per scene whatever dataset.loop says (ScanNet's default
+    64 once made its one test scene 64 differently subsampled items)."""
+    from geossl.pipeline import configure
+
+    _, cfg, adapter = configure("finetune", ["detection=votenet", "dataset=scannet", "dataset.loop=5"])
+    data = adapter.load_dataset(cfg)
+    assert (len(data.split("train")), len(data.split("val")), len(data.split("test"))) == (10, 1, 1)
+
+
 @requires_sevenscenes
 def test_an_rgbd_sequence_is_one_scene_whose_splits_differ_in_their_views():
     from geossl.pointcloud.datasets import DATASETS
