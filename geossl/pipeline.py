@@ -398,8 +398,9 @@ def _finetune(cfg: DictConfig, adapter: DomainAdapter, group: str, trainer_cfg, 
     if not engine.fabric.is_global_zero:
         return summary
     model = job.model.to("cpu")
+    recorded = {f"{k}_config": OmegaConf.to_container(cfg[k], resolve=True) for k in RECORDED_SECTIONS if cfg.get(k) is not None}
     path = job.save(model, run_dir / f"{job.file_key}.safetensors", {"dataset": dataset.name, "encoder": encoder_source(cfg),
-                                                                     "seed": int(cfg.seed), "epochs": result.epochs})
+                                                                     "seed": int(cfg.seed), "epochs": result.epochs, **recorded})
     summary.update(job.evaluate(model, run_dir))
     summary.update({job.file_key: str(Path(path).resolve()), "run_dir": str(run_dir.resolve()), **environment(engine.device)})
     write_json(run_dir / "summary.json", summary)
@@ -542,8 +543,9 @@ def task_domains(task: Task) -> List[str]:
     return [d for d in sorted(domain_entry_points()) if configs.joinpath(task.config.format(domain=d) + ".yaml").is_file()]
 
 
-def model_domain(path: str, default: str) -> str:
-    """The domain of a saved fine-tuned model: its header's ``domain`` where it names one, else ``default``."""
+def model_header(path: str) -> Dict[str, Any]:
+    """The JSON header of a saved fine-tuned model ({} for a file that is not one: the domain's ``load_model`` refuses
+    it later, with its reason)."""
     import json as _json
 
     try:
@@ -551,10 +553,40 @@ def model_domain(path: str, default: str) -> str:
 
         with safe_open(str(path), framework="pt") as fh:
             header = _json.loads((fh.metadata() or {}).get("geossl", "{}"))
-        domain = header.get("domain") if isinstance(header, dict) else None
     except Exception:  # noqa: BLE001 - an unreadable file is refused, with its reason, by the domain's load_model
-        domain = None
+        return {}
+    return header if isinstance(header, dict) else {}
+
+
+def model_domain(path: str, default: str) -> str:
+    """The domain of a saved fine-tuned model: its header's ``domain`` where it names one, else ``default``."""
+    domain = model_header(path).get("domain")
     return domain if domain in domain_entry_points() else default
+
+
+#: Config sections a fine-tuned model records (``<section>_config`` in its metadata) and ``geossl evaluate model=`` replays.
+RECORDED_SECTIONS = ("dataset", "transform")
+
+
+def replay_recorded(cfg: DictConfig, overrides: List[str], header: Dict[str, Any]) -> None:
+    """``geossl evaluate model=<file>``: each of :data:`RECORDED_SECTIONS` that the command line does not choose
+    (``dataset=<name>``) becomes the one the model was trained with, the command line's keys of it (``dataset.x=``)
+    applied on top; so a model is scored on its own dataset and splits without naming them again."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import open_dict
+
+    recorded = header.get("metadata") if isinstance(header.get("metadata"), dict) else {}
+    keys = [(o.split("=", 1)[0].lstrip("+~"), o) for o in overrides if "=" in o]
+    for section in RECORDED_SECTIONS:
+        saved = recorded.get(f"{section}_config")
+        if not isinstance(saved, dict) or any(k == section for k, _ in keys):
+            continue
+        base = OmegaConf.create(saved)
+        for key, o in keys:
+            if key.startswith(section + "."):
+                OmegaConf.update(base, key[len(section) + 1:], OverridesParser.create().parse_override(o).value(), force_add=True)
+        with open_dict(cfg):
+            cfg[section] = base
 
 
 def adapter_for(domain: str) -> DomainAdapter:
@@ -582,6 +614,8 @@ def configure(command: str, overrides: List[str]):
     domain = run_domain(task, overrides)
     adapter = adapter_for(domain)
     cfg = compose(task.config.format(domain=domain), overrides, domain)
+    if cfg.get("model_file"):
+        replay_recorded(cfg, overrides, model_header(str(cfg.model_file)))
     check_sections(task, cfg, domain)
     return task, cfg, adapter
 

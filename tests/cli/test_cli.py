@@ -545,6 +545,13 @@ def test_finetune_a_detector_then_evaluate_it(tmp_path):
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert (out["mAP@0.25"], out["mAP@0.5"]) == (summary["mAP@0.25"], summary["mAP@0.5"])
+    # (issue 43, 5) without dataset= the file's own dataset, splits and transform: the same numbers
+    res = geossl("evaluate", f"detector={tmp_path / 'det' / 'detector.safetensors'}", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert (out["mAP@0.25"], out["mAP@0.5"], out["test_scenes"]) == (summary["mAP@0.25"], summary["mAP@0.5"], 3)
+    res = geossl("evaluate", f"detector={tmp_path / 'det' / 'detector.safetensors'}", "dataset.splits.test=[2000,2002]", cwd=tmp_path)
+    assert res.returncode == 0 and json.loads(res.stdout)["test_scenes"] == 2  # a key of it changed on top
 
 
 @requires_cora
