@@ -1,6 +1,6 @@
 """PNG views of a point-cloud scene so a user can look at what was loaded: a top view (x right,
-y up) and a front view (x right, z up), points in their colours drawn far to near, boxes as
-rectangles."""
+y up) and a front view (x right, z up), points in their colours drawn far to near, boxes as their
+outlines (a yawed box's footprint turned by its yaw), every box inside the picture."""
 
 from __future__ import annotations
 
@@ -11,11 +11,30 @@ import numpy as np
 from torch import Tensor
 
 
-def _view(coord: np.ndarray, rgb: np.ndarray, boxes: np.ndarray, axes: tuple, depth_axis: int, size: int,
+def box_outline(box: np.ndarray, axes: tuple) -> np.ndarray:
+    """The outline of a box ``[7]`` (centre, size, class) or ``[8]`` (centre, size, yaw, class) seen along the third
+    axis: in the top view (``axes=(0, 1)``) its footprint turned by its yaw (4 corners), in a side view the rectangle
+    its turned footprint spans along ``axes[0]`` and its height along ``axes[1]``."""
+    c, size = box[:3], box[3:6]
+    yaw = float(box[6]) if len(box) == 8 else 0.0
+    cos, sin = np.cos(yaw), np.sin(yaw)
+    if tuple(axes) == (0, 1):
+        corners = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * size[:2] / 2
+        return corners @ np.array([[cos, sin], [-sin, cos]]) + c[:2]  # each corner turned by yaw, counter-clockwise
+    extent = np.abs([[cos, -sin], [sin, cos]]) @ size[:2] / 2  # the turned footprint's half extent along x and y
+    half = np.array([extent[axes[0]] if axes[0] < 2 else size[2] / 2, extent[axes[1]] if axes[1] < 2 else size[2] / 2])
+    centre = c[list(axes)]
+    return np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * half + centre
+
+
+def _view(coord: np.ndarray, rgb: np.ndarray, box_sets, axes: tuple, depth_axis: int, size: int,
           box_names=None, point_px: int = 0):
+    """One view of the points (far to near) and of every ``(boxes, colour)`` set's outlines, framed to hold both."""
     from PIL import Image, ImageDraw
 
-    lo, hi = coord[:, axes].min(0), coord[:, axes].max(0)
+    outlines = [(box_outline(b, axes), colour, int(b[-1])) for boxes, colour in box_sets for b in boxes]
+    extent = np.concatenate([coord[:, axes]] + [o for o, _, _ in outlines])
+    lo, hi = extent.min(0), extent.max(0)
     scale = (size - 20) / max(float((hi - lo).max()), 1e-6)
     w, h = (np.ceil((hi - lo) * scale).astype(int) + 20).tolist()
     px = ((coord[:, axes] - lo) * scale + 10).astype(int)
@@ -30,14 +49,13 @@ def _view(coord: np.ndarray, rgb: np.ndarray, boxes: np.ndarray, axes: tuple, de
             img[(px[order, 1] + dy).clip(0, h - 1), (px[order, 0] + dx).clip(0, w - 1)] = colours
     pil = Image.fromarray(img)
     draw = ImageDraw.Draw(pil)
-    for i, b in enumerate(boxes):
-        c, s = b[:3][list(axes)], b[3:6][list(axes)]
-        x0, y0 = (c - s / 2 - lo) * scale + 10
-        x1, y1 = (c + s / 2 - lo) * scale + 10
-        draw.rectangle([x0, h - 1 - y1, x1, h - 1 - y0], outline=(220, 0, 0), width=2)
-        cls = int(b[-1])
+    for outline, colour, cls in outlines:
+        pts = (outline - lo) * scale + 10
+        pts[:, 1] = h - 1 - pts[:, 1]
+        draw.polygon([tuple(p) for p in pts.tolist()], outline=colour, width=2)
         label = box_names[cls] if box_names is not None and 0 <= cls < len(box_names) else str(cls)
-        draw.text((x0 + 3, h - 1 - y1 + 2), label, fill=(220, 0, 0))
+        top = pts[np.argmin(pts[:, 1])]
+        draw.text((float(top[0]) + 3, float(top[1]) + 2), label, fill=colour)
     return pil
 
 
@@ -50,7 +68,7 @@ def save_scene_views(scene: Dict[str, Tensor], out_dir: Path, name: str, size: i
     paths = []
     for view, axes, depth in (("top", (0, 1), 2), ("front", (0, 2), 1)):
         path = out_dir / f"{name}_{view}.png"
-        _view(coord, rgb, boxes, axes, depth, size, box_names).save(path)
+        _view(coord, rgb, [(boxes, (220, 0, 0))], axes, depth, size, box_names).save(path)
         paths.append(path)
     return paths
 

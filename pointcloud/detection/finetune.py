@@ -104,27 +104,16 @@ def evaluate_on(detector: Detector, data, split: str = "test") -> Dict[str, Any]
 
 def save_detection_views(evaluated: Dict[str, Any], classes: List[str], path: Path, scenes: int = 4, size: int = 400) -> Path:
     """A PNG of the first test scenes from above: points in their colours, true boxes green, predicted boxes
-    (score >= 0.3) red, each labelled with its class."""
+    (score >= 0.3) red, each labelled with its class; a yawed box drawn as its turned footprint, every box inside."""
     import numpy as np
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
     from geossl.pointcloud.show import _view
 
     tiles = []
     for (coord, feat), pred, gt in list(zip(evaluated["scenes"], evaluated["predictions"], evaluated["ground_truth"]))[:scenes]:
         shown = pred["boxes"][pred["scores"] >= 0.3]
-        img = _view(coord.numpy(), feat.numpy(), np.zeros((0, 7)), (0, 1), 2, size)  # the points; boxes drawn below
-        draw = ImageDraw.Draw(img)
-        lo = coord[:, :2].min(0).values.numpy()
-        hi = coord[:, :2].max(0).values.numpy()
-        scale = (size - 20) / max(float((hi - lo).max()), 1e-6)
-        h = img.size[1]
-        for boxes, colour in ((gt, (0, 160, 0)), (shown, (220, 0, 0))):
-            for b in boxes.numpy():
-                x0, y0 = (b[:2] - b[3:5] / 2 - lo) * scale + 10
-                x1, y1 = (b[:2] + b[3:5] / 2 - lo) * scale + 10
-                draw.rectangle([x0, h - 1 - y1, x1, h - 1 - y0], outline=colour, width=2)
-                draw.text((x0 + 3, h - 1 - y1 + 2), classes[int(b[-1])], fill=colour)
+        img = _view(coord.numpy(), feat.numpy(), [(gt.numpy(), (0, 160, 0)), (shown.numpy(), (220, 0, 0))], (0, 1), 2, size, classes)
         tiles.append(np.array(img.convert("RGB")))
     height = max(t.shape[0] for t in tiles)
     tiles = [np.pad(t, ((0, height - t.shape[0]), (0, 4), (0, 0)), constant_values=255) for t in tiles]
