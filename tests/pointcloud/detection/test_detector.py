@@ -150,3 +150,10 @@ def test_a_bad_head_setting_is_refused_by_its_name(setting, value):
 
     with pytest.raises(ConfigError, match=f"detection.{setting}"):
         VoteHead(in_dim=8, num_classes=3, **{setting: value})
+
+
+def test_nms_of_yawed_boxes_suppresses_within_a_class_only():
+    base = [0.0, 0.0, 0.5, 2.0, 1.0, 1.0]
+    boxes = torch.tensor([base + [0.3], base + [0.35], base + [0.3], [4.0, 4.0, 0.5, 1.0, 1.0, 1.0, 1.0]])
+    scores, labels = torch.tensor([0.9, 0.8, 0.7, 0.6]), torch.tensor([0, 0, 1, 0])
+    assert nms_3d(boxes, scores, labels, 0.25).tolist() == [0, 2, 3]  # box 1 overlaps box 0 of its class; box 2 is another class

@@ -87,3 +87,28 @@ def test_tied_scores_are_ranked_in_scene_order(misses):
     assert indoor_map(preds, gt, CLASSES).class_ap[0.5]["chair"] == pytest.approx(1 / (misses + 1))  # the hit ranks last
     first = indoor_map(preds[::-1], gt[::-1], CLASSES)
     assert first.class_ap[0.5]["chair"] == 1.0  # the hit's scene comes first: it ranks first
+
+
+def test_the_batched_footprint_overlap_equals_polygon_clipping_and_hand_cases():
+    from geossl.pointcloud.detection.evaluation import bev_corners, footprint_overlap, polygon_overlap_python as _clip_oracle
+
+    g = torch.Generator().manual_seed(0)
+    n = 400
+    boxes = torch.cat([torch.rand(n, 2, generator=g) * 3, torch.zeros(n, 1), 0.2 + torch.rand(n, 2, generator=g) * 2,
+                       torch.ones(n, 1), (torch.rand(n, 1, generator=g) - 0.5) * 2 * math.pi], 1).double()
+    a, b = bev_corners(boxes[: n // 2]), bev_corners(boxes[n // 2:])
+    fast = footprint_overlap(a, b)
+    slow = torch.tensor([_clip_oracle(p.numpy(), q.numpy()) for p, q in zip(a, b)], dtype=torch.float64)
+    assert (slow > 0).sum() > 50 and torch.allclose(fast, slow, atol=1e-9)
+    square = torch.tensor([[0.0, 0, 0, 2, 2, 1, 0.3]], dtype=torch.float64)
+    rect = torch.tensor([[0.0, 0, 0, 2, 1, 1, 0.0]], dtype=torch.float64)
+    cases = [(square, square, 4.0),  # identical
+             (rect, rect + torch.tensor([0, 0, 0, 0, 0, 0, math.pi / 2], dtype=torch.float64), 1.0),  # a 90-degree turn: 1 x 1
+             (rect, rect + torch.tensor([2.0, 0, 0, 0, 0, 0, 0], dtype=torch.float64), 0.0),  # touching
+             (square, torch.tensor([[0.1, 0, 0, 0.5, 0.5, 1, 1.0]], dtype=torch.float64), 0.25)]  # one inside the other
+    for p, q, area in cases:
+        assert footprint_overlap(bev_corners(p), bev_corners(q)).item() == pytest.approx(area, abs=1e-9)
+    ious = box_iou_3d(boxes[:50, :7].float(), boxes[50:100, :7].float())  # only overlapping pairs computed, same answer
+    full = torch.tensor([[_clip_oracle(p.numpy(), q.numpy()) for q in bev_corners(boxes[50:100])] for p in bev_corners(boxes[:50])])
+    vol = boxes[:, 3:6].prod(1)
+    assert torch.allclose(ious, full / (vol[:50, None] + vol[None, 50:100] - full), atol=1e-6)
