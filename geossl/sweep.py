@@ -17,7 +17,9 @@ sweep), holding the run's own files, ``overrides.json`` and ``log.txt`` (its out
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -128,11 +130,52 @@ def _launch(command: str, run: SweepRun, threads: Optional[int]) -> Tuple[SweepR
 def sweep(command: str, overrides: List[str], out=None) -> int:
     """Run ``geossl <command> -m <overrides>`` (see the module docstring); returns 0 when every run finished, else 1.
     A fine-tuning sweep ends with the comparison of the sweep folder (:func:`geossl.compare.compare_sweep`)."""
-    from geossl.engine.engine import visible_cores
-
     out = out or sys.stdout
     sweep_dir, jobs, runs = plan(command, overrides)
     sweep_dir.mkdir(parents=True, exist_ok=True)
+    with sweep_lock(sweep_dir):
+        return _sweep(command, overrides, sweep_dir, jobs, runs, out)
+
+
+@contextlib.contextmanager
+def sweep_lock(sweep_dir: Path):
+    """Hold ``<sweep>/sweep.lock`` (this process's id) while a sweep runs in the folder: a second sweep started on the
+    same folder would restart the first one's unfinished runs, so it is refused while that process lives."""
+    lock = sweep_dir / "sweep.lock"
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and _alive(pid):
+                raise ConfigError(f"Another sweep (process {pid}) is running in {sweep_dir}; wait for it, or give this one "
+                                  "another hydra.sweep.dir.") from None
+            lock.unlink(missing_ok=True)  # left by a sweep that died: taken over
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep(command: str, overrides: List[str], sweep_dir: Path, jobs: int, runs: List[SweepRun], out) -> int:
+    from geossl.engine.engine import visible_cores
+
     write_json(sweep_dir / "sweep.json", {"command": command, "overrides": overrides, "runs": [
         {"folder": r.folder.name, "overrides": r.overrides} for r in runs]})
     todo = [r for r in runs if not r.done]

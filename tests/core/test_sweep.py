@@ -29,3 +29,22 @@ def test_a_pretraining_sweep_plans_a_folder_per_seed(tmp_path):
     assert len({r.folder for r in runs}) == 2 and not any(r.done for r in runs)
     with pytest.raises(ConfigError, match="Unknown dataset 'mutagg'"):
         plan("pretrain", ["graph=graphmae", "dataset=mutag,mutagg"])
+
+
+def test_one_sweep_at_a_time_in_a_folder(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from geossl.sweep import sweep_lock
+
+    with sweep_lock(tmp_path):
+        assert (tmp_path / "sweep.lock").read_text() == str(os.getpid())
+        with pytest.raises(ConfigError, match=f"Another sweep \\(process {os.getpid()}\\) is running in"):
+            with sweep_lock(tmp_path):
+                pass
+    assert not (tmp_path / "sweep.lock").exists()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    (tmp_path / "sweep.lock").write_text(dead)  # left by a sweep that died: taken over
+    with sweep_lock(tmp_path):
+        assert (tmp_path / "sweep.lock").read_text() == str(os.getpid())
