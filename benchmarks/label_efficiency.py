@@ -80,6 +80,26 @@ def sentences(part: str, result: dict) -> list:
     return out
 
 
+def recorded_full_rooms() -> str:
+    """The detection_rooms section's runs on all 1000 training rooms (12 epochs of 125 batches: 1500 steps with this
+    schedule), for reference beside the sweep's fractions."""
+    from _report import read_json
+
+    runs = read_json("detection_rooms").get("runs", {})
+    names = {"point_patch_transformer": "scratch", "pointmae": "Point-MAE", "gaussian2scene-view-crops": "Gaussian2Scene on view crops",
+             "spunet": "SpUNet from scratch"}
+    parts = []
+    for key, label in names.items():
+        values = [r["mAP@0.25"] for name, r in runs.items() if name.startswith(f"{key}-f1-seed")]
+        if values:
+            mean = sum(values) / len(values)
+            std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else float("nan")
+            parts.append(f"{label} {100 * mean:.1f} ± {100 * std:.1f} ({len(values)})")
+    return ("For reference, the detection_rooms section's runs on all 1000 training rooms (12 epochs of 125 batches = 1500 "
+            "steps of this schedule; recorded at earlier commits, their pretrained encoders from the pretraining runs of that "
+            "time, so not paired with this sweep's): mAP@0.25 " + ", ".join(parts) + " (mean ± sample std (seeds)).")
+
+
 def report(out: Path, parts) -> None:
     lines = [
         "`python benchmarks/label_efficiency.py` — `geossl finetune -m ... encoder=<starts> dataset.train_fraction=<f> seed=<s>` "
@@ -103,6 +123,8 @@ def report(out: Path, parts) -> None:
         lines += [f"### {part}", "", f"{protocol}; {', '.join(map(str, steps))} optimiser steps of 8 scenes; runs at geossl "
                   f"commit {commit}. Plot: [docs/results/{png.name}](results/{png.name}).", "",
                   (folder / "compare.md").read_text().strip(), "", *sentences(part, result), ""]
+        if part == "detection-rooms":
+            lines += [recorded_full_rooms(), ""]
         record[part] = {**result, "commit": commit}
     lines.append(machine_line(threads=""))
     write_section("label_efficiency", "## Label efficiency: fine-tuning from scratch and from pretrained encoders\n\n" + "\n".join(lines))
