@@ -166,7 +166,8 @@ def markdown(result: Dict[str, Any]) -> str:
 
 
 def plot(result: Dict[str, Any], path: Path) -> Path:
-    """A PNG of every metric against the label fraction (log axis), one line per start, error bars: the std."""
+    """A PNG of every metric against the label fraction (log axis), one line per start (each start a little to the right
+    of the one before), error bars: the std."""
     try:
         import matplotlib
 
@@ -178,9 +179,10 @@ def plot(result: Dict[str, Any], path: Path) -> Path:
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         groups = result["metrics"][metric]["groups"]
-        for start in dict.fromkeys(g["start"] for g in groups):
+        for k, start in enumerate(dict.fromkeys(g["start"] for g in groups)):
             mine = sorted((g for g in groups if g["start"] == start), key=lambda g: g["fraction"])
-            ax.errorbar([g["fraction"] for g in mine], [100 * g["mean"] for g in mine],
+            dodge = 1.04 ** k  # starts side by side at each fraction, so their error bars do not hide each other
+            ax.errorbar([g["fraction"] * dodge for g in mine], [100 * g["mean"] for g in mine],
                         yerr=[0.0 if not math.isfinite(g["std"]) else 100 * g["std"] for g in mine], marker="o", capsize=3, label=start)
         ax.set_xscale("log")
         fractions = sorted({g["fraction"] for g in groups})
