@@ -71,11 +71,13 @@ def sentences(part: str, result: dict) -> list:
             parts = []
             for f in sorted({p["fraction"] for p in pairs}):
                 best = max((p for p in pairs if p["fraction"] == f), key=lambda p: p["mean"])
-                sure = math.isfinite(best["lo"]) and (best["lo"] > 0 or best["hi"] < 0)
-                verdict = ("helps" if best["lo"] > 0 else "hurts") if sure else "no difference the seeds can tell"
+                if best["lo"] is None:  # one seed: compare.json stores the missing interval as null
+                    parts.append(f"at {100 * f:g}% the best start is {best['start']}, {100 * best['mean']:+.1f} points "
+                                 "(one seed, no interval)")
+                    continue
+                verdict = "helps" if best["lo"] > 0 else "hurts" if best["hi"] < 0 else "no difference the seeds can tell"
                 parts.append(f"at {100 * f:g}% the best start is {best['start']}, {100 * best['mean']:+.1f} points "
-                             f"[{100 * best['lo']:+.1f}, {100 * best['hi']:+.1f}] ({verdict})" if math.isfinite(best["lo"]) else
-                             f"at {100 * f:g}% the best start is {best['start']}, {100 * best['mean']:+.1f} points (one seed, no interval)")
+                             f"[{100 * best['lo']:+.1f}, {100 * best['hi']:+.1f}] ({verdict})")
             out.append(f"- {part}, {metric}, against {scratch}: " + "; ".join(parts) + ".")
     return out
 
