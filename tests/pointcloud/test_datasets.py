@@ -271,7 +271,7 @@ def test_a_split_whose_box_lists_are_all_empty_has_no_boxes(tmp_path):
 
     root = _folder(tmp_path, boxes=[])
     assert scene_folder(split="train", root=str(root)).box_classes is None
-    _, cfg, adapter = configure("finetune", ["dataset=scene_folder", f"dataset.root={root}"])
+    _, cfg, adapter = configure("finetune", ["detection=votenet", "dataset=scene_folder", f"dataset.root={root}"])
     with pytest.raises(ConfigError, match="has no boxes to train a detector on \\(its train split holds none\\)"):
         build_detector(cfg, adapter.load_dataset(cfg), PointPatchTransformer(centres=16, patch=32, dim=32, depth=1, heads=4))
 
