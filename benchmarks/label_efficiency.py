@@ -58,8 +58,8 @@ def run_part(part: str, out: Path, args) -> None:
 
 
 def sentences(part: str, result: dict) -> list:
-    """One plain line per backbone and metric: at which fractions a pretrained start beats scratch (interval above 0),
-    by how much, and which start gains most."""
+    """One plain line per backbone and metric: at each fraction every pretrained start's paired difference from scratch,
+    best first, and whether the seeds tell it from zero (the 95% interval above 0: helps; below: hurts)."""
     out = []
     for metric, m in result["metrics"].items():
         if metric == "OA" or not m["paired"]:
@@ -70,15 +70,17 @@ def sentences(part: str, result: dict) -> list:
         for scratch, pairs in by_scratch.items():
             parts = []
             for f in sorted({p["fraction"] for p in pairs}):
-                best = max((p for p in pairs if p["fraction"] == f), key=lambda p: p["mean"])
-                if best["lo"] is None:  # one seed: compare.json stores the missing interval as null
-                    parts.append(f"at {100 * f:g}% the best start is {best['start']}, {100 * best['mean']:+.1f} points "
-                                 "(one seed, no interval)")
-                    continue
-                verdict = "helps" if best["lo"] > 0 else "hurts" if best["hi"] < 0 else "no difference the seeds can tell"
-                parts.append(f"at {100 * f:g}% the best start is {best['start']}, {100 * best['mean']:+.1f} points "
-                             f"[{100 * best['lo']:+.1f}, {100 * best['hi']:+.1f}] ({verdict})")
-            out.append(f"- {part}, {metric}, against {scratch}: " + "; ".join(parts) + ".")
+                said = []
+                for p in sorted((p for p in pairs if p["fraction"] == f), key=lambda p: -p["mean"]):
+                    name = p["start"].split(", ", 1)[-1]
+                    if p["lo"] is None:  # one seed: compare.json stores the missing interval as null
+                        said.append(f"{name} {100 * p['mean']:+.1f} (one seed: no interval, no claim)")
+                    else:
+                        verdict = "helps" if p["lo"] > 0 else "hurts" if p["hi"] < 0 else "no difference the seeds can tell"
+                        said.append(f"{name} {100 * p['mean']:+.1f} [{100 * p['lo']:+.1f}, {100 * p['hi']:+.1f}] ({verdict}, "
+                                    f"{p['n']} seeds)")
+                parts.append(f"at {100 * f:g}%: " + "; ".join(said))
+            out.append(f"- {part}, {metric}, pretrained minus {scratch}: " + " | ".join(parts) + ".")
     return out
 
 
@@ -109,7 +111,8 @@ def report(out: Path, parts) -> None:
         "per-step cosine; a share of the training rooms repeats, reshuffled every pass; the same subset of rooms for every "
         "seed). One pretrained encoder per method (pretraining seed 0) serves every fine-tuning seed, so the intervals "
         "measure fine-tuning seeds, not pretraining seeds. Tables: mean ± sample std over seeds (%); paired differences: "
-        "each seed's pretrained score minus its scratch score, mean [95% t interval].", ""]
+        "each seed's pretrained score minus its scratch score, mean [95% t interval]. The runs shared the 2 cores with up to "
+        "three other runs, so their minutes are not speeds.", ""]
     record = {}
     for part in parts:
         folder = out / part
