@@ -86,7 +86,8 @@ def step_rates(threads: int, steps: int) -> dict:
     """Items per second a training step consumes (batch of 8, the same batch every step, through the engine)."""
     from geossl.pipeline import build_encoder, build_method, configure
     from geossl.points import collate
-    from geossl.pointcloud.detection.finetune import DetectionTraining, build_detector
+    from geossl.pointcloud.detection.finetune import build_detector
+    from geossl.pointcloud.finetuned import FinetuneTraining
 
     torch.set_num_threads(threads)
     out = {"threads": threads}
@@ -103,7 +104,7 @@ def step_rates(threads: int, steps: int) -> dict:
         if task == "pretrain":
             model = build_method(cfg, adapter, data)
         else:
-            model = DetectionTraining(build_detector(cfg, data, build_encoder(cfg, "scene", data.in_dim)))
+            model = FinetuneTraining(build_detector(cfg, data, build_encoder(cfg, "scene", data.in_dim)))
         timed = TimedBatches(lambda i: batch, steps, warmup=1)
         engine_fit(cfg, model, timed)
         out[label] = 8 * steps / sum(timed.step_s)

@@ -132,6 +132,15 @@ def _signed(x: float) -> str:
     return "-" if x is None or not math.isfinite(x) else f"{100 * x:+.1f}"
 
 
+def _row(label: str, entries: List[Dict[str, Any]], start: str, fractions: List[float], cell) -> str:
+    """A table row: ``cell(entry)`` of ``start``'s entry at each fraction ("-" where it has none)."""
+    cells = []
+    for f in fractions:
+        e = next((e for e in entries if e["start"] == start and e["fraction"] == f), None)
+        cells.append("-" if e is None else cell(e))
+    return f"| {label} | " + " | ".join(cells) + " |"
+
+
 def markdown(result: Dict[str, Any]) -> str:
     """The comparison as Markdown tables: per metric, mean ± std (seeds) per start and fraction, and the paired
     differences from scratch with their 95% intervals; values in % (points of the metric)."""
@@ -142,22 +151,15 @@ def markdown(result: Dict[str, Any]) -> str:
         lines += [f"**{metric}** (%: mean ± sample std over seeds, seeds in brackets)", "", f"| start | {head} |",
                   "|---|" + "---|" * len(fractions)]
         for start in dict.fromkeys(g["start"] for g in m["groups"]):
-            cells = []
-            for f in fractions:
-                g = next((g for g in m["groups"] if g["start"] == start and g["fraction"] == f), None)
-                cells.append("-" if g is None else f"{_pct(g['mean'])} ± {_pct(g['std'])} ({g['n']})")
-            lines.append(f"| {start} | " + " | ".join(cells) + " |")
+            lines.append(_row(start, m["groups"], start, fractions, lambda g: f"{_pct(g['mean'])} ± {_pct(g['std'])} ({g['n']})"))
         lines.append("")
         if m["paired"]:
             lines += [f"Paired difference from scratch, {metric} (points; mean over the shared seeds [95% t interval] (seeds))", "",
                       f"| start - scratch | {head} |", "|---|" + "---|" * len(fractions)]
             scratch = {p["start"]: p["scratch"] for p in m["paired"]}
             for start, base in scratch.items():
-                cells = []
-                for f in fractions:
-                    p = next((p for p in m["paired"] if p["start"] == start and p["fraction"] == f), None)
-                    cells.append("-" if p is None else f"{100 * p['mean']:+.1f} [{_signed(p['lo'])}, {_signed(p['hi'])}] ({p['n']})")
-                lines.append(f"| {start} - {base} | " + " | ".join(cells) + " |")
+                lines.append(_row(f"{start} - {base}", m["paired"], start, fractions,
+                                  lambda p: f"{100 * p['mean']:+.1f} [{_signed(p['lo'])}, {_signed(p['hi'])}] ({p['n']})"))
             lines.append("")
     c = result["compute"]
     lines.append(f"Compute: {result['runs']} runs, {c['train_minutes_total']:.1f} training minutes in all "

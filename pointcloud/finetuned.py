@@ -73,6 +73,27 @@ class FinetunedModel(nn.Module):
         return groups
 
 
+class FinetuneTraining(nn.Module):
+    """What the engine trains: a fine-tuned model (``.model``) whose ``forward(batch)`` returns its named losses
+    (``model.loss(batch)``), with the model's parameter groups and its train/eval switch (a frozen backbone stays in
+    eval mode)."""
+
+    def __init__(self, model: FinetunedModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch) -> Dict[str, torch.Tensor]:
+        return self.model.loss(batch)
+
+    def param_groups(self):
+        return self.model.param_groups()
+
+    def train(self, mode: bool = True):
+        self.model.train(mode)
+        self.training = mode
+        return self
+
+
 #: Header format -> model class of every fine-tuned kind (filled by :func:`finetuned_kind`).
 KINDS: Dict[str, type] = {}
 

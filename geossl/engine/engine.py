@@ -423,14 +423,8 @@ class Engine:
         per_pass = len(batches) if hasattr(batches, "__len__") else None
         with progress:
             task = progress.add_task("train", total=cfg.epochs, completed=start, info="")
-            if cfg.progress and fabric.is_global_zero:  # before the first batch, which may be long in coming
-                what = (f"{cfg.epochs - start} epoch(s) to run from epoch {start + 1}, "
-                        f"{per_pass if per_pass is not None else 'an unknown number of'} batches each, "
-                        f"{cfg.num_workers} loader worker(s); waiting for the first batch")
-                if isinstance(progress, PlainProgress):
-                    progress.note(what)
-                else:
-                    progress.console.print(f"train: {what}")
+            self._announce(progress, f"{cfg.epochs - start} epoch(s) to run from epoch {start + 1}, "
+                                     f"{per_pass if per_pass is not None else 'an unknown number of'} batches each")
             for epoch in range(start, cfg.epochs):
                 if before_epoch is not None:
                     before_epoch(epoch)
@@ -509,14 +503,8 @@ class Engine:
         module.train()
         with progress:
             task = progress.add_task("train", total=cfg.steps, completed=start, info="")
-            if cfg.progress and fabric.is_global_zero:
-                what = (f"{cfg.steps - start} optimiser step(s) to run from step {start + 1}"
-                        f"{f', {per_pass} batches a pass over the training data' if per_pass else ''}, "
-                        f"{cfg.num_workers} loader worker(s); waiting for the first batch")
-                if isinstance(progress, PlainProgress):
-                    progress.note(what)
-                else:
-                    progress.console.print(f"train: {what}")
+            self._announce(progress, f"{cfg.steps - start} optimiser step(s) to run from step {start + 1}"
+                                     f"{f', {per_pass} batches a pass over the training data' if per_pass else ''}")
             t0 = time.perf_counter()
             while done < cfg.steps:
                 waited = time.perf_counter()
@@ -569,6 +557,16 @@ class Engine:
             epochs=passes, steps=cfg.steps, seconds=time.perf_counter() - wall0, train_seconds=train_seconds,
             data_wait_seconds=data_wait, seconds_per_epoch=train_seconds / max(ran, 1) * (per_pass or 0) / cfg.accumulate,
             last_losses=last, monitor=mon, checkpoint=str(self.checkpoint_path), monitor_history=list(self.monitor_history))
+
+    def _announce(self, progress, what: str) -> None:
+        """Say what the run is about to do, before its first batch (which may be long in coming)."""
+        if not (self.cfg.progress and self.fabric.is_global_zero):
+            return
+        what = f"{what}, {self.cfg.num_workers} loader worker(s); waiting for the first batch"
+        if isinstance(progress, PlainProgress):
+            progress.note(what)
+        else:
+            progress.console.print(f"train: {what}")
 
     def _stream(self, batches, start: int):
         """The training batches of a steps-measured run from step ``start`` on: a loader over a

@@ -13,7 +13,6 @@ from typing import Any, Dict, List
 
 import torch
 from omegaconf import DictConfig
-from torch import nn
 
 from geossl.encoder import Encoder
 from geossl.errors import ConfigError
@@ -23,29 +22,10 @@ from geossl.pointcloud.adapter import announce_data
 from geossl.pointcloud.datasets import datasets_with
 from geossl.pointcloud.detection.detector import Detector, save_detector
 from geossl.pointcloud.detection.evaluation import indoor_map
-from geossl.pointcloud.finetuned import head_settings, monitor_curve
+from geossl.pointcloud.finetuned import FinetuneTraining, head_settings, monitor_curve
 
 #: Detector keys of the ``detection`` section (the rest are the head's).
 DETECTOR_KEYS = ("freeze_backbone", "backbone_lr")
-
-
-class DetectionTraining(nn.Module):
-    """What the engine trains: a detector whose ``forward`` returns its named losses."""
-
-    def __init__(self, detector: Detector):
-        super().__init__()
-        self.detector = detector
-
-    def forward(self, batch) -> Dict[str, torch.Tensor]:
-        return self.detector.loss(batch)
-
-    def param_groups(self):
-        return self.detector.param_groups()
-
-    def train(self, mode: bool = True):
-        self.detector.train(mode)
-        self.training = mode
-        return self
 
 
 def build_detector(cfg: DictConfig, data, backbone: Encoder) -> Detector:
@@ -130,19 +110,19 @@ def detection_job(cfg: DictConfig, data, encoder: Encoder, engine) -> FinetuneJo
     batches = engine.loader(train, data.batch_size, collate_fn=collate, shuffle=True, seeded=True)
 
     def monitor(task) -> Dict[str, float]:  # the learning curve: validation mAP every trainer.monitor_every epochs
-        m = evaluate_on(task.detector, data, "val")["metrics"]
+        m = evaluate_on(task.model, data, "val")["metrics"]
         task.train()
         return {"val_mAP@0.25": m["mAP@0.25"], "val_mAP@0.5": m["mAP@0.5"]}
 
     def evaluate(task, run_dir: Path) -> Dict[str, Any]:
-        evaluated = evaluate_on(task.detector, data)
+        evaluated = evaluate_on(task.model, data)
         png = save_detection_views(evaluated, list(data.split("test").box_classes), run_dir / "detections.png")
         return {**evaluated["metrics"], "val_curve": monitor_curve(run_dir / "metrics.csv", "step" if engine.cfg.steps else "epoch"), "detections_png": str(png.resolve())}
 
     def save(task, path: Path, metadata: Dict[str, Any]) -> Path:
-        return save_detector(task.detector, path, metadata=metadata)
+        return save_detector(task.model, path, metadata=metadata)
 
-    return FinetuneJob(DetectionTraining(detector), batches, monitor, evaluate, save, "detector",
+    return FinetuneJob(FinetuneTraining(detector), batches, monitor, evaluate, save, "detector",
                        extra={"train_scenes": len(train.keys), "train_fraction": data.train_fraction})
 
 

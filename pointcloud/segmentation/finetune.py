@@ -23,30 +23,11 @@ from geossl.pipeline import FinetuneJob
 from geossl.points import collate
 from geossl.pointcloud.adapter import announce_data
 from geossl.pointcloud.datasets import datasets_with
-from geossl.pointcloud.finetuned import head_settings, monitor_curve
+from geossl.pointcloud.finetuned import FinetuneTraining, head_settings, monitor_curve
 from geossl.pointcloud.segmentation.segmenter import Segmenter, save_segmenter, segment_scene
 
 #: Segmenter keys of the ``segmentation`` section (the rest are the head's).
 SEGMENTER_KEYS = ("freeze_backbone", "backbone_lr")
-
-
-class SegmentationTraining(torch.nn.Module):
-    """What the engine trains: a segmenter whose ``forward`` returns its named losses."""
-
-    def __init__(self, segmenter: Segmenter):
-        super().__init__()
-        self.segmenter = segmenter
-
-    def forward(self, batch) -> Dict[str, torch.Tensor]:
-        return self.segmenter.loss(batch)
-
-    def param_groups(self):
-        return self.segmenter.param_groups()
-
-    def train(self, mode: bool = True):
-        self.segmenter.train(mode)
-        self.training = mode
-        return self
 
 
 def build_segmenter(cfg: DictConfig, data, backbone: Encoder) -> Segmenter:
@@ -98,15 +79,15 @@ def segmentation_job(cfg: DictConfig, data, encoder: Encoder, engine) -> Finetun
     batches = engine.loader(train, data.batch_size, collate_fn=collate, shuffle=True, seeded=True)
 
     def monitor(task) -> Dict[str, float]:  # the learning curve: validation mIoU at the monitored steps
-        return {"val_mIoU": evaluate_on(task.segmenter, data, "val", engine.device)["mIoU"]}
+        return {"val_mIoU": evaluate_on(task.model, data, "val", engine.device)["mIoU"]}
 
     def evaluate(task, run_dir: Path) -> Dict[str, Any]:
-        return {**evaluate_on(task.segmenter, data), "val_curve": monitor_curve(run_dir / "metrics.csv", "step" if engine.cfg.steps else "epoch")}
+        return {**evaluate_on(task.model, data), "val_curve": monitor_curve(run_dir / "metrics.csv", "step" if engine.cfg.steps else "epoch")}
 
     def save(task, path: Path, metadata: Dict[str, Any]) -> Path:
-        return save_segmenter(task.segmenter, path, metadata=metadata)
+        return save_segmenter(task.model, path, metadata=metadata)
 
-    return FinetuneJob(SegmentationTraining(segmenter), batches, monitor, evaluate, save, "segmenter",
+    return FinetuneJob(FinetuneTraining(segmenter), batches, monitor, evaluate, save, "segmenter",
                        extra={"train_scenes": len(train.keys), "train_fraction": data.train_fraction})
 
 

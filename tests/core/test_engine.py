@@ -394,7 +394,7 @@ def test_steps_settings_that_cannot_hold_are_refused(tmp_path):
 
     class Staged(_Quadratic):
         def before_epoch(self, epoch):
-            pass
+            self.stage = "first" if epoch < 1 else "second"  # a staged method's switch, as Gaussian2Scene's
 
     with pytest.raises(ConfigError, match="measured in epochs"):
         Engine(_steps_cfg(), tmp_path, seed=0).fit(Staged(), [torch.zeros(1, 3)])

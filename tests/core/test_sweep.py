@@ -42,7 +42,7 @@ def test_one_sweep_at_a_time_in_a_folder(tmp_path):
         assert (tmp_path / "sweep.lock").read_text() == str(os.getpid())
         with pytest.raises(ConfigError, match=f"Another sweep \\(process {os.getpid()}\\) is running in"):
             with sweep_lock(tmp_path):
-                pass
+                raise AssertionError("a second sweep was let into the folder")
     assert not (tmp_path / "sweep.lock").exists()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
     (tmp_path / "sweep.lock").write_text(dead)  # left by a sweep that died: taken over
