@@ -2,7 +2,7 @@
 
 Importing this package registers in :mod:`geossl.registry` its datasets (Planetoid citation graphs, TU and
 GIN-format graph classification sets, saved graph lists, DGL's datasets, a degree-corrected SBM generator),
-encoders (GAT, GCN, GIN) and methods (GraphMAE with its GraphMAE2 options, SelfTask). Also: sampled
+encoders (GAT, GCN, GIN) and methods (GraphMAE with its GraphMAE2 options, SelfTask, Graph Barlow Twins). Also: sampled
 mini-batches (``minibatch``, ``sampling``), layer-wise inference (``layerwise``), DGL interop (``interop``),
 pooling, fine-tuning, and the graph adapter of the run pipeline (``adapter``).
 """

@@ -1,4 +1,4 @@
-"""Reconstruction losses for graph masked autoencoders."""
+"""Losses of the graph methods: GraphMAE's reconstruction error and the Barlow Twins redundancy reduction."""
 
 from __future__ import annotations
 
@@ -38,3 +38,31 @@ def scaled_cosine_error(pred: Tensor, target: Tensor | CSRRows, alpha: float = 2
     pred_norm = torch.linalg.vector_norm(pred, dim=-1).clamp_min(eps)
     cos = dot / (pred_norm * target_norm)
     return (1 - cos).pow(alpha).mean()
+
+
+def barlow_twins_loss(z_a: Tensor, z_b: Tensor, lam: float | None = None, eps: float = 1e-15) -> Tensor:
+    """The Barlow Twins loss (Zbontar et al., ICML 2021, Eq. 1) as Graph Barlow Twins computes it (Bielak et al., 2022).
+
+    Each view's embeddings are standardised per feature over the batch (mean 0, unbiased std 1), their
+    cross-correlation ``C = z_a_norm^T z_b_norm / N`` is pulled towards the identity:
+    ``sum_i (1 - C_ii)^2 + lam * sum_{i != j} C_ij^2``.
+
+    Args:
+        z_a, z_b: the two views' embeddings of the same N samples, [N, D] each (N >= 2).
+        lam: weight of the off-diagonal (redundancy) term; None uses Graph Barlow Twins' default 1 / D.
+        eps: added to each feature's standard deviation (a constant feature then gives 0, not NaN).
+    """
+    if z_a.shape != z_b.shape or z_a.dim() != 2 or z_a.shape[0] < 2:
+        raise ValueError(f"barlow_twins_loss needs two [N, D] embeddings of the same shape with N >= 2, got "
+                         f"{tuple(z_a.shape)} and {tuple(z_b.shape)}")
+    n, d = z_a.shape
+    lam = 1.0 / d if lam is None else float(lam)
+    z_a = z_a.to(torch.promote_types(z_a.dtype, torch.float32))
+    z_b = z_b.to(z_a.dtype)
+    a = (z_a - z_a.mean(0)) / (z_a.std(0) + eps)
+    b = (z_b - z_b.mean(0)) / (z_b.std(0) + eps)
+    c = a.t() @ b / n
+    diag = torch.diagonal(c)
+    on = (1 - diag).pow(2).sum()
+    off = c.pow(2).sum() - diag.pow(2).sum()
+    return on + lam * off

@@ -1,4 +1,5 @@
-"""Node masking for graph masked autoencoders (GraphMAE, Hou et al., KDD 2022, Sec. 3.2)."""
+"""Corruptions of a graph: GraphMAE's node masking (Hou et al., KDD 2022, Sec. 3.2) and the feature masking and
+edge dropping that make Graph Barlow Twins' views (Bielak et al., 2022)."""
 
 from __future__ import annotations
 
@@ -69,3 +70,35 @@ def sample_node_mask(num_nodes: int, mask_rate: float, replace_rate: float, devi
     token_nodes = mask_nodes[inner[num_noise:]]
     noise_source = torch.randperm(num_nodes, device=device, generator=generator)[:num_noise]
     return NodeMask(mask_nodes, token_nodes, noise_nodes, noise_source)
+
+
+def mask_feature_columns(x: Tensor, p: float, generator: Optional[torch.Generator] = None) -> Tensor:
+    """``x`` with each feature column zeroed with probability ``p``, the same columns for every node (Graph Barlow
+    Twins' feature masking; no rescaling of the kept columns).
+
+    Args:
+        x: node features [N, F].
+        p: probability of masking a column, in [0, 1].
+        generator: optional RNG (on ``x``'s device).
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"feature masking probability must be in [0, 1], got {p}")
+    keep = torch.rand(1, x.shape[1], device=x.device, generator=generator) >= p
+    return x * keep.to(x.dtype)
+
+
+def drop_edges(edge_index: Tensor, p: float, generator: Optional[torch.Generator] = None) -> Tensor:
+    """The edges of ``edge_index`` each kept with probability ``1 - p`` (every direction on its own, as Graph Barlow
+    Twins drops them); self-loops are always kept, so a GCN's ``A + I`` and a GAT's attention to the node itself stay
+    (the reference drops from graphs without self-loops and its GCN adds them back).
+
+    Args:
+        edge_index: [2, E] edges.
+        p: probability of dropping an edge, in [0, 1].
+        generator: optional RNG (on ``edge_index``'s device).
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"edge dropping probability must be in [0, 1], got {p}")
+    keep = torch.rand(edge_index.shape[1], device=edge_index.device, generator=generator) >= p
+    keep |= edge_index[0] == edge_index[1]
+    return edge_index[:, keep]

@@ -39,7 +39,7 @@ class GCN(Encoder):
         self.in_dim, self.out_dim, self.dropout = in_dim, out_dim or hidden, dropout
         widths = [in_dim] + [hidden] * (layers - 1) + [self.out_dim]
         self.convs = nn.ModuleList(GCNConv(a, b, cached=False) for a, b in zip(widths[:-1], widths[1:]))
-        self.norms = nn.ModuleList(make_norm(norm, b) for b in widths[1:])
+        self.norms = nn.ModuleList(make_norm(norm if (i < layers - 1 or last_activation) else None, b) for i, b in enumerate(widths[1:]))
         self.acts = nn.ModuleList(
             make_activation(activation if (i < layers - 1 or last_activation) else None) for i in range(layers)
         )
