@@ -10,6 +10,7 @@ Commands:
     finetune -m ... encoder=a,b,<name> dataset.train_fraction=0.05,1 seed=0,1,2  a sweep (Hydra's multirun; also pretrain -m),
                                                              each run in its own process, resumable; then geossl compare
     compare <sweep folder>                                   tables, paired differences from scratch and a plot of its runs
+    select <sweep folder> by=rankme                          choose a pretraining run without labels (RankMe), checked against them
     fit-gaussians dataset=<sevenscenes|redwood|scannet_export|rooms> fit 3D Gaussians to posed RGB-D frames
     show dataset=<scannet|rooms|sevenscenes|...>             PNG views of a scene (points coloured, boxes drawn)
     datasets                                                 list datasets and where they were found
@@ -83,6 +84,21 @@ def cmd_compare(overrides: List[str]) -> int:
     return 0
 
 
+def cmd_select(overrides: List[str]) -> int:
+    """``geossl select <folder> [by=rankme]``: choose among the pretraining runs under a folder without labels, checked
+    against their downstream results; see geossl.select."""
+    from geossl.errors import ConfigError
+    from geossl.select import CRITERIA, select_sweep
+
+    folders = [o for o in overrides if "=" not in o]
+    settings = dict(o.split("=", 1) for o in overrides if "=" in o)
+    if len(folders) != 1 or set(settings) - {"by"}:
+        raise ConfigError("geossl select takes one folder of pretraining runs and optionally by=<score>: geossl select "
+                          f"<sweep folder> by=rankme (scores: {', '.join(CRITERIA)}).")
+    print(select_sweep(folders[0], settings.get("by", "rankme")))
+    return 0
+
+
 def cmd_config(overrides: List[str]) -> int:
     """Print the composed config of ``geossl pretrain <overrides>``, its names checked against the run's domain
     (whose package is not imported unless a name must be looked up)."""
@@ -113,7 +129,7 @@ def _commands() -> Dict[str, Callable[[List[str]], int]]:
     for name in TASKS.names():
         word = TASKS.get(name).command
         commands[word] = lambda overrides, word=word: cmd_task(word, overrides)
-    commands.update({"datasets": cmd_datasets, "config": cmd_config, "compare": cmd_compare})
+    commands.update({"datasets": cmd_datasets, "config": cmd_config, "compare": cmd_compare, "select": cmd_select})
     for ep in entry_points(group="geossl.commands"):
         commands[ep.name] = lambda overrides, ep=ep: _domain_command(ep)(overrides)
     return commands

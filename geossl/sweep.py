@@ -1,7 +1,8 @@
 """Sweeps of runs in Hydra's multirun form: ``geossl finetune -m detection=votenet dataset=rooms encoder=a,b,spunet
 dataset.train_fraction=0.05,0.2,1 seed=0,1,2`` runs every combination of the swept values (Hydra's override grammar:
 ``a,b``, ``range(0,3)``, ``choice(...)``; Hydra's own sweeper expands them), each run in its own process and folder,
-and a fine-tuning sweep ends with :func:`geossl.compare.compare_sweep`'s report of the sweep folder.
+and a fine-tuning sweep ends with :func:`geossl.compare.compare_sweep`'s report of the sweep folder, a pretraining sweep
+with :func:`geossl.select.select_sweep`'s choice by RankMe.
 
 Settings of the sweep itself, with Hydra's names:
 
@@ -200,5 +201,9 @@ def _sweep(command: str, overrides: List[str], sweep_dir: Path, jobs: int, runs:
         from geossl.compare import compare_sweep
 
         finished += f"; comparison: {compare_sweep(sweep_dir)}"
+    elif command == "pretrain":  # pretraining sweeps: the run RankMe chooses, against the labels where there are some
+        from geossl.select import select_sweep
+
+        finished += f"; selection by RankMe (also in {sweep_dir / 'select.md'}):\n{select_sweep(sweep_dir)}"
     print(finished, file=out, flush=True)
     return 1 if failed else 0

@@ -140,3 +140,22 @@ def test_cli_pretrains_barlow_twins_at_graph_level_on_mutag(tmp_path):
     assert res.returncode == 0, res.stderr
     summary = json.loads((run / "summary.json").read_text())
     assert summary["method"] == "barlow_twins" and 50.0 <= summary["cv_acc"] <= 100.0  # in %; MUTAG is 2/3 one class
+
+
+@requires_cora
+def test_a_dgl_graph_gives_the_same_loss_as_its_pyg_graph(cora):
+    import importlib.util
+
+    if importlib.util.find_spec("dgl") is None:
+        pytest.skip("the dgl extra is not installed (pip install -e '.[dgl]' torch==2.13.0)")
+    from geossl.graph.encoders.gcn import GCN
+    from geossl.graph.interop import to_dgl
+    from geossl.graph.methods.barlow_twins import GraphBarlowTwins
+
+    torch.manual_seed(0)
+    method = GraphBarlowTwins(GCN(cora.data.num_features, hidden=16, dropout=0.0), cora.data.num_features)
+    losses = []
+    for graph in (cora.data, to_dgl(cora.data)):
+        torch.manual_seed(1)
+        losses.append(method(graph)["loss"])
+    assert torch.equal(losses[0], losses[1])
