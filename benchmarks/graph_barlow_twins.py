@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import ROOT, machine_free, machine_line, mean_std, write_json, write_section  # noqa: E402
 
 SEEDS = [0, 1, 2]
-GRID = ["graph.feature_drop=0.1,0.3,0.5", "graph.edge_drop=0.2,0.5", "graph.lam=null,0.05", "trainer.epochs=500", "trainer.warmup=50"]
+GRID = ["graph.feature_drop=0.1,0.4", "graph.edge_drop=0.2,0.5", "graph.lam=null,0.05", "trainer.epochs=500", "trainer.warmup=50"]
 #: GraphMAE's recorded results on this machine (docs/results.md graphmae_node and graphmae_graph, 5 seeds, mean ± std).
 GRAPHMAE = {"cora": "84.10 ± 0.64", "citeseer": "72.94 ± 0.62", "mutag": "85.64 ± 2.33"}
 
@@ -208,7 +208,7 @@ def main() -> None:
             sweep(args.out / "grid", ["dataset=cora", *GRID], args.threads, args.jobs)
         if "seeds" in args.parts:
             sweep(args.out / "seeds", ["dataset=cora,citeseer", f"seed={','.join(map(str, SEEDS))}"], args.threads, args.jobs)
-            sweep(args.out / "seeds", ["dataset=mutag", "encoder=gin", "eval=svc", f"seed={','.join(map(str, SEEDS))}"], args.threads, args.jobs)
+            sweep(args.out / "seeds", ["dataset=mutag", f"seed={','.join(map(str, SEEDS))}"], args.threads, args.jobs)
         if "reference" in args.parts:
             if args.reference is None:
                 raise SystemExit("--reference <checkout of pbielak/graph-barlow-twins> is needed for the reference part")

@@ -33,7 +33,8 @@ def _accuracy(logits: Tensor, labels: Tensor) -> float:
 
 
 def linear_probe(embeddings: Tensor, labels: Tensor, train_mask: Tensor, val_mask: Tensor, test_mask: Tensor,
-                 lr: float = 0.01, weight_decay: float = 1e-4, epochs: int = 300, seed: int = 0) -> LinearProbeResult:
+                 lr: float = 0.01, weight_decay: float = 1e-4, epochs: int = 300, seed: int = 0,
+                 normalize: bool = False) -> LinearProbeResult:
     """Train a logistic-regression layer on frozen embeddings and select by validation accuracy.
 
     Full-batch Adam on the training rows for ``epochs`` epochs (:func:`~geossl.eval.classifier.train_and_select`);
@@ -48,8 +49,12 @@ def linear_probe(embeddings: Tensor, labels: Tensor, train_mask: Tensor, val_mas
         weight_decay: Adam weight decay ("weight_decay_f").
         epochs: training epochs ("max_epoch_f").
         seed: seed of the classifier's initialisation.
+        normalize: scale every embedding to unit length first (Graph Barlow Twins' protocol, as DGI's and GRACE's
+            logistic regressions; GraphMAE's probe reads the embeddings as they are).
     """
     x = embeddings.detach()
+    if normalize:
+        x = torch.nn.functional.normalize(x, dim=1)
     num_classes = int(labels.max()) + 1
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)

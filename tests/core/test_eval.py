@@ -56,6 +56,19 @@ def test_linear_probe_never_selects_on_test():
     assert math.isclose(a.test_acc + b.test_acc, 1.0, rel_tol=1e-6)
 
 
+def test_linear_probe_normalize_reads_unit_length_embeddings():
+    torch.manual_seed(2)
+    n = 120
+    y = torch.randint(0, 3, (n,))
+    x = torch.randn(n, 8) * torch.rand(n, 1) * 50
+    masks = [torch.arange(n) % 3 == k for k in range(3)]
+    a = linear_probe(x, y, *masks, epochs=30, normalize=True)
+    b = linear_probe(torch.nn.functional.normalize(x, dim=1), y, *masks, epochs=30)
+    c = linear_probe(x, y, *masks, epochs=30)
+    assert (a.test_acc, a.val_acc, a.best_epoch) == (b.test_acc, b.val_acc, b.best_epoch)
+    assert (a.val_acc, a.best_epoch) != (c.val_acc, c.best_epoch)  # the scales differ, so does the probe
+
+
 def test_svc_cross_validation_on_separable_and_on_random_labels():
     from geossl.eval import svc_cross_validation
 
