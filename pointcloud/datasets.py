@@ -267,6 +267,45 @@ def scannet(split: str = "train", root: Optional[str] = None, splits: Any = None
                         views=views, loop=loop, origin="scenes read from their ScanNet files")
 
 
+# --- SUN RGB-D ------------------------------------------------------------------------------------------------
+
+@DATASETS.register("sunrgbd", domain="scene", capabilities=("boxes",),
+                   about="SUN RGB-D as mmdetection3d prepares it or as VoteNet exports it: dataset.root=<folder> (docs/detection.md)")
+def sunrgbd(split: str = "train", root: str = "???", loop: int = 1, scene: Optional[str] = None,
+            max_points: int = 2_000_000) -> SceneDataset:
+    """SUN RGB-D frames for 3D detection (:mod:`geossl.pointcloud.sunrgbd`): upright depth coordinates, boxes of VoteNet's
+    10 classes with a yaw (``[K, 8]``).
+
+    Args:
+        split: "train" (the train index), "val" or "test" (both the val index: SUN RGB-D's test labels are not public).
+        root: the folder holding mmdetection3d's ``sunrgbd_infos_*.pkl`` and ``points/``, or VoteNet's ``sunrgbd_trainval/``.
+        loop: passes over the split per epoch (training only).
+        scene: the frame that ``geossl show`` draws (its name: ``000001``; default: the split's first).
+        max_points: the most points a frame may hold (checked before a file is read).
+    """
+    from geossl.pointcloud.sunrgbd import CLASSES, frames, load_frame
+
+    if max_points < 1:
+        raise ConfigError(f"dataset.max_points must be >= 1, got {max_points}.")
+    folder = Path(root)
+    kind, keys = frames(folder, split)
+    names = {(k["name"] if kind == "prepared" else f"{k:06d}"): k for k in keys}
+
+    class Frames(SceneDataset):
+        def find(self, key) -> Dict[str, Any]:
+            if any(key is k for k in keys):
+                return load_frame(folder, kind, key, max_points)
+            key = f"{key:06d}" if isinstance(key, int) and not isinstance(key, bool) else key  # dataset.scene=000001 reads as 1
+            if str(key) not in names:
+                raise ConfigError(f"SUN RGB-D frame {key!r} is not in the {split} split of {folder}; its frames: "
+                                  f"{', '.join(list(names)[:10])}{' ...' if len(names) > 10 else ''}.")
+            return load_frame(folder, kind, names[str(key)], max_points)
+
+    return Frames("sunrgbd", split, keys, lambda key, frames_: load_frame(folder, kind, key, max_points),
+                  box_classes=CLASSES, box_yaw=True, loop=loop,
+                  origin=f"SUN RGB-D frames read from {folder} ({'mmdetection3d info files' if kind == 'prepared' else 'VoteNet export'})")
+
+
 # --- RGB-D sequences ---------------------------------------------------------------------------------------
 
 #: Default TSDF fusion settings of the RGB-D sequence datasets (keyword arguments of fuse_tsdf).

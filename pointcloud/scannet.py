@@ -27,9 +27,10 @@ from geossl.errors import DatasetNotFoundError, GeosslError
 from geossl.io import load_npy
 
 DEFAULT = "3d/scannet_scene0000_mmdet3d/instance_data"
-#: The callables a ScanNet info pickle may name: numpy array reconstruction, and the latin-1
-#: encoding numpy's protocol-2 pickles use for raw bytes.
+#: The callables an mmdetection3d info pickle (ScanNet, SUN RGB-D) may name: numpy array and scalar reconstruction,
+#: and the latin-1 encoding numpy's protocol-2 pickles use for raw bytes.
 _INFO_PICKLE_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
                         ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
 
 
@@ -94,11 +95,11 @@ class _ArraysOnlyUnpickler(pickle._Unpickler):
         if (module, name) not in _INFO_PICKLE_GLOBALS:
             raise SceneFileError(f"refused: it names {module}.{name}, and only numpy arrays, dicts, lists and "
                                  "scalars are read from info files")
-        if name == "_reconstruct":  # numpy 2 moved numpy.core to numpy._core; old pickles name the former
+        if name in ("_reconstruct", "scalar"):  # numpy 2 moved numpy.core to numpy._core; old pickles name the former
             import importlib
 
             core = "numpy._core.multiarray" if int(np.__version__.split(".")[0]) >= 2 else "numpy.core.multiarray"
-            return importlib.import_module(core)._reconstruct
+            return getattr(importlib.import_module(core), name)
         return super().find_class(module, name)
 
 
