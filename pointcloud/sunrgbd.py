@@ -40,6 +40,10 @@ MAX_POINTS = 2_000_000
 #: The largest label or index file read (a frame's label file is a few hundred bytes).
 MAX_TEXT_BYTES = 1 << 20
 _ID = re.compile(r"^\d{1,9}$")
+#: The most bytes of numbers a .mat file may declare per byte of file (the export's frames compress about 3x).
+MAT_EXPANSION = 16
+_MAT_BYTES = {"double": 8, "single": 4, "int64": 8, "uint64": 8, "int32": 4, "uint32": 4, "int16": 2, "uint16": 2,
+              "int8": 1, "uint8": 1, "logical": 1}
 
 
 def layout(root: Path) -> str:
@@ -179,14 +183,23 @@ def read_depth_mat(path: Path, max_points: int = MAX_POINTS) -> np.ndarray:
 
     if not path.is_file():
         raise DatasetNotFoundError(f"SUN RGB-D depth file {path} not found.")
+    with open(path, "rb") as f:
+        head = f.read(128)
+    if not head.startswith(b"MATLAB 5.0 MAT-file") or head[126:128] not in (b"IM", b"MI"):
+        raise SceneFileError(f"{path} is not a MATLAB 5 (v6/v7) file; the VoteNet export writes those (v4 and v7.3 files "
+                             "are not read).")
     try:
-        declared = {name: shape for name, shape, _ in sio.whosmat(str(path))}
+        declared = {name: (shape, kind) for name, shape, kind in sio.whosmat(str(path))}
     except Exception as e:  # scipy raises many kinds of errors on damaged files
         raise SceneFileError(f"{path} is not a readable MATLAB file: {type(e).__name__}: {e}") from None
-    shape = declared.get("instance")
+    shape, kind = declared.get("instance", (None, None))
     if shape is None or len(shape) != 2 or shape[1] != 6 or not 0 < shape[0] <= max_points:
         raise SceneFileError(f"{path} declares {'no instance array' if shape is None else f'instance of shape {shape}'}; "
                              f"expected [N, 6] points with 1 <= N <= {max_points}.")
+    size = shape[0] * 6 * _MAT_BYTES.get(kind, 8)
+    if size > MAT_EXPANSION * path.stat().st_size:
+        raise SceneFileError(f"{path} declares {size} bytes of points in a {path.stat().st_size}-byte file; point data "
+                             f"compresses about 3x, so more than {MAT_EXPANSION}x is refused as damaged.")
     try:
         points = np.asarray(sio.loadmat(str(path), variable_names=["instance"])["instance"])
     except Exception as e:
