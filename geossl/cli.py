@@ -11,6 +11,7 @@ Commands:
                                                              each run in its own process, resumable; then geossl compare
     compare <sweep folder>                                   tables, paired differences from scratch and a plot of its runs
     select <sweep folder> by=rankme                          choose a pretraining run without labels (RankMe), checked against them
+    import-pointcept <checkpoint.pth> out=<file.safetensors>   a Pointcept / PonderV2 SpUNet checkpoint as a geossl encoder file
     fit-gaussians dataset=<sevenscenes|redwood|scannet_export|rooms> fit 3D Gaussians to posed RGB-D frames
     show dataset=<scannet|rooms|sevenscenes|...>             PNG views of a scene (points coloured, boxes drawn)
     datasets                                                 list datasets and where they were found

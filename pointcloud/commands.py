@@ -75,3 +75,25 @@ def cmd_fit_gaussians(overrides: List[str]) -> int:
         print(f"geossl: error: the fit stopped early ({s['stopped_early']}); the last good Gaussians were written.", file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_import_pointcept(overrides: List[str]) -> int:
+    """``geossl import-pointcept <checkpoint.pth> out=<encoder.safetensors> [voxel_size=0.02]``: a Pointcept / PonderV2
+    SpUNet checkpoint as a geossl encoder file (:func:`geossl.pointcloud.pointcept.load_pointcept`)."""
+    from geossl.encoder import save_encoder
+    from geossl.pointcloud.pointcept import load_pointcept
+
+    files = [o for o in overrides if "=" not in o]
+    settings = dict(o.split("=", 1) for o in overrides if "=" in o)
+    if len(files) != 1 or "out" not in settings or set(settings) - {"out", "voxel_size"}:
+        raise ConfigError("geossl import-pointcept takes one checkpoint and out=<encoder.safetensors> (and optionally "
+                          "voxel_size=<metres>, default 0.02): geossl import-pointcept model_best.pth out=spunet.safetensors.")
+    try:
+        voxel = float(settings.get("voxel_size", 0.02))
+    except ValueError:
+        raise ConfigError(f"voxel_size={settings['voxel_size']!r} is not a number of metres.") from None
+    encoder = load_pointcept(files[0], voxel_size=voxel)
+    path = save_encoder(encoder, settings["out"], metadata=encoder.pretrained)
+    print(f"{files[0]}: SpUNet (Pointcept variant) of widths {encoder.config()['channels']}, {encoder.out_dim} features per "
+          f"point -> {path}")
+    return 0
