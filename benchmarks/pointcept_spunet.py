@@ -118,6 +118,7 @@ def main() -> None:
     ap.add_argument("--voxel", type=float, default=0.02)
     ap.add_argument("--classes", type=int, default=0, help="num_classes of the model (0: the backbone alone, 96 wide)")
     ap.add_argument("--report", action="store_true", help="write docs/results.md")
+    ap.add_argument("--commit", default="", help="the checkout's commit, where it is not a git repository (an archive)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     run_pointcept(args)
@@ -126,8 +127,8 @@ def main() -> None:
     if args.report:
         from _report import machine_line, write_json, write_section
 
-        commit = (args.pointcept / ".git").exists() and __import__("subprocess").run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=args.pointcept, capture_output=True, text=True).stdout.strip()
+        commit = args.commit or ((args.pointcept / ".git").exists() and __import__("subprocess").run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=args.pointcept, capture_output=True, text=True).stdout.strip())
         write_section("pointcept_spunet", "## Pointcept's SpUNet-v1m1 imported into geossl\n\n"
                       "`python benchmarks/pointcept_spunet.py --pointcept <checkout> --out <folder> --report` — Pointcept's "
                       f"SpUNetBase{f' (Pointcept at {commit})' if commit else ''} with random weights and batch-norm "
