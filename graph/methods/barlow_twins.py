@@ -44,7 +44,7 @@ class GraphBarlowTwins(Method):
         lam: weight of the loss's off-diagonal term; None (null) uses the paper's ``1 / D`` for D-wide embeddings.
     """
 
-    def __init__(self, encoder: Encoder, in_dim: int, feature_drop: float = 0.1, edge_drop: float = 0.2,
+    def __init__(self, encoder: Encoder, in_dim: int, feature_drop: float = 0.1, edge_drop: float = 0.5,
                  lam: Optional[float] = None):
         super().__init__()
         if not 0.0 <= feature_drop <= 1.0 or not 0.0 <= edge_drop <= 1.0:
