@@ -33,7 +33,7 @@ RGBD = {"sevenscenes", "redwood", "scannet_export"}  # RGB-D sequences
 
 def test_every_dataset_config_is_a_registered_dataset_of_one_domain():
     assert sorted(GRAPH_DATASETS + SCENE_DATASETS) == _options("dataset")
-    assert set(SCENE_DATASETS) == {"rooms", "scannet", "scene_folder"} | RGBD
+    assert set(SCENE_DATASETS) == {"rooms", "scannet", "scene_folder", "sunrgbd"} | RGBD
 
 
 @pytest.mark.parametrize("dataset", GRAPH_DATASETS)
@@ -56,7 +56,7 @@ def test_every_scene_combination_composes_and_validates(dataset, model):
     from geossl.pointcloud.adapter import ADAPTER, probe_settings
     from geossl.pointcloud.transforms import TransformConfig
 
-    extra = ["dataset.root=/data/mine"] if dataset in ("scannet_export", "scene_folder") else []
+    extra = ["dataset.root=/data/mine"] if dataset in ("scannet_export", "scene_folder", "sunrgbd") else []
     cfg = _compose("pretrain_scene", [f"dataset={dataset}", f"model={model}", *extra])
     TrainerConfig(**validate(cfg.trainer, TrainerConfig, "trainer"))
     build_method(cfg, ADAPTER, validate_only=True)
@@ -68,14 +68,21 @@ def test_every_scene_combination_composes_and_validates(dataset, model):
 
 def test_every_preset_is_reachable():
     methods = {"graph": _options("graph"), "scene": _options("scene")}
+    heads = _options("detection") + _options("segmentation")
     for preset in _options("preset"):
         parts = preset.split("_")
         if parts[0] in methods["scene"]:  # <method>_<encoder>_<model size>
             encoder, model = "_".join(parts[1:-1]), parts[-1]
             assert encoder in _options("encoder") and model in _options("model"), preset
             continue
-        assert parts[0] in methods["graph"] and parts[1] in GRAPH_DATASETS, preset
-        assert len(parts) == 2 or (len(parts) == 3 and parts[2] in _options("encoder")), preset
+        if parts[0] in heads:  # <head>_<dataset>: a head's protocol on a dataset (finetune_scene's optional preset)
+            assert "_".join(parts[1:]) in SCENE_DATASETS, preset
+            continue
+        method = next((m for m in sorted(methods["graph"], key=len, reverse=True) if preset.startswith(m + "_")), None)
+        assert method is not None, preset  # <graph method>_<dataset>[_<encoder>] (a method's name may hold "_")
+        rest = preset[len(method) + 1:].split("_")
+        assert rest[0] in GRAPH_DATASETS, preset
+        assert len(rest) == 1 or (len(rest) == 2 and rest[1] in _options("encoder")), preset
 
 
 def test_scene_model_sizes_select_their_preset():
@@ -191,6 +198,6 @@ def test_datasets_of_the_other_domain_are_refused_with_this_domains_choices():
 def test_show_configs_compose_with_keys_the_scene_loaders_take(dataset):
     from geossl.pipeline import dataset_builder
 
-    extra = ["dataset.root=/data/mine"] if dataset in ("scannet_export", "scene_folder") else []
+    extra = ["dataset.root=/data/mine"] if dataset in ("scannet_export", "scene_folder", "sunrgbd") else []
     cfg = _compose("show", [f"dataset={dataset}", *extra])
     dataset_builder(cfg, "scene", extra=RUN_KEYS, exclude=("split",))
