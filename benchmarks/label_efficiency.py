@@ -48,7 +48,9 @@ def run_part(part: str, out: Path, args) -> None:
     folder = out / part
     folder.mkdir(parents=True, exist_ok=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    (folder / "commit.txt").write_text(commit + "\n")
+    # the commits of the code the runs were launched with (a sweep resumed at another commit adds a line)
+    seen = (folder / "commit.txt").read_text().split() if (folder / "commit.txt").is_file() else []
+    (folder / "commit.txt").write_text("\n".join(dict.fromkeys([*seen, commit])) + "\n")
     cmd = [sys.executable, "-P", "-m", "geossl", "finetune", "-m", *head, f"encoder={','.join(args.starts)}",
            f"dataset.train_fraction={','.join(f'{f:g}' for f in fractions)}", f"seed={','.join(map(str, args.seeds))}",
            f"trainer.steps={getattr(args, steps_key.replace('-', '_'))}", "trainer.progress=false", *args.set,
@@ -120,7 +122,7 @@ def report(out: Path, parts) -> None:
             lines += [f"### {part}", "", "Not run.", ""]
             continue
         result = json.loads((folder / "compare.json").read_text())
-        commit = (folder / "commit.txt").read_text().strip() if (folder / "commit.txt").is_file() else "unknown"
+        commit = ", ".join((folder / "commit.txt").read_text().split()) if (folder / "commit.txt").is_file() else "unknown"
         head, _, protocol = PARTS[part]
         png = ROOT / "docs" / "results" / f"label_efficiency_{part}.png"
         shutil.copyfile(folder / "compare.png", png)
