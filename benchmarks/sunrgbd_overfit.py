@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--root", type=Path, required=True, help="the frames (VoteNet export layout)")
     ap.add_argument("--run-dir", type=Path, required=True)
     args = ap.parse_args()
-    cmd = [sys.executable, "-P", "-m", "geossl", "finetune", "detection=votenet", "dataset=sunrgbd", f"dataset.root={args.root}",
+    cmd = [sys.executable, "-P", "-m", "geossl", "finetune", "detection=votenet_sunrgbd", "dataset=sunrgbd", f"dataset.root={args.root}",
            *SETTINGS, f"run_dir={args.run_dir}"]
     if not (args.run_dir / "summary.json").is_file():
         subprocess.run(cmd, check=True)
@@ -42,7 +42,7 @@ def main() -> None:
     same = all(evaluated[k] == summary[k] for k in ("mAP@0.25", "mAP@0.5", "class_AP@0.25", "class_AP@0.5"))
     classes = sorted(summary["class_AP@0.25"])
     lines = [
-        "`python benchmarks/sunrgbd_overfit.py` — `geossl finetune detection=votenet dataset=sunrgbd` on four real SUN RGB-D "
+        "`python benchmarks/sunrgbd_overfit.py` — `geossl finetune detection=votenet_sunrgbd dataset=sunrgbd` on four real SUN RGB-D "
         "frames (mmdetection3d's test data, VoteNet export: depth .mat, label .txt; 241k-281k points each) with the SUN RGB-D "
         "preset (20,000 points, 1024 seeds, 256 proposals, 12 heading bins) and no augmentation "
         f"(`{' '.join(SETTINGS)}`), scored on the same four frames: an overfitting check of the reading, box and yaw "

@@ -119,14 +119,17 @@ def test_refusals_name_what_is_wrong(tmp_path):
         sunrgbd(split="train", root=str(short))[0]
 
 
-def test_the_votenet_preset_is_mmdet3ds_protocol():
+def test_detection_votenet_sunrgbd_is_mmdet3ds_protocol():
     from geossl.config import compose
 
-    cfg = compose("finetune_scene", ["detection=votenet", "dataset=sunrgbd", "dataset.root=/x"])
+    cfg = compose("finetune_scene", ["detection=votenet_sunrgbd", "dataset=sunrgbd", "dataset.root=/x"])
+    assert cfg.detection.name == "votenet" and cfg.detection.group == 16  # the votenet head, its other keys kept
     assert (cfg.detection.num_seeds, cfg.detection.num_proposals, cfg.detection.heading_bins) == (1024, 256, 12)
     assert (cfg.transform.points, cfg.transform.rotate, list(cfg.transform.scale), cfg.transform.voxel) == (20000, 30.0, [0.85, 1.15], 0.0)
     rooms = compose("finetune_scene", ["detection=votenet", "dataset=rooms"])
-    assert rooms.detection.num_proposals == 64 and rooms.transform.points == 4096  # the preset is SUN RGB-D's alone
+    assert rooms.detection.num_proposals == 64 and rooms.transform.points == 4096  # detection=votenet is unchanged
+    assert compose("finetune_scene", ["detection=votenet_sunrgbd", "dataset=sunrgbd", "dataset.root=/x",
+                                      "transform.points=100"]).transform.points == 100  # the command line wins
 
 
 EXPORT = export_files(frames=(1, 3))
