@@ -71,7 +71,7 @@ def _assert_clean_error(res, *needles):
 
 def test_unknown_method(tmp_path):
     _assert_clean_error(geossl("pretrain", "graph=graphmea", "dataset=cora", cwd=tmp_path), "Unknown graph 'graphmea'",
-                        "Valid choices of graph: graphmae")
+                        "Valid choices of graph: barlow_twins, graphmae")
 
 
 def test_unknown_dataset(tmp_path):
