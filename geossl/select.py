@@ -199,20 +199,25 @@ def plot(sel: Dict[str, Any], path: Path, title: Optional[str] = None) -> Option
 
 
 def select_sweep(folder: str | Path, by: str = "rankme") -> str:
-    """Select among the runs under ``folder``; write ``select.md``, ``select.json`` and ``select.png`` into it; return the
-    text."""
+    """Select among the runs under ``folder``, separately for every method and dataset among them (a sweep over datasets
+    chooses per dataset); write ``select.md``, ``select.json`` (one selection, or ``{"groups": [...]}``) and
+    ``select.png`` (``select-<method>-<dataset>.png`` per group when there are several) into it; return the text."""
     if by not in CRITERIA:
         raise ConfigError(f"Unknown selection score by={by!r}. Valid choices: {', '.join(CRITERIA)}.")
     folder = Path(folder)
     runs = read_pretraining_runs(folder, by)
     if not runs:
         return f"no finished pretraining run with a {by} score under {folder} yet"
-    sel = select(runs, by)
-    text = markdown(sel)
-    write_json(folder / "select.json", sel)
+    groups: Dict[tuple, List[Dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault((str(r.get("method")), str(r.get("dataset"))), []).append(r)
+    selections = [select(group, by) for group in groups.values()]
+    text = "\n".join(markdown(sel) for sel in selections)
+    write_json(folder / "select.json", selections[0] if len(selections) == 1 else {"groups": selections})
     (folder / "select.md").write_text(text)
     try:
-        plot(sel, folder / "select.png")
+        for (method, dataset), sel in zip(groups, selections):
+            plot(sel, folder / ("select.png" if len(selections) == 1 else f"select-{method}-{dataset}.png"))
     except ImportError:  # matplotlib comes with the scene extra; the tables do not need it
         text += "\n(no select.png: matplotlib is not installed)\n"
     return text

@@ -11,9 +11,9 @@ from geossl.errors import ConfigError
 from geossl.select import average_ranks, kendall_tau_b, select, select_sweep, spearman, read_pretraining_runs
 
 
-def _run(folder, rankme, test_acc=None, val_acc=None, **overrides):
+def _run(folder, rankme, test_acc=None, val_acc=None, dataset="cora", **overrides):
     folder.mkdir(parents=True)
-    summary = {"method": "graphmae", "dataset": "cora", "rankme": rankme}
+    summary = {"method": "graphmae", "dataset": dataset, "rankme": rankme}
     if test_acc is not None:
         summary.update(test_acc=test_acc, val_acc=val_acc)
     (folder / "summary.json").write_text(json.dumps(summary))
@@ -62,6 +62,19 @@ def test_select_on_known_runs(tmp_path):
     saved = json.loads((tmp_path / "select.json").read_text())
     assert saved["chosen"] == sel["chosen"] and (tmp_path / "select.md").read_text() == text
     assert (tmp_path / "select.png").stat().st_size > 1000
+
+
+def test_a_sweep_over_datasets_chooses_per_dataset(tmp_path):
+    _run(tmp_path / "a", 30.0, 0.80, 0.78, graph__mask_rate=0.25)
+    _run(tmp_path / "b", 50.0, 0.82, 0.81, graph__mask_rate=0.5)
+    _run(tmp_path / "c", 90.0, 0.70, 0.70, dataset="citeseer", graph__mask_rate=0.25)
+    _run(tmp_path / "d", 10.0, 0.60, 0.65, dataset="citeseer", graph__mask_rate=0.5)
+    text = select_sweep(tmp_path)
+    assert "2 runs (graphmae on cora)" in text and "2 runs (graphmae on citeseer)" in text
+    groups = json.loads((tmp_path / "select.json").read_text())["groups"]
+    chosen = {g["runs"][0]["dataset"]: g["runs"][g["chosen"]]["settings"] for g in groups}
+    assert chosen == {"cora": {"graph.mask_rate": "0.5"}, "citeseer": {"graph.mask_rate": "0.25"}}
+    assert (tmp_path / "select-graphmae-cora.png").is_file() and (tmp_path / "select-graphmae-citeseer.png").is_file()
 
 
 def test_select_without_labels_only_chooses(tmp_path):
