@@ -13,7 +13,6 @@ label fraction, one line per start, error bars: the standard deviation) into the
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -56,18 +55,9 @@ def paired_difference(pretrained: Dict[int, float], scratch: Dict[int, float]) -
 
 def read_runs(folder: str | Path) -> List[Dict[str, Any]]:
     """The summaries of the finished fine-tuning runs under ``folder`` (any depth), each with its ``run_dir``."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ConfigError(f"geossl compare reads a folder of runs (a sweep's); {str(folder)!r} is not a folder.")
-    runs = []
-    for path in sorted(folder.rglob("summary.json")):
-        try:
-            summary = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{path} is not a readable run summary ({exc}).") from None
-        if isinstance(summary, dict) and "train_fraction" in summary and any(m in summary for m in METRICS):
-            runs.append({**summary, "run_dir": str(path.parent)})
-    return runs
+    from geossl.sweep import finished_runs
+
+    return finished_runs(folder, "geossl compare", lambda s: "train_fraction" in s and any(m in s for m in METRICS))
 
 
 def start_labels(runs: List[Dict[str, Any]]) -> Dict[str, str]:

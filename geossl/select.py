@@ -81,21 +81,19 @@ def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float:
 def read_pretraining_runs(folder: str | Path, by: str) -> List[Dict[str, Any]]:
     """The finished runs under ``folder`` (any depth) whose summary holds the score ``by``, each with its ``run_dir``
     and its command-line ``overrides`` (from the ``overrides.json`` a sweep writes; none without one)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ConfigError(f"geossl select reads a folder of pretraining runs (a sweep's); {str(folder)!r} is not a folder.")
-    runs = []
-    for path in sorted(folder.rglob("summary.json")):
+    from geossl.sweep import finished_runs
+
+    runs = finished_runs(folder, "geossl select", lambda s: isinstance(s.get(by), (int, float)) and math.isfinite(s[by]))
+    for run in runs:
+        path = Path(run["run_dir"]) / "overrides.json"
         try:
-            summary = json.loads(path.read_text())
-            written = json.loads((path.parent / "overrides.json").read_text()) if (path.parent / "overrides.json").is_file() else {}
+            written = json.loads(path.read_text()) if path.is_file() else {}
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"{path.parent} does not hold a readable run summary ({exc}).") from None
-        if isinstance(summary, dict) and isinstance(summary.get(by), (int, float)) and math.isfinite(summary[by]):
-            overrides = written.get("overrides", []) if isinstance(written, dict) else None
-            if not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
-                raise ConfigError(f"{path.parent / 'overrides.json'} does not hold a sweep run's list of overrides.")
-            runs.append({**summary, "run_dir": str(path.parent), "overrides": overrides})
+            raise ConfigError(f"{path} is not readable ({exc}).") from None
+        overrides = written.get("overrides", []) if isinstance(written, dict) else None
+        if not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
+            raise ConfigError(f"{path} does not hold a sweep run's list of overrides.")
+        run["overrides"] = overrides
     return runs
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -28,7 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from geossl.errors import ConfigError
 from geossl.io import write_json
@@ -47,6 +48,23 @@ class SweepRun:
     @property
     def done(self) -> bool:
         return (self.folder / "summary.json").is_file()
+
+
+def finished_runs(folder: str | Path, command: str, keep: Callable[[Dict[str, Any]], bool]) -> List[Dict[str, Any]]:
+    """The summaries (``summary.json``) of the finished runs under ``folder`` (any depth) that ``keep`` accepts, each
+    with its ``run_dir``; ``command`` (``geossl compare``, ``geossl select``) names the reader in errors."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"{command} reads a folder of runs (a sweep's); {str(folder)!r} is not a folder.")
+    runs = []
+    for path in sorted(folder.rglob("summary.json")):
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path} is not a readable run summary ({exc}).") from None
+        if isinstance(summary, dict) and keep(summary):
+            runs.append({**summary, "run_dir": str(path.parent)})
+    return runs
 
 
 def split_settings(overrides: List[str]) -> Tuple[Dict[str, str], List[str]]:
