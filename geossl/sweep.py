@@ -12,8 +12,8 @@ Settings of the sweep itself, with Hydra's names:
 - ``hydra.launcher.n_jobs=<n>``: runs at once (default 1). Each run gets ``trainer.threads`` = the visible cores / n
   (at least 1) unless the command line sets it.
 
-A run's folder is ``<sweep>/run-<hash of its overrides>`` (the same run keeps its folder when values are added to the
-sweep), holding the run's own files, ``overrides.json`` and ``log.txt`` (its output).
+A run's folder is ``<sweep>/run-<hash of its overrides but trainer.threads>`` (the same run keeps its folder when
+values are added to the sweep or its threads change), holding the run's own files, ``overrides.json`` and ``log.txt`` (its output).
 """
 
 from __future__ import annotations
@@ -97,8 +97,10 @@ def expand(overrides: List[str]) -> List[List[str]]:
 
 
 def run_folder(sweep_dir: Path, overrides: List[str]) -> Path:
-    """The folder of the run with ``overrides`` (named by a hash of them, order-free)."""
-    key = hashlib.sha1("\n".join(sorted(overrides)).encode()).hexdigest()[:10]
+    """The folder of the run with ``overrides`` (named by a hash of them, order-free). ``trainer.threads`` does not name
+    the run: the sweep sets it per process, and a run resumed with other threads is the same run."""
+    named = sorted(o for o in overrides if o.split("=", 1)[0].lstrip("+") != "trainer.threads")
+    key = hashlib.sha1("\n".join(named).encode()).hexdigest()[:10]
     return sweep_dir / f"run-{key}"
 
 

@@ -10,6 +10,8 @@ def test_every_combination_in_hydras_order_and_folders_named_by_the_overrides(tm
     runs = expand(["a=1,2", "seed=range(0,3)", "b=[0,6]"])
     assert len(runs) == 6 and runs[0] == ["a=1", "seed=0", "b=[0,6]"] and runs[-1] == ["a=2", "seed=2", "b=[0,6]"]
     assert run_folder(tmp_path, ["x=1", "y=2"]) == run_folder(tmp_path, ["y=2", "x=1"]) != run_folder(tmp_path, ["x=1", "y=3"])
+    # threads do not name a run: the same run resumed at other threads keeps its folder
+    assert run_folder(tmp_path, ["x=1", "trainer.threads=1"]) == run_folder(tmp_path, ["x=1"]) == run_folder(tmp_path, ["x=1", "+trainer.threads=2"])
 
 
 def test_the_sweeps_own_settings_are_taken_out_and_checked(tmp_path):
