@@ -11,6 +11,7 @@ Commands:
                                                              each run in its own process, resumable; then geossl compare
     compare <sweep folder>                                   tables, paired differences from scratch and a plot of its runs
     select <sweep folder> by=rankme                          choose a pretraining run without labels (RankMe), checked against them
+    encoders                                                 the pretrained encoders shipped with geossl (encoder=<name>)
     import-pointcept <checkpoint.pth> out=<file.safetensors>   a Pointcept / PonderV2 SpUNet checkpoint as a geossl encoder file
     fit-gaussians dataset=<sevenscenes|redwood|scannet_export|rooms> fit 3D Gaussians to posed RGB-D frames
     show dataset=<scannet|rooms|sevenscenes|...>             PNG views of a scene (points coloured, boxes drawn)
@@ -100,6 +101,22 @@ def cmd_select(overrides: List[str]) -> int:
     return 0
 
 
+def cmd_encoders(overrides: List[str]) -> int:
+    """``geossl encoders``: the zoo's model cards as a table (``--json``: the cards themselves)."""
+    from geossl import zoo
+    from geossl.errors import ConfigError
+
+    if overrides not in ([], ["--json"]):
+        raise ConfigError("geossl encoders takes no arguments (or --json for the full model cards).")
+    if overrides:
+        print(json.dumps([zoo.card(n) for n in zoo.names()], indent=2))
+        return 0
+    print(zoo.table())
+    print("\nUse one by name: geossl finetune detection=votenet dataset=rooms encoder=<name>; "
+          "in Python: geossl.load_encoder('<name>') (its card: encoder.pretrained). Every file is checked against its sha256.")
+    return 0
+
+
 def cmd_config(overrides: List[str]) -> int:
     """Print the composed config of ``geossl pretrain <overrides>``, its names checked against the run's domain
     (whose package is not imported unless a name must be looked up)."""
@@ -130,7 +147,8 @@ def _commands() -> Dict[str, Callable[[List[str]], int]]:
     for name in TASKS.names():
         word = TASKS.get(name).command
         commands[word] = lambda overrides, word=word: cmd_task(word, overrides)
-    commands.update({"datasets": cmd_datasets, "config": cmd_config, "compare": cmd_compare, "select": cmd_select})
+    commands.update({"datasets": cmd_datasets, "config": cmd_config, "compare": cmd_compare, "select": cmd_select,
+                     "encoders": cmd_encoders})
     for ep in entry_points(group="geossl.commands"):
         commands[ep.name] = lambda overrides, ep=ep: _domain_command(ep)(overrides)
     return commands

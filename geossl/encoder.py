@@ -105,15 +105,21 @@ def save_encoder(encoder: Encoder, path: str | os.PathLike, metadata: Optional[D
 
 def encoder_is_file(value: str | os.PathLike) -> bool:
     """The one rule for ``encoder=<value>`` wherever a saved encoder or a registry name may stand: a file when the
-    value ends in ``.safetensors`` or names an existing file, else a registry name (a fresh encoder of that name)."""
-    return str(value).endswith(".safetensors") or Path(str(value)).is_file()
+    value ends in ``.safetensors``, names an existing file or names a zoo encoder (a bare word with a hyphen, see
+    :mod:`geossl.zoo`; an unknown one is refused there with the zoo's names), else a registry name (a fresh encoder of
+    that name)."""
+    from geossl import zoo
+
+    return str(value).endswith(".safetensors") or Path(str(value)).is_file() or zoo.looks_like_zoo_name(value)
 
 
 def read_encoder_header(path: str | os.PathLike) -> Dict[str, Any]:
-    """Read and validate the JSON header of an encoder file without loading its weights."""
+    """Read and validate the JSON header of an encoder file (or zoo encoder, by name) without loading its weights."""
     from safetensors import safe_open
 
-    path = Path(path)
+    from geossl import zoo
+
+    path = zoo.resolve(path)
     if not path.is_file():
         raise CheckpointError(f"Encoder file {str(path)!r} does not exist.")
     try:
@@ -175,7 +181,7 @@ def check_shapes(path: str | os.PathLike, stored: Dict[str, tuple], shell: torch
 
 
 def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Encoder:
-    """Rebuild an encoder saved by :func:`save_encoder` from that file alone, in eval mode.
+    """Rebuild an encoder saved by :func:`save_encoder` from that file alone (or a zoo encoder by name), in eval mode.
 
     Only encoders registered in :data:`~geossl.registry.ENCODERS` are built (the header's ``module``
     is not imported), and the module is first built without memory (on the ``meta`` device) so that
@@ -183,16 +189,25 @@ def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cp
     encoder comes back in eval mode (dropout off, batch-norm statistics frozen), ready for inference;
     call ``.train()`` to fine-tune it.
 
+    ``encoder.pretrained`` holds the file's metadata, or a zoo encoder's model card.
+
     Args:
-        path: a ``.safetensors`` file written by :func:`save_encoder`.
+        path: a ``.safetensors`` file written by :func:`save_encoder`, or the name of a zoo encoder
+            (``geossl encoders`` lists them; its file is checked against the card's sha256 first).
         map_location: device to load the weights to.
 
     Raises:
         CheckpointError: the file is missing, corrupt, not a geossl encoder, names an encoder this
-            geossl does not have, or its weights do not fit the encoder its header describes.
+            geossl does not have, or its weights do not fit the encoder its header describes; a zoo
+            file whose sha256 is not its card's.
+        UnknownNameError: a bare hyphenated name that is neither a file nor a zoo encoder.
     """
     from safetensors.torch import load_file
 
+    from geossl import zoo
+
+    name_given = str(path)
+    path = zoo.resolve(path)
     header = read_encoder_header(path)
     name, domain = str(header.get("encoder")), header.get("domain")
     if domain in domain_entry_points() and load_domain(domain) and name in ENCODERS.names(domain):
@@ -219,5 +234,5 @@ def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cp
         encoder.load_state_dict(load_file(str(path), device=str(map_location)), strict=True)
     except Exception as exc:
         raise CheckpointError(f"The weights in {str(path)!r} do not fit encoder {header['encoder']!r}: {exc}") from None
-    encoder.pretrained = header.get("metadata", {})
+    encoder.pretrained = zoo.card(name_given) if zoo.is_zoo_name(name_given) else header.get("metadata", {})
     return encoder.to(map_location).eval()
