@@ -53,12 +53,12 @@ ENTRIES = {
         check=(ROOMS_CHECK, "seg_miou", 100, f"{ROOMS_CHECK_TEXT}, mIoU (%)", 0.5)),
     "gaussian2scene-rooms": dict(
         command=["pretrain", "scene=gaussian2scene", "dataset=rooms", "transform.budget=view_crop", "scene.render_radius=0.1",
-                 "scene.scale_init=0.04", "seed=0"],
+                 "scene.scale_init=0.04", "dataset.cache=true", "seed=0"],
         data="procedural rooms (1,000 training rooms), view crops",
         recorded=("seg_miou", 100, "seg probe mIoU (%), 200 training rooms, 100 test rooms"),
         check=(ROOMS_CHECK, "seg_miou", 100, f"{ROOMS_CHECK_TEXT}, mIoU (%)", 0.5)),
     "gaussian2scene-spunet-rooms": dict(
-        command=["pretrain", "scene=gaussian2scene", "encoder=spunet", "dataset=rooms", "seed=0"],
+        command=["pretrain", "scene=gaussian2scene", "encoder=spunet", "dataset=rooms", "dataset.cache=true", "seed=0"],
         data="procedural rooms (1,000 training rooms)",
         recorded=("seg_miou", 100, "seg probe mIoU (%), 200 training rooms, 100 test rooms"),
         check=(ROOMS_CHECK, "seg_miou", 100, f"{ROOMS_CHECK_TEXT}, mIoU (%)", 0.5)),
