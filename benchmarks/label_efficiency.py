@@ -126,9 +126,14 @@ def report(out: Path, parts) -> None:
         head, _, protocol = PARTS[part]
         png = ROOT / "docs" / "results" / f"label_efficiency_{part}.png"
         shutil.copyfile(folder / "compare.png", png)
+        curves = ""
+        if (folder / "curves.png").is_file():
+            curves_png = png.with_name(f"label_efficiency_{part}_curves.png")
+            shutil.copyfile(folder / "curves.png", curves_png)
+            curves = f"; validation curves (mean over seeds): [docs/results/{curves_png.name}](results/{curves_png.name})"
         steps = result["compute"]["steps"]
         lines += [f"### {part}", "", f"{protocol}; {', '.join(map(str, steps))} optimiser steps of 8 scenes; runs at geossl "
-                  f"commit {commit}. Plot: [docs/results/{png.name}](results/{png.name}).", "",
+                  f"commit {commit}. Plot: [docs/results/{png.name}](results/{png.name}){curves}.", "",
                   (folder / "compare.md").read_text().strip(), "", *sentences(part, result), ""]
         if part == "detection-rooms":
             lines += [recorded_full_rooms(), ""]

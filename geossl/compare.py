@@ -7,8 +7,9 @@ paired difference from the same backbone trained from scratch, over the seeds bo
 pretrained score minus its scratch score: the seed fixes the fine-tuning's initialisation of the head, its data order
 and its augmentations), with a 95% Student-t interval (mean ± t(0.975, n-1) sd / sqrt(n); none for one seed).
 
-Writes ``compare.md`` (tables), ``compare.json`` (every number and run) and ``compare.png`` (each metric against the
-label fraction, one line per start, error bars: the standard deviation) into the folder.
+Writes ``compare.md`` (tables), ``compare.json`` (every number and run), ``compare.png`` (each metric against the
+label fraction, one line per start, error bars: the standard deviation) and ``curves.png`` (the validation metrics
+against the optimiser step, averaged over seeds: whether a start's runs had flattened) into the folder.
 """
 
 from __future__ import annotations
@@ -106,12 +107,61 @@ def compare(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
                 if diff is not None:
                     paired.append({"start": labels[encoder], "scratch": labels[base], "fraction": fraction, **diff})
         out["metrics"][metric] = {"groups": groups, "paired": paired}
+    out["curves"] = validation_curves(runs, labels)
     minutes = [float(r.get("train_seconds", 0.0)) / 60 for r in runs]
     out["compute"] = {"train_minutes_total": sum(minutes), "train_minutes_per_run": mean_std(minutes)[0] if minutes else float("nan"),
                       "threads": sorted({r.get("torch_threads") for r in runs if r.get("torch_threads") is not None}),
                       "steps": sorted({r.get("steps") for r in runs if r.get("steps") is not None}),
                       "geossl": sorted({r.get("geossl") for r in runs if r.get("geossl")})}
     return out
+
+
+def validation_curves(runs: List[Dict[str, Any]], labels: Dict[str, str]) -> Dict[str, List[Dict[str, Any]]]:
+    """The runs' validation curves (their summaries' ``val_curve``: the validation metrics at the monitored steps),
+    averaged over seeds per start and fraction: ``{metric: [{start, fraction, steps, mean, n}]}`` (``n``: the seeds at
+    each step)."""
+    table: Dict[str, Dict[tuple, Dict[int, List[float]]]] = {}
+    for r in runs:
+        for point in r.get("val_curve") or []:
+            for key, value in point.items():
+                if key != "step" and value is not None and math.isfinite(float(value)):
+                    group = table.setdefault(key, {}).setdefault((labels[r["encoder"]], float(r["train_fraction"])), {})
+                    group.setdefault(int(point["step"]), []).append(float(value))
+    return {key: [{"start": start, "fraction": fraction, "steps": sorted(by_step),
+                   "mean": [sum(by_step[t]) / len(by_step[t]) for t in sorted(by_step)], "n": [len(by_step[t]) for t in sorted(by_step)]}
+                  for (start, fraction), by_step in sorted(groups.items())]
+            for key, groups in table.items()}
+
+
+def plot_curves(result: Dict[str, Any], path: Path) -> Optional[Path]:
+    """A PNG of the mean validation curves: one row per validation metric, one column per label fraction, one line per
+    start (None when the runs recorded no curve)."""
+    curves = result.get("curves") or {}
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = list(curves)
+    fractions = sorted({c["fraction"] for m in metrics for c in curves[m]})
+    fig, axes = plt.subplots(len(metrics), len(fractions), figsize=(4.5 * len(fractions), 3.5 * len(metrics)), squeeze=False)
+    for i, metric in enumerate(metrics):
+        for j, fraction in enumerate(fractions):
+            ax = axes[i][j]
+            for c in (c for c in curves[metric] if c["fraction"] == fraction):
+                ax.plot(c["steps"], [100 * v for v in c["mean"]], marker="o", label=f"{c['start']} ({max(c['n'])} seeds)")
+            ax.set_title(f"{100 * fraction:g}% of the training scenes", fontsize=9)
+            ax.set_xlabel("optimiser step")
+            ax.set_ylabel(f"{metric} (%)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=6)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def _pct(x: float) -> str:
@@ -201,4 +251,5 @@ def compare_sweep(folder: str | Path) -> str:
     write_json(folder / "compare.json", {**result, "run_dirs": [r["run_dir"] for r in runs]})
     (folder / "compare.md").write_text(markdown(result))
     plot(result, folder / "compare.png")
-    return f"{folder / 'compare.md'} (and compare.json, compare.png)"
+    curves = plot_curves(result, folder / "curves.png")
+    return f"{folder / 'compare.md'} (and compare.json, compare.png{', curves.png' if curves else ''})"

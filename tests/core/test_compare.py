@@ -67,3 +67,16 @@ def test_pretrained_files_of_one_method_are_told_apart_by_their_paths(tmp_path):
     starts = set(compare(read_runs(tmp_path))["starts"])
     assert starts == {"point_patch_transformer, gaussian2scene (g2s/seed0/encoder.safetensors)",
                       "point_patch_transformer, gaussian2scene (g2s_crops/seed0/encoder.safetensors)"}
+
+
+def test_validation_curves_are_averaged_over_seeds_per_start_and_fraction(tmp_path):
+    scratch = "point_patch_transformer (from scratch)"
+    for seed, (a, b) in enumerate([(0.2, 0.4), (0.4, 0.6)]):
+        _summary(tmp_path / f"s{seed}", scratch, 0.05, seed, b, val_curve=[{"step": 5, "val_mIoU": a}, {"step": 10, "val_mIoU": b}])
+    _summary(tmp_path / "late", scratch, 1.0, 0, 0.5, val_curve=[{"step": 10, "val_mIoU": 0.5}])
+    result = compare(read_runs(tmp_path))
+    (five, full) = sorted(result["curves"]["val_mIoU"], key=lambda c: c["fraction"])
+    assert five["start"] == "point_patch_transformer from scratch" and five["steps"] == [5, 10]
+    assert five["mean"] == pytest.approx([0.3, 0.5]) and five["n"] == [2, 2]
+    assert full["steps"] == [10] and full["mean"] == pytest.approx([0.5])
+    assert "curves.png" in compare_sweep(tmp_path) and (tmp_path / "curves.png").stat().st_size > 1000
