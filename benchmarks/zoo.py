@@ -126,7 +126,7 @@ def package(name: str, run_dir: Path, summary: dict, out_file: Path) -> dict:
         "method": meta.get("method"), "encoder": read_encoder_header(out_file)["encoder"],
         "domain": read_encoder_header(out_file)["domain"], "data": entry["data"],
         "command": "geossl " + " ".join(entry["command"]) + " trainer.threads=1", "threads": 1,
-        "train_minutes": round(float(summary.get("pretrain_seconds", 0.0)) / 60, 1),
+        "train_minutes": round(float(summary.get("pretrain_seconds", 0.0)) / 60, 2),
         "recorded": {"metric": protocol, "value": round(float(summary[key]) * scale, 2), "protocol": protocol},
         "checksum": {**zoo.output_checksum(load_encoder(out_file), read_encoder_header(out_file)["domain"]), "tolerance": 1e-4},
     }
@@ -157,8 +157,7 @@ def write_docs(cards: dict, retrained: dict, missing: list) -> None:
     """README's zoo table (between its markers) and docs/results.md section zoo."""
     from geossl import zoo
 
-    zoo._cards.cache_clear()
-    table = zoo.table()
+    table = zoo.table(cards)  # the cards this script wrote (an installed geossl may hold older ones)
     total = sum(c["bytes"] for c in cards.values()) / 1e6
     block = (f"{table}\n\n{len(cards)} files, {total:.1f} MB in all, shipped in the package (`geossl/zoo/`); each is checked "
              "against its sha256 before it is loaded.")
@@ -167,12 +166,13 @@ def write_docs(cards: dict, retrained: dict, missing: list) -> None:
     if start in text:
         head, rest = text.split(start, 1)
         README.write_text(f"{head}{start}\n{block}\n{end}{rest.split(end, 1)[1]}")
-    rows = ["| name | trained by | train min (1 thread) | recorded | check (fast) | check value | retrained: same sha256 |",
+    rows = ["| name | trained by | training time (1 thread) | recorded | check (fast) | check value | retrained: same sha256 |",
             "|---|---|---|---|---|---|---|"]
     for n in sorted(cards):
         c = cards[n]
         again = retrained.get(n, "not rerun")
-        rows.append(f"| `{n}` | `{c['command']}` at {c['commit']} | {c['train_minutes']} | {c['recorded']['metric']}: "
+        took = f"{c['train_minutes']:.1f} min" if c["train_minutes"] >= 1 else f"{60 * c['train_minutes']:.0f} s"
+        rows.append(f"| `{n}` | `{c['command']}` at {c['commit']} | {took} | {c['recorded']['metric']}: "
                     f"**{c['recorded']['value']}** | {c['check']['metric']} | {c['check']['value']:.2f} ± {c['check']['tolerance']} | "
                     f"{again} |")
     body = ["## The encoder zoo", "",
@@ -180,7 +180,8 @@ def write_docs(cards: dict, retrained: dict, missing: list) -> None:
             "time stamps (geossl/zoo/<name>.safetensors), its card in geossl/zoo/cards.json. 'recorded': the run's own "
             "evaluation; 'check': the small evaluation `tests/core/test_zoo.py` reruns on the shipped file, with the "
             "tolerance it must meet; 'retrained': `--retrain <name>` trained the entry again from its command and "
-            "compared the packaged file's sha256.", "", *rows, ""]
+            "compared the packaged file's sha256. Training times: the runs shared the two cores with two to four other runs, so "
+            "they are not speeds.", "", *rows, ""]
     if missing:
         body.append("Not built: " + ", ".join(f"`{m}`" for m in missing) + ".")
         body.append("")

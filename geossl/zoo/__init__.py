@@ -142,11 +142,12 @@ def output_checksum(encoder, domain: str) -> Dict[str, float]:
     return {"sum": float(out.sum()), "abs_sum": float(out.abs().sum())}
 
 
-def table() -> str:
-    """The zoo as a Markdown table (``geossl encoders`` prints it)."""
+def table(cards: Dict[str, Dict[str, Any]] | None = None) -> str:
+    """The zoo (or ``cards``, name -> card) as a Markdown table (``geossl encoders`` prints it)."""
+    cards = _cards() if cards is None else cards
     rows = ["| name | method | encoder | data | recorded | size | sha256 |", "|---|---|---|---|---|---|---|"]
-    for name in names():
-        c = _cards()[name]
+    for name in sorted(cards):
+        c = cards[name]
         rec = c["recorded"]
         rows.append(f"| `{name}` | {c['method']} | {c['encoder']} | {c['data']} | {rec['metric']} {rec['value']} | "
                     f"{c['bytes'] / 1e6:.1f} MB | `{c['sha256'][:12]}` |")

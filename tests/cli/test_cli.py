@@ -112,7 +112,7 @@ def test_encoder_file_of_another_kind(tmp_path):
 
 def test_unknown_command_and_help():
     res = geossl("pretrian")
-    assert res.returncode == 2 and "Valid commands: evaluate, finetune, pretrain, datasets, config, compare, select, fit-gaussians, import-pointcept, show." in res.stderr
+    assert res.returncode == 2 and "Valid commands: evaluate, finetune, pretrain, datasets, config, compare, select, encoders, fit-gaussians, import-pointcept, show." in res.stderr
     assert "Did you mean 'pretrain'?" in res.stderr
     res = geossl("--help")
     assert res.returncode == 0 and "pretrain graph=<method>" in res.stdout
