@@ -149,6 +149,6 @@ def table(cards: Dict[str, Dict[str, Any]] | None = None) -> str:
     for name in sorted(cards):
         c = cards[name]
         rec = c["recorded"]
-        rows.append(f"| `{name}` | {c['method']} | {c['encoder']} | {c['data']} | {rec['metric']} {rec['value']} | "
+        rows.append(f"| `{name}` | {c['method']} | {c['encoder']} | {c['data']} | {rec['metric']}: {rec['value']} | "
                     f"{c['bytes'] / 1e6:.1f} MB | `{c['sha256'][:12]}` |")
     return "\n".join(rows)
