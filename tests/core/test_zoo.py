@@ -88,7 +88,8 @@ def test_geossl_encoders_lists_the_cards_and_a_bad_zoo_name_is_a_clean_cli_error
 def test_a_detector_fine_tunes_from_a_zoo_encoder_by_name(tmp_path):
     from tests.cli.test_cli import TINY_DETECTION
 
-    tiny = [o for o in TINY_DETECTION if not o.startswith("encoder.")]
+    # the zoo encoder's 64 patches of 32 points need 2048 points per scene
+    tiny = [o for o in TINY_DETECTION if not o.startswith(("encoder.", "transform.points="))] + ["transform.points=2048"]
     res = subprocess.run([sys.executable, "-m", "geossl", "finetune", "detection=votenet", "dataset=rooms", "encoder=pointmae-rooms",
                           f"run_dir={tmp_path / 'det'}", *tiny], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert res.returncode == 0, res.stderr
