@@ -72,12 +72,16 @@ def commit() -> str:
     return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
 
 
+#: the checkout's commit when this script started (the code it runs; later commits during a long run do not count)
+STARTED_AT = None
+
+
 def train(name: str, run_dir: Path) -> dict:
     """The summary of the entry's command at one thread in ``run_dir`` (a finished run there is reused)."""
     if not (run_dir / "summary.json").is_file():
         run_dir.mkdir(parents=True, exist_ok=True)
         if not (run_dir / "commit.txt").is_file():  # the commit the run started at (a resumed run keeps it)
-            (run_dir / "commit.txt").write_text(commit() + "\n")
+            (run_dir / "commit.txt").write_text((STARTED_AT or commit()) + "\n")
         cmd = [sys.executable, "-P", "-m", "geossl", *ENTRIES[name]["command"], "trainer.threads=1", "trainer.progress=false"]
         cmd += [f"trainer.resume={run_dir}"] if (run_dir / "checkpoint.pt").is_file() else [f"run_dir={run_dir}"]
         print(" ".join(cmd[3:]), flush=True)
@@ -195,8 +199,12 @@ def main() -> None:
     ap.add_argument("--entries", nargs="+", choices=list(ENTRIES), default=None, help="entries to (re)package")
     ap.add_argument("--reuse", nargs="*", default=[], help="<name>=<run folder> of the entry's exact command")
     ap.add_argument("--retrain", nargs="*", default=[], help="entries to train again and compare by sha256")
+    ap.add_argument("--same-weights", nargs="*", default=[],
+                    help="<name>=<encoder file>=<what it is>: record whether the entry's weights equal that file's")
     ap.add_argument("--docs-only", action="store_true", help="rewrite README and docs from the cards")
     args = ap.parse_args()
+    global STARTED_AT
+    STARTED_AT = commit()
     reuse = dict(r.split("=", 1) for r in args.reuse)
     cards_file = ZOO / "cards.json"
     cards = {c["name"]: c for c in json.loads(cards_file.read_text())["encoders"]} if cards_file.is_file() else {}
@@ -225,7 +233,20 @@ def main() -> None:
         retrained_file.parent.mkdir(parents=True, exist_ok=True)
         retrained_file.write_text(json.dumps(retrained, indent=2) + "\n")
         print(f"{name} retrained: sha256 {'the same' if same else 'different'}", flush=True)
+    for spec in args.same_weights:
+        name, file, what = spec.split("=", 2)
+        same = same_weights(ZOO / cards[name]["file"], Path(file))
+        retrained[name] = f"not retrained; weights {'bitwise equal' if same else 'not equal'} to {what}"
+        retrained_file.write_text(json.dumps(retrained, indent=2) + "\n")
     write_docs(cards, retrained, [n for n in ENTRIES if n not in cards])
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    """Whether two encoder files hold the same tensors (names, shapes and every bit)."""
+    from safetensors.torch import load_file
+
+    x, y = load_file(str(a)), load_file(str(b))
+    return x.keys() == y.keys() and all(x[k].dtype == y[k].dtype and x[k].shape == y[k].shape and bool((x[k] == y[k]).all()) for k in x)
 
 
 def reuse_commit(run_dir: Path) -> str:
