@@ -35,6 +35,7 @@ def test_zoo_names_never_stand_for_registry_names():
     from geossl.registry import DATASETS, ENCODERS, load_domain
 
     load_domain("graph"), load_domain("scene")
+    assert not any("-" in n for n in ENCODERS.names())  # encoder=<hyphenated word> is always a zoo lookup
     for name in zoo.names():
         assert "-" in name and name not in ENCODERS.names() and name not in DATASETS.names()
 
