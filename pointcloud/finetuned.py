@@ -164,18 +164,22 @@ def load_finetuned(path: str | os.PathLike, kind: Optional[type] = None, map_loc
 
 def monitor_curve(metrics_csv: Path, unit: str = "step") -> List[Dict[str, float]]:
     """``[{<unit>: at, <monitored metric>: value, ...}]`` from a run's metrics.csv: the validation learning curve at the
-    monitored epochs (``unit="epoch"``) or steps (a run measured in optimiser steps)."""
+    monitored epochs (``unit="epoch"``) or steps (a run measured in optimiser steps). A resumed run logs to a CSV of its
+    own (``resumed-<time>/metrics.csv`` beside the first, see :class:`geossl.engine.Engine`): those are read after the
+    first, in the order they were written, a later value for the same step replacing an earlier one."""
     import csv
 
-    if not Path(metrics_csv).is_file():
-        return []
-    rows = []
-    with open(metrics_csv) as fh:
-        for row in csv.DictReader(fh):
-            values = {k.split("/", 1)[1]: float(v) for k, v in row.items() if k and k.startswith("monitor/") and v not in ("", None)}
-            if values:
-                rows.append({unit: int(float(row["step"])), **values})
-    return rows
+    metrics_csv = Path(metrics_csv)
+    files = [metrics_csv, *sorted(metrics_csv.parent.glob(f"resumed-*/{metrics_csv.name}"))]
+    rows: Dict[int, Dict[str, float]] = {}
+    for path in (f for f in files if f.is_file()):
+        with open(path) as fh:
+            for row in csv.DictReader(fh):
+                values = {k.split("/", 1)[1]: float(v) for k, v in row.items() if k and k.startswith("monitor/") and v not in ("", None)}
+                if values:
+                    at = int(float(row["step"]))
+                    rows[at] = {unit: at, **values}
+    return [rows[at] for at in sorted(rows)]
 
 
 def head_settings(cfg, group: str, exclude=("in_dim", "num_classes")) -> Dict[str, Any]:
