@@ -6,9 +6,6 @@ README's zoo table and docs/results.md (section zoo) are written from the cards.
     python benchmarks/zoo.py --out <folder> --entries graphmae-cora   # some entries (the others' cards are kept)
     python benchmarks/zoo.py --out <folder> --retrain graphmae-cora   # train again in <folder>/<name>-again and compare
                                                                       # the packaged file's sha256 with the shipped one
-    python benchmarks/zoo.py --out <folder> --reuse gaussian2scene-rooms=<run folder>
-                                                                      # package a finished run of the entry's exact
-                                                                      # command (its config.yaml must equal the command's)
 
 A zoo file holds the trained weights and a header without time stamps or paths (method, dataset, seed, epochs,
 in_dim, the zoo name), so that the same weights give the same bytes; the commit goes on the card, not in the file.
@@ -64,10 +61,6 @@ ENTRIES = {
         check=(ROOMS_CHECK, "seg_miou", 100, f"{ROOMS_CHECK_TEXT}, mIoU (%)", 0.5)),
 }
 
-#: keys of a run's config that do not change what it computes (how it is run, where it is written)
-RUN_FRAME_KEYS = ("trainer.threads", "trainer.progress", "trainer.resume", "trainer.num_workers", "run_dir", "out_dir")
-
-
 def commit() -> str:
     return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
 
@@ -91,48 +84,26 @@ def train(name: str, run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
 
-def same_command(name: str, run_dir: Path) -> None:
-    """Refuse a run folder whose config is not the entry's command's (run-frame keys aside)."""
-    from omegaconf import OmegaConf
-
-    from geossl.pipeline import configure
-
-    _, cfg, _ = configure(ENTRIES[name]["command"][0], ENTRIES[name]["command"][1:])
-    want = OmegaConf.to_container(cfg, resolve=True)
-    got = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=True)
-    for key in RUN_FRAME_KEYS:
-        for tree in (want, got):
-            *parents, leaf = key.split(".")
-            for p in parents:
-                tree = tree.get(p, {})
-            tree.pop(leaf, None)
-    if want != got:
-        flat = lambda d, pre="": {f"{pre}{k}": v for k0, v0 in d.items() for k, v in (flat(v0, f"{k0}.").items() if isinstance(v0, dict) else [(k0, v0)])}  # noqa: E731,E501
-        fw, fg = flat(want), flat(got)
-        diff = {k: (fg.get(k), fw.get(k)) for k in sorted(set(fw) | set(fg)) if fw.get(k) != fg.get(k)}
-        raise SystemExit(f"{run_dir} is not a run of {name}'s command: (run, command) differ at {diff}")
-
-
 def package(name: str, run_dir: Path, summary: dict, out_file: Path) -> dict:
     """Write the zoo file of ``run_dir``'s encoder to ``out_file``; return its card (without the check)."""
     from geossl import zoo
     from geossl.encoder import load_encoder, read_encoder_header, save_encoder
 
     source = run_dir / "encoder.safetensors"
-    meta = read_encoder_header(source)["metadata"]
+    header = read_encoder_header(source)
+    meta = header["metadata"]
     encoder = load_encoder(source)
     keep = {k: meta[k] for k in ("method", "dataset", "seed", "epochs", "in_dim") if k in meta}
-    save_encoder(encoder, out_file, metadata={**keep, "zoo": name})
+    save_encoder(encoder, out_file, metadata={**keep, "zoo": name})  # the same weights and config as the run's file
     entry = ENTRIES[name]
     key, scale, protocol = entry["recorded"]
     return {
         "name": name, "file": out_file.name, "bytes": out_file.stat().st_size, "sha256": zoo.sha256(out_file),
-        "method": meta.get("method"), "encoder": read_encoder_header(out_file)["encoder"],
-        "domain": read_encoder_header(out_file)["domain"], "data": entry["data"],
+        "method": meta.get("method"), "encoder": header["encoder"], "domain": header["domain"], "data": entry["data"],
         "command": "geossl " + " ".join(entry["command"]) + " trainer.threads=1", "threads": 1,
         "train_minutes": round(float(summary.get("pretrain_seconds", 0.0)) / 60, 2),
         "recorded": {"metric": protocol, "value": round(float(summary[key]) * scale, 2), "protocol": protocol},
-        "checksum": {**zoo.output_checksum(load_encoder(out_file), read_encoder_header(out_file)["domain"]), "tolerance": 1e-4},
+        "checksum": {**zoo.output_checksum(load_encoder(out_file), header["domain"]), "tolerance": 1e-4},
     }
 
 
@@ -197,7 +168,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True, help="folder for the training runs")
     ap.add_argument("--entries", nargs="+", choices=list(ENTRIES), default=None, help="entries to (re)package")
-    ap.add_argument("--reuse", nargs="*", default=[], help="<name>=<run folder> of the entry's exact command")
     ap.add_argument("--retrain", nargs="*", default=[], help="entries to train again and compare by sha256")
     ap.add_argument("--same-weights", nargs="*", default=[],
                     help="<name>=<encoder file>=<what it is>: record whether the entry's weights equal that file's")
@@ -205,19 +175,16 @@ def main() -> None:
     args = ap.parse_args()
     global STARTED_AT
     STARTED_AT = commit()
-    reuse = dict(r.split("=", 1) for r in args.reuse)
     cards_file = ZOO / "cards.json"
     cards = {c["name"]: c for c in json.loads(cards_file.read_text())["encoders"]} if cards_file.is_file() else {}
     retrained_file = ROOT / "docs" / "results" / "zoo_retrained.json"
     retrained = json.loads(retrained_file.read_text()) if retrained_file.is_file() else {}
     for name in ([] if args.docs_only else (args.entries or [])):
         t0 = time.perf_counter()
-        run_dir = Path(reuse[name]) if name in reuse else args.out / name
-        if name in reuse:
-            same_command(name, run_dir)
+        run_dir = args.out / name
         summary = train(name, run_dir)
         card = package(name, run_dir, summary, ZOO / f"{name}.safetensors")
-        card["commit"] = reuse_commit(run_dir)
+        card["commit"] = run_commit(run_dir)
         card["check"] = check(name, ZOO / f"{name}.safetensors")
         cards[name] = card
         write_cards(cards)
@@ -249,7 +216,7 @@ def same_weights(a: Path, b: Path) -> bool:
     return x.keys() == y.keys() and all(x[k].dtype == y[k].dtype and x[k].shape == y[k].shape and bool((x[k] == y[k]).all()) for k in x)
 
 
-def reuse_commit(run_dir: Path) -> str:
+def run_commit(run_dir: Path) -> str:
     """The commit a run was trained at: its ``commit.txt`` (written when this script started it) or unknown."""
     path = run_dir / "commit.txt"
     return path.read_text().split()[0] if path.is_file() else "unknown"
