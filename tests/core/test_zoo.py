@@ -21,7 +21,7 @@ ENTRIES = [pytest.param(n, marks=NEEDS.get(n, [])) for n in zoo.names()]
 
 
 def test_the_zoo_ships_its_entries_with_cards():
-    assert {"graphmae-cora", "graphmae-mutag", "pointmae-rooms", "gaussian2scene-rooms"} <= set(zoo.names())
+    assert {"graphmae-cora", "graphmae-mutag", "pointmae-rooms", "gaussian2scene-rooms", "gaussian2scene-spunet-rooms"} <= set(zoo.names())
     for name in zoo.names():
         card = zoo.card(name)
         file = zoo.path(name)  # sha256 checked against the card
