@@ -93,7 +93,7 @@ def sentences(part: str, result: dict) -> list:
     return out
 
 
-def recorded_full_rooms() -> str:
+def recorded_full_rooms(result: dict) -> str:
     """The detection_rooms section's runs on all 1000 training rooms (12 epochs of 125 batches: 1500 steps with this
     schedule), for reference beside the sweep's fractions."""
     from _report import read_json
@@ -112,10 +112,11 @@ def recorded_full_rooms() -> str:
     longer = ""
     if headline:
         r = headline[0]
+        scratch = {g["fraction"]: 100 * g["mean"] for g in result["metrics"]["mAP@0.25"]["groups"]
+                   if g["start"] == "point_patch_transformer from scratch"}
         longer = (f" The scene_headlines section's `{r['command']}` at its default 5000 steps ({r['epochs']} epochs of all "
-                  f"the rooms, scratch, one seed) reached {100 * r['results']['mAP@0.25']:.1f} mAP@0.25: 1500 steps stops well "
-                  "short of what the detector reaches from all the rooms, and at 1500 steps scratch scores alike at 5% and 100%: "
-                  "at this budget the number of updates, not the labels, limits it.")
+                  f"the rooms, scratch, one seed) reached {100 * r['results']['mAP@0.25']:.1f} mAP@0.25; at 1500 steps the "
+                  "same start scores " + ", ".join(f"{v:.1f} at {f:.0%}" for f, v in sorted(scratch.items())) + " above.")
     return ("For reference, the detection_rooms section's runs on all 1000 training rooms (12 epochs of 125 batches = 1500 "
             "steps of this schedule; recorded at earlier commits, their pretrained encoders from the pretraining runs of that "
             "time, so not paired with this sweep's): mAP@0.25 " + ", ".join(parts) + " (mean ± sample std (seeds))." + longer)
@@ -131,35 +132,37 @@ def report(out: Path, parts) -> None:
         "each seed's pretrained score minus its scratch score, mean [95% t interval]. The runs shared the 2 cores with up to "
         "three other runs, so their minutes are not speeds.", ""]
     record = {}
-    folders = [(part, f) for part in parts for f in [out / part, *sorted(out.glob(f"{part}-*-steps"))]
-               if (f / "compare.json").is_file()]
     for part in parts:
-        if not any(p == part for p, _ in folders):
-            folders.append((part, None))
-    for part, folder in sorted(folders, key=lambda pf: (list(PARTS).index(pf[0]), pf[1] is not None and pf[1].name)):
-        if folder is None:
+        folders = [f for f in [out / part, *sorted(out.glob(f"{part}-*-steps"))] if (f / "compare.json").is_file()]
+        if not folders:
             lines += [f"### {part}", "", "Not run.", ""]
-            continue
-        result = json.loads((folder / "compare.json").read_text())
-        commit = ", ".join((folder / "commit.txt").read_text().split()) if (folder / "commit.txt").is_file() else "unknown"
-        head, _, protocol = PARTS[part]
-        png = ROOT / "docs" / "results" / f"label_efficiency_{folder.name}.png"
-        shutil.copyfile(folder / "compare.png", png)
-        curves = ""
-        if (folder / "curves.png").is_file():
-            curves_png = png.with_name(f"label_efficiency_{folder.name}_curves.png")
-            shutil.copyfile(folder / "curves.png", curves_png)
-            curves = f"; validation curves (mean over seeds): [docs/results/{curves_png.name}](results/{curves_png.name})"
-        steps = result["compute"]["steps"]
-        lines += [f"### {folder.name}", "", f"{protocol}; {', '.join(map(str, steps))} optimiser steps of 8 scenes; runs at geossl "
-                  f"commit {commit}. Plot: [docs/results/{png.name}](results/{png.name}){curves}.", "",
-                  (folder / "compare.md").read_text().strip(), "", *sentences(part, result), ""]
-        if folder.name == "detection-rooms":
-            lines += [recorded_full_rooms(), ""]
-        record[folder.name] = {**result, "commit": commit}
+        for folder in folders:
+            lines += part_section(part, folder, record)
     lines.append(machine_line(threads=""))
     write_section("label_efficiency", "## Label efficiency: fine-tuning from scratch and from pretrained encoders\n\n" + "\n".join(lines))
     write_json("label_efficiency", machine_free(record))
+
+
+def part_section(part: str, folder: Path, record: dict) -> list:
+    """The docs lines of one sweep folder of ``part`` (its tables, plots and sentences); adds its result to ``record``."""
+    result = json.loads((folder / "compare.json").read_text())
+    commit = ", ".join((folder / "commit.txt").read_text().split()) if (folder / "commit.txt").is_file() else "unknown"
+    protocol = PARTS[part][2]
+    png = ROOT / "docs" / "results" / f"label_efficiency_{folder.name}.png"
+    shutil.copyfile(folder / "compare.png", png)
+    curves = ""
+    if (folder / "curves.png").is_file():
+        curves_png = png.with_name(f"label_efficiency_{folder.name}_curves.png")
+        shutil.copyfile(folder / "curves.png", curves_png)
+        curves = f"; validation curves (mean over seeds): [docs/results/{curves_png.name}](results/{curves_png.name})"
+    steps = result["compute"]["steps"]
+    lines = [f"### {folder.name}", "", f"{protocol}; {', '.join(map(str, steps))} optimiser steps of 8 scenes; runs at geossl "
+              f"commit {commit}. Plot: [docs/results/{png.name}](results/{png.name}){curves}.", "",
+              (folder / "compare.md").read_text().strip(), "", *sentences(part, result), ""]
+    if folder.name == "detection-rooms":
+        lines += [recorded_full_rooms(result), ""]
+    record[folder.name] = {**result, "commit": commit}
+    return lines
 
 
 def main() -> None:
