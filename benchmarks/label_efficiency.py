@@ -171,8 +171,8 @@ def main() -> None:
     ap.add_argument("--fractions", nargs="+", type=float, default=[0.05, 0.2, 1.0])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=None,
-                    help="optimiser steps per run; default: the part's (detection-rooms 1500, segmentation-rooms 1000, "
-                         "segmentation-scannet 400); another budget gets its own sweep folder <part>-<steps>-steps")
+                    help="optimiser steps per run; default: the part's (" + ", ".join(f"{p} {v[1]}" for p, v in PARTS.items())
+                         + "); another budget gets its own sweep folder <part>-<steps>-steps")
     ap.add_argument("--jobs", type=int, default=2, help="runs at once")
     ap.add_argument("--set", nargs="*", default=[], help="more overrides for every run")
     ap.add_argument("--report-only", action="store_true", help="write docs/results.md from the sweeps already run")
