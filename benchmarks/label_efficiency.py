@@ -91,6 +91,30 @@ def sentences(part: str, result: dict) -> list:
     return out
 
 
+def pretrained_starts(result: dict) -> str:
+    """How each pretrained start of a sweep was made: the pretraining method, encoder, data budget, epochs and seed read
+    from the config.yaml that `geossl pretrain` writes beside its encoder.safetensors, and its pretraining minutes from
+    the summary.json there (a file without them is named as such)."""
+    from omegaconf import OmegaConf
+
+    said = []
+    for label, start in result["starts"].items():
+        if start["pretraining"] == "scratch":
+            continue
+        run_dir = Path(start["encoder"]).parent
+        if not (run_dir / "config.yaml").is_file():
+            said.append(f"{label}: `{start['encoder']}` (no config.yaml beside it)")
+            continue
+        cfg = OmegaConf.load(run_dir / "config.yaml")
+        summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
+        minutes = f", {summary['pretrain_seconds'] / 60:.0f} min" if "pretrain_seconds" in summary else ""
+        stage1 = (f" scene.stage1_epochs={cfg.scene.stage1_epochs}" if "stage1_epochs" in cfg.scene else "")
+        said.append(f"{label}: `geossl pretrain scene={cfg.scene.name} encoder={cfg.encoder.name} dataset={cfg.dataset.name} "
+                    f"transform.budget={cfg.transform.budget} trainer.epochs={cfg.trainer.epochs}{stage1} seed={cfg.seed}` "
+                    f"({summary.get('torch_threads', '?')} thread(s){minutes})")
+    return "Pretrained starts (read from the config.yaml beside each encoder file): " + "; ".join(said) + "." if said else ""
+
+
 def recorded_full_rooms(result: dict) -> str:
     """The detection_rooms section's runs on all 1000 training rooms (12 epochs of 125 batches: 1500 steps with this
     schedule), for reference beside the sweep's fractions."""
@@ -157,6 +181,8 @@ def part_section(part: str, folder: Path, record: dict) -> list:
     lines = [f"### {folder.name}", "", f"{protocol}; {', '.join(map(str, steps))} optimiser steps of 8 scenes; runs at geossl "
               f"commit {commit}. Plot: [docs/results/{png.name}](results/{png.name}){curves}.", "",
               (folder / "compare.md").read_text().strip(), "", *sentences(part, result), ""]
+    if pretrained_starts(result):
+        lines += [pretrained_starts(result), ""]
     if folder.name == "detection-rooms":
         lines += [recorded_full_rooms(result), ""]
     record[folder.name] = {**result, "commit": commit}
