@@ -91,10 +91,40 @@ def sentences(part: str, result: dict) -> list:
     return out
 
 
+NOT_PROTOCOL = ("run_dir", "out_dir", "trainer.progress", "trainer.threads", "trainer.num_workers", "dataset.cache")
+"""Config keys that say where a run wrote or how fast it read, not what it learned: left out of the commands below."""
+
+
+def pretraining_command(cfg) -> str:
+    """The `geossl pretrain` command that made a run with config ``cfg``: its scene, encoder and dataset, then every
+    setting that differs from what those three compose to by default (speed and output settings left out), and its seed."""
+    from omegaconf import OmegaConf
+
+    from geossl.config import compose
+    from geossl.pipeline import TASKS, run_domain
+
+    head = [f"scene={cfg.scene.name}", f"encoder={cfg.encoder.name}", f"dataset={cfg.dataset.name}"]
+    task = TASKS.get("pretrain")
+    domain = run_domain(task, head)
+    default = compose(task.config.format(domain=domain), head, domain)
+
+    def flat(tree, prefix=""):
+        if isinstance(tree, dict):
+            for key, value in tree.items():
+                yield from flat(value, f"{prefix}{key}.")
+        else:
+            yield prefix[:-1], tree
+
+    ran = dict(flat(OmegaConf.to_container(cfg, resolve=False)))
+    ref = dict(flat(OmegaConf.to_container(default, resolve=False)))
+    changed = [f"{k}={v}" for k, v in ran.items() if k != "seed" and k not in NOT_PROTOCOL and ref.get(k, object()) != v]
+    return "geossl pretrain " + " ".join([*head, *changed, f"seed={cfg.get('seed', 0)}"])
+
+
 def pretrained_starts(result: dict) -> str:
-    """How each pretrained start of a sweep was made: the pretraining method, encoder, data budget, epochs and seed read
-    from the config.yaml that `geossl pretrain` writes beside its encoder.safetensors, and its pretraining minutes from
-    the summary.json there (a file without them is named as such)."""
+    """How each pretrained start of a sweep was made: the `geossl pretrain` command rebuilt from the config.yaml that
+    it writes beside its encoder.safetensors, and its threads and minutes from the summary.json there (a file without
+    a config.yaml is named as such)."""
     from omegaconf import OmegaConf
 
     said = []
@@ -105,14 +135,11 @@ def pretrained_starts(result: dict) -> str:
         if not (run_dir / "config.yaml").is_file():
             said.append(f"{label}: `{start['encoder']}` (no config.yaml beside it)")
             continue
-        cfg = OmegaConf.load(run_dir / "config.yaml")
         summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
         minutes = f", {summary['pretrain_seconds'] / 60:.0f} min" if "pretrain_seconds" in summary else ""
-        stage1 = (f" scene.stage1_epochs={cfg.scene.stage1_epochs}" if "stage1_epochs" in cfg.scene else "")
-        said.append(f"{label}: `geossl pretrain scene={cfg.scene.name} encoder={cfg.encoder.name} dataset={cfg.dataset.name} "
-                    f"transform.budget={cfg.transform.budget} trainer.epochs={cfg.trainer.epochs}{stage1} seed={cfg.seed}` "
+        said.append(f"{label}: `{pretraining_command(OmegaConf.load(run_dir / 'config.yaml'))}` "
                     f"({summary.get('torch_threads', '?')} thread(s){minutes})")
-    return "Pretrained starts (read from the config.yaml beside each encoder file): " + "; ".join(said) + "." if said else ""
+    return "Pretrained starts (rebuilt from the config.yaml beside each encoder file): " + "; ".join(said) + "." if said else ""
 
 
 def recorded_full_rooms(result: dict) -> str:
