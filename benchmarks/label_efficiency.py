@@ -208,8 +208,9 @@ def part_section(part: str, folder: Path, record: dict) -> list:
     lines = [f"### {folder.name}", "", f"{protocol}; {', '.join(map(str, steps))} optimiser steps of 8 scenes; runs at geossl "
               f"commit {commit}. Plot: [docs/results/{png.name}](results/{png.name}){curves}.", "",
               (folder / "compare.md").read_text().strip(), "", *sentences(part, result), ""]
-    if pretrained_starts(result):
-        lines += [pretrained_starts(result), ""]
+    starts = pretrained_starts(result)
+    if starts:
+        lines += [starts, ""]
     if folder.name == "detection-rooms":
         lines += [recorded_full_rooms(result), ""]
     record[folder.name] = {**result, "commit": commit}
