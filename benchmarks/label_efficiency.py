@@ -11,7 +11,12 @@ Parts (each a sweep folder under --out):
 
 Every fraction takes the same number of optimiser steps (a share of the rooms repeats, reshuffled). Another step budget
 (--steps) is another protocol and runs in <out>/<part>-<steps>-steps. A start is a registry
-name (from scratch) or an encoder file; one file per method serves every fine-tuning seed.
+name (from scratch), a zoo name or an encoder file; one file per method serves every fine-tuning seed.
+
+Every reported run is kept in docs/results/label_efficiency_runs/<sweep folder>.json (its scores, validation curve,
+minutes, and how its pretrained start was made); the section is written from those records plus the finished runs under
+--out (a run there replaces the record of the same start, fraction and seed), so a sweep run elsewhere, or later, adds to
+the same tables.
 
     python benchmarks/label_efficiency.py --out /work/bench/le --parts detection-rooms \\
         --starts point_patch_transformer /work/pre/pointmae/seed0/encoder.safetensors --fractions 0.05 --seeds 0 1 2
@@ -23,13 +28,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import ROOT, machine_free, machine_line, write_json, write_section  # noqa: E402
+
+from geossl.compare import METRICS, read_runs  # noqa: E402
 
 PARTS = {
     "detection-rooms": (["detection=votenet", "dataset=rooms"], 1500,
@@ -121,25 +127,35 @@ def pretraining_command(cfg) -> str:
     return "geossl pretrain " + " ".join([*head, *changed, f"seed={cfg.get('seed', 0)}"])
 
 
-def pretrained_starts(result: dict) -> str:
-    """How each pretrained start of a sweep was made: the `geossl pretrain` command rebuilt from the config.yaml that
-    it writes beside its encoder.safetensors, and its threads and minutes from the summary.json there (a file without
-    a config.yaml is named as such)."""
+def pretrained_start(encoder: str) -> str | None:
+    """How the pretrained encoder ``encoder`` was made: a zoo name's card (its command, commit, threads, minutes), or a
+    file's `geossl pretrain` command rebuilt from the config.yaml that pretraining wrote beside it, with its threads and
+    minutes from the summary.json there; None for a file without a config.yaml."""
     from omegaconf import OmegaConf
 
+    from geossl import zoo
+
+    if zoo.is_zoo_name(encoder):
+        c = zoo.card(encoder)
+        return f"`{c['command']}` at {c['commit']} (geossl zoo `{encoder}`; {c['threads']} thread(s), {c['train_minutes']:.0f} min)"
+    run_dir = Path(encoder).parent
+    if not (run_dir / "config.yaml").is_file():
+        return None
+    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
+    minutes = f", {summary['pretrain_seconds'] / 60:.0f} min" if "pretrain_seconds" in summary else ""
+    return (f"`{pretraining_command(OmegaConf.load(run_dir / 'config.yaml'))}` "
+            f"({summary.get('torch_threads', '?')} thread(s){minutes})")
+
+
+def pretrained_starts(result: dict, runs: list) -> str:
+    """One line: how each pretrained start of a sweep folder was made (the ``pretrained_start`` its run records carry)."""
     said = []
     for label, start in result["starts"].items():
         if start["pretraining"] == "scratch":
             continue
-        run_dir = Path(start["encoder"]).parent
-        if not (run_dir / "config.yaml").is_file():
-            said.append(f"{label}: `{start['encoder']}` (no config.yaml beside it)")
-            continue
-        summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
-        minutes = f", {summary['pretrain_seconds'] / 60:.0f} min" if "pretrain_seconds" in summary else ""
-        said.append(f"{label}: `{pretraining_command(OmegaConf.load(run_dir / 'config.yaml'))}` "
-                    f"({summary.get('torch_threads', '?')} thread(s){minutes})")
-    return "Pretrained starts (rebuilt from the config.yaml beside each encoder file): " + "; ".join(said) + "." if said else ""
+        how = next((r["pretrained_start"] for r in runs if r["encoder"] == start["encoder"] and r.get("pretrained_start")), None)
+        said.append(f"{label}: {how}" if how else f"{label}: `{start['encoder']}` (no config.yaml beside it)")
+    return "Pretrained starts: " + "; ".join(said) + "." if said else ""
 
 
 def recorded_full_rooms(result: dict) -> str:
@@ -171,7 +187,54 @@ def recorded_full_rooms(result: dict) -> str:
             "time, so not paired with this sweep's): mAP@0.25 " + ", ".join(parts) + " (mean ± sample std (seeds))." + longer)
 
 
+RECORDS = ROOT / "docs" / "results" / "label_efficiency_runs"
+"""One JSON per sweep folder (``<part>.json``, ``<part>-<steps>-steps.json``): every run reported so far, so that the
+section is rebuilt from the repository alone and a later sweep adds its runs to the same tables."""
+
+KEEP = ("encoder", "backbone", "pretraining", "train_fraction", "train_scenes", "seed", "steps", "torch_threads",
+        "train_seconds", "geossl", "val_curve", "reconstructed", *METRICS)
+"""The summary keys a run record keeps: what `geossl compare` reads, and nothing about where the run lay."""
+
+
+def encoder_key(encoder: str) -> str:
+    """The name a run record gives its start: a registry's ``<name> (from scratch)`` and a zoo name as they are, a file by
+    its last two folders and its name (``pointmae/seed0/encoder.safetensors``: the method's folder and the run's)."""
+    if encoder.endswith("(from scratch)") or "/" not in encoder:
+        return encoder
+    return "/".join(Path(encoder).parts[-3:])
+
+
+def run_record(summary: dict) -> dict:
+    """A finished run's summary as the record keeps it (:data:`KEEP`), its start named by :func:`encoder_key` and, for a
+    pretrained start, how that encoder was made (:func:`pretrained_start`)."""
+    record = {k: summary[k] for k in KEEP if k in summary}
+    record["encoder"] = encoder_key(summary["encoder"])
+    if summary.get("pretraining") not in (None, "scratch"):
+        record["pretrained_start"] = summary.get("pretrained_start") or pretrained_start(summary["encoder"])
+    return record
+
+
+def recorded_runs(folder_name: str, out: Path) -> dict:
+    """The runs of sweep folder ``folder_name``: those recorded in :data:`RECORDS` and the finished ones under
+    ``out/folder_name`` (a run there replaces the record of the same start, fraction and seed); its commits likewise."""
+    path = RECORDS / f"{folder_name}.json"
+    data = json.loads(path.read_text()) if path.is_file() else {"commits": [], "runs": []}
+    runs = {(r["encoder"], float(r["train_fraction"]), int(r["seed"])): r for r in data["runs"]}
+    commits = list(data["commits"])
+    folder = out / folder_name
+    if folder.is_dir():
+        for summary in read_runs(folder):
+            r = run_record(summary)
+            runs[(r["encoder"], float(r["train_fraction"]), int(r["seed"]))] = r
+        if (folder / "commit.txt").is_file():
+            commits += (folder / "commit.txt").read_text().split()
+    ordered = sorted(runs.values(), key=lambda r: (r["encoder"], float(r["train_fraction"]), int(r["seed"])))
+    return {"commits": list(dict.fromkeys(commits)), "runs": ordered}
+
+
 def report(out: Path, parts) -> None:
+    """Write the label_efficiency section: per sweep folder, its recorded runs plus the finished runs under ``out``
+    (the record in :data:`RECORDS` is updated first), compared by `geossl compare`'s statistics."""
     lines = [
         "`python benchmarks/label_efficiency.py` — `geossl finetune -m ... encoder=<starts> dataset.train_fraction=<f> seed=<s>` "
         "then `geossl compare` per part. Every fraction takes the same number of optimiser steps (AdamW, 100 warm-up steps, "
@@ -179,41 +242,67 @@ def report(out: Path, parts) -> None:
         "seed). One pretrained encoder per method (pretraining seed 0) serves every fine-tuning seed, so the intervals "
         "measure fine-tuning seeds, not pretraining seeds. Tables: mean ± sample std over seeds (%); paired differences: "
         "each seed's pretrained score minus its scratch score, mean [95% t interval]. The runs shared the 2 cores with up to "
-        "three other runs, so their minutes are not speeds.", ""]
+        "three other runs, so their minutes are not speeds. Every run's scores, curve and minutes are kept in "
+        "docs/results/label_efficiency_runs/<folder>.json, from which this section is written.", ""]
     record = {}
+    RECORDS.mkdir(parents=True, exist_ok=True)
     for part in parts:
-        folders = [f for f in [out / part, *sorted(out.glob(f"{part}-*-steps"))] if (f / "compare.json").is_file()]
+        names = [part, *sorted({p.stem for p in RECORDS.glob(f"{part}-*-steps.json")} | {p.name for p in out.glob(f"{part}-*-steps")})]
+        folders = []
+        for name in names:
+            data = recorded_runs(name, out)
+            if data["runs"]:
+                (RECORDS / f"{name}.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+                folders.append((name, data))
         if not folders:
             lines += [f"### {part}", "", "Not run.", ""]
-        for folder in folders:
-            lines += part_section(part, folder, record)
+        for name, data in folders:
+            lines += part_section(part, name, data, record)
     lines.append(machine_line(threads=""))
     write_section("label_efficiency", "## Label efficiency: fine-tuning from scratch and from pretrained encoders\n\n" + "\n".join(lines))
     write_json("label_efficiency", machine_free(record))
 
 
-def part_section(part: str, folder: Path, record: dict) -> list:
-    """The docs lines of one sweep folder of ``part`` (its tables, plots and sentences); adds its result to ``record``."""
-    result = json.loads((folder / "compare.json").read_text())
-    commit = ", ".join((folder / "commit.txt").read_text().split()) if (folder / "commit.txt").is_file() else "unknown"
+def finite_or_none(obj):
+    """``obj`` with every NaN or infinite float made None, as strict JSON (and `geossl compare`'s compare.json) has it."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [finite_or_none(v) for v in obj]
+    return obj
+
+
+def part_section(part: str, name: str, data: dict, record: dict) -> list:
+    """The docs lines of sweep folder ``name`` of ``part`` (its tables, plots and sentences) from its runs ``data``;
+    adds its result to ``record``."""
+    from geossl.compare import compare, markdown, plot, plot_curves
+
+    result = compare(data["runs"])  # NaN where one seed has no deviation or interval: the tables and plots print "-"
+    strict = finite_or_none(result)  # as compare.json stores it: NaN as null (no interval, no claim)
+    commit = ", ".join(data["commits"]) or "unknown"
     protocol = PARTS[part][2]
-    png = ROOT / "docs" / "results" / f"label_efficiency_{folder.name}.png"
-    shutil.copyfile(folder / "compare.png", png)
+    png = plot(result, ROOT / "docs" / "results" / f"label_efficiency_{name}.png")
     curves = ""
-    if (folder / "curves.png").is_file():
-        curves_png = png.with_name(f"label_efficiency_{folder.name}_curves.png")
-        shutil.copyfile(folder / "curves.png", curves_png)
+    curves_png = plot_curves(result, png.with_name(f"label_efficiency_{name}_curves.png"))
+    if curves_png:
         curves = f"; validation curves (mean over seeds): [docs/results/{curves_png.name}](results/{curves_png.name})"
     steps = result["compute"]["steps"]
-    lines = [f"### {folder.name}", "", f"{protocol}; {', '.join(map(str, steps))} optimiser steps of 8 scenes; runs at geossl "
-              f"commit {commit}. Plot: [docs/results/{png.name}](results/{png.name}){curves}.", "",
-              (folder / "compare.md").read_text().strip(), "", *sentences(part, result), ""]
-    starts = pretrained_starts(result)
+    lines = [f"### {name}", "", f"{protocol}; {', '.join(map(str, steps))} optimiser steps of 8 scenes; runs at geossl "
+             f"commit {commit}. Plot: [docs/results/{png.name}](results/{png.name}){curves}.", "",
+             markdown(result).strip(), "", *sentences(part, strict), ""]
+    if any(r.get("reconstructed") for r in data["runs"]):
+        lines += [f"{sum(1 for r in data['runs'] if r.get('reconstructed'))} of these runs are kept only as their scores: "
+                  "their run folders were lost, so their records were rebuilt from docs/results/label_efficiency.json of "
+                  "e15532a (scores exact; validation curve: the mean over its start and fraction's seeds, which leaves the "
+                  "plotted means exact; minutes: the folder's mean per run, which leaves the total exact).", ""]
+    starts = pretrained_starts(result, data["runs"])
     if starts:
         lines += [starts, ""]
-    if folder.name == "detection-rooms":
+    if name == "detection-rooms":
         lines += [recorded_full_rooms(result), ""]
-    record[folder.name] = {**result, "commit": commit}
+    record[name] = {**strict, "commit": commit}
     return lines
 
 

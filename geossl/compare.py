@@ -110,10 +110,15 @@ def compare(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
     out["curves"] = validation_curves(runs, labels)
     minutes = [float(r.get("train_seconds", 0.0)) / 60 for r in runs]
     out["compute"] = {"train_minutes_total": sum(minutes), "train_minutes_per_run": mean_std(minutes)[0] if minutes else float("nan"),
-                      "threads": sorted({r.get("torch_threads") for r in runs if r.get("torch_threads") is not None}),
+                      "threads": sorted({t for r in runs for t in _as_list(r.get("torch_threads")) if t is not None}),
                       "steps": sorted({r.get("steps") for r in runs if r.get("steps") is not None}),
                       "geossl": sorted({r.get("geossl") for r in runs if r.get("geossl")})}
     return out
+
+
+def _as_list(value) -> list:
+    """``value`` as a list: a run records its thread count, or (a record that kept only its folder's) the counts."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def validation_curves(runs: List[Dict[str, Any]], labels: Dict[str, str]) -> Dict[str, List[Dict[str, Any]]]:

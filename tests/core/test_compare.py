@@ -80,3 +80,41 @@ def test_validation_curves_are_averaged_over_seeds_per_start_and_fraction(tmp_pa
     assert five["mean"] == pytest.approx([0.3, 0.5]) and five["n"] == [2, 2]
     assert full["steps"] == [10] and full["mean"] == pytest.approx([0.5])
     assert "curves.png" in compare_sweep(tmp_path) and (tmp_path / "curves.png").stat().st_size > 1000
+
+
+def _label_efficiency():
+    """benchmarks/label_efficiency.py as a module (benchmarks/ is not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "label_efficiency.py"
+    spec = importlib.util.spec_from_file_location("label_efficiency", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_label_efficiency_record_keeps_its_runs_and_takes_a_sweeps_new_ones(tmp_path, monkeypatch):
+    le = _label_efficiency()
+    monkeypatch.setattr(le, "RECORDS", tmp_path / "records")
+    le.RECORDS.mkdir()
+    scratch = "point_patch_transformer (from scratch)"
+    kept = {"encoder": scratch, "backbone": "point_patch_transformer", "pretraining": "scratch", "train_fraction": 0.05,
+            "train_scenes": 5, "seed": 0, "mIoU": 0.5, "OA": 0.9, "steps": 10, "torch_threads": [1, 2], "train_seconds": 120.0}
+    stale = {**kept, "seed": 1, "mIoU": 0.1, "torch_threads": 1}
+    (le.RECORDS / "segmentation-rooms.json").write_text(json.dumps({"commits": ["aaaaaaa"], "runs": [kept, stale]}))
+    sweep = tmp_path / "out" / "segmentation-rooms"
+    _summary(sweep / "run-1", scratch, 0.05, 1, 0.54)  # the same start, fraction and seed as ``stale``: replaces it
+    _summary(sweep / "run-2", "/w/pre/pointmae/seed0/encoder.safetensors", 0.05, 0, 0.56, pretraining="pointmae")
+    (sweep / "commit.txt").write_text("bbbbbbb\n")
+    data = le.recorded_runs("segmentation-rooms", tmp_path / "out")
+    assert data["commits"] == ["aaaaaaa", "bbbbbbb"]
+    by = {(r["encoder"], r["seed"]): r for r in data["runs"]}
+    assert set(by) == {(scratch, 0), (scratch, 1), ("pointmae/seed0/encoder.safetensors", 0)}
+    assert by[(scratch, 0)]["mIoU"] == 0.5 and by[(scratch, 1)]["mIoU"] == 0.54 and "run_dir" not in by[(scratch, 1)]
+    assert by[("pointmae/seed0/encoder.safetensors", 0)]["pretrained_start"] is None  # no config.yaml beside that file
+    result = compare(data["runs"])
+    assert result["compute"]["threads"] == [1, 2] and result["compute"]["train_minutes_total"] == pytest.approx(4.0)
+    (p,) = result["metrics"]["mIoU"]["paired"]
+    assert p["seeds"] == [0] and p["mean"] == pytest.approx(0.06)
+    assert le.recorded_runs("segmentation-scannet", tmp_path / "out") == {"commits": [], "runs": []}
