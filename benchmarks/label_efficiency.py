@@ -26,6 +26,7 @@ the same tables.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import subprocess
@@ -36,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import ROOT, machine_free, machine_line, write_json, write_section  # noqa: E402
 
 from geossl.compare import METRICS, read_runs  # noqa: E402
+from geossl.io import finite_or_none, write_json as write_json_file  # noqa: E402
 
 PARTS = {
     "detection-rooms": (["detection=votenet", "dataset=rooms"], 1500,
@@ -127,6 +129,7 @@ def pretraining_command(cfg) -> str:
     return "geossl pretrain " + " ".join([*head, *changed, f"seed={cfg.get('seed', 0)}"])
 
 
+@functools.lru_cache(maxsize=None)  # once per encoder: a file's command is rebuilt by composing a Hydra config
 def pretrained_start(encoder: str) -> str | None:
     """How the pretrained encoder ``encoder`` was made: a zoo name's card (its command, commit, threads, minutes), or a
     file's `geossl pretrain` command rebuilt from the config.yaml that pretraining wrote beside it, with its threads and
@@ -210,7 +213,7 @@ def run_record(summary: dict) -> dict:
     record = {k: summary[k] for k in KEEP if k in summary}
     record["encoder"] = encoder_key(summary["encoder"])
     if summary.get("pretraining") not in (None, "scratch"):
-        record["pretrained_start"] = summary.get("pretrained_start") or pretrained_start(summary["encoder"])
+        record["pretrained_start"] = pretrained_start(summary["encoder"])
     return record
 
 
@@ -252,7 +255,7 @@ def report(out: Path, parts) -> None:
         for name in names:
             data = recorded_runs(name, out)
             if data["runs"]:
-                (RECORDS / f"{name}.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+                write_json_file(RECORDS / f"{name}.json", data)
                 folders.append((name, data))
         if not folders:
             lines += [f"### {part}", "", "Not run.", ""]
@@ -261,17 +264,6 @@ def report(out: Path, parts) -> None:
     lines.append(machine_line(threads=""))
     write_section("label_efficiency", "## Label efficiency: fine-tuning from scratch and from pretrained encoders\n\n" + "\n".join(lines))
     write_json("label_efficiency", machine_free(record))
-
-
-def finite_or_none(obj):
-    """``obj`` with every NaN or infinite float made None, as strict JSON (and `geossl compare`'s compare.json) has it."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: finite_or_none(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [finite_or_none(v) for v in obj]
-    return obj
 
 
 def part_section(part: str, name: str, data: dict, record: dict) -> list:

@@ -136,21 +136,23 @@ def check_fits(nbytes: float, what: str) -> None:
                           f"{total / 2**30:,.0f} GiB: lower it.")
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Atomically write ``obj`` as indented JSON (NaN and infinities become null: strict JSON)."""
+def finite_or_none(v: Any) -> Any:
+    """``v`` with every NaN or infinite float (in nested dicts, lists and tuples) made None, as strict JSON has it."""
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(v, dict):
+        return {k: finite_or_none(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [finite_or_none(x) for x in v]
+    return v
 
-    def clean(v):
-        if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        return v
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Atomically write ``obj`` as indented JSON (NaN and infinities become null: strict JSON, :func:`finite_or_none`)."""
 
     def _w(tmp: str) -> None:
         with open(tmp, "w") as fh:
-            json.dump(clean(obj), fh, indent=2, sort_keys=True, default=str, allow_nan=False)
+            json.dump(finite_or_none(obj), fh, indent=2, sort_keys=True, default=str, allow_nan=False)
             fh.write("\n")
 
     return atomic_write(path, _w)
