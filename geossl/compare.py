@@ -138,6 +138,16 @@ def validation_curves(runs: List[Dict[str, Any]], labels: Dict[str, str]) -> Dic
             for key, groups in table.items()}
 
 
+def last_gains(curves: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Whether the runs had flattened: for every start and fraction of one validation metric's mean curves (as
+    :func:`validation_curves` gives them), the change of the seed mean from the second-to-last to the last validation
+    step, ``{start, fraction, from_step, to_step, gain}`` (only where both steps have the same seeds' values, so the
+    change is not a change of seeds)."""
+    return [{"start": c["start"], "fraction": c["fraction"], "from_step": c["steps"][-2], "to_step": c["steps"][-1],
+             "gain": c["mean"][-1] - c["mean"][-2]}
+            for c in curves if len(c["steps"]) >= 2 and c["n"][-1] == c["n"][-2]]
+
+
 def plot_curves(result: Dict[str, Any], path: Path) -> Optional[Path]:
     """A PNG of the mean validation curves: one row per validation metric, one column per label fraction, one line per
     start (None when the runs recorded no curve)."""
@@ -188,7 +198,8 @@ def _row(label: str, entries: List[Dict[str, Any]], start: str, fractions: List[
 
 def markdown(result: Dict[str, Any]) -> str:
     """The comparison as Markdown tables: per metric, mean ± std (seeds) per start and fraction, and the paired
-    differences from scratch with their 95% intervals; values in % (points of the metric)."""
+    differences from scratch with their 95% intervals; per validation metric, each start and fraction's change over
+    the last validation interval (:func:`last_gains`); values in % (points of the metric)."""
     lines = []
     for metric, m in result["metrics"].items():
         fractions = sorted({g["fraction"] for g in m["groups"]})
@@ -206,6 +217,17 @@ def markdown(result: Dict[str, Any]) -> str:
                 lines.append(_row(f"{start} - {base}", m["paired"], start, fractions,
                                   lambda p: f"{100 * p['mean']:+.1f} [{_signed(p['lo'])}, {_signed(p['hi'])}] ({p['n']})"))
             lines.append("")
+    for metric, curves in (result.get("curves") or {}).items():
+        gains = last_gains(curves)
+        if not gains:
+            continue
+        fractions = sorted({g["fraction"] for g in gains})
+        lines += [f"Last validation interval, {metric} (points: the seed mean's change from the second-to-last to the last "
+                  "validation step; near 0: the runs had flattened)", "",
+                  "| start | " + " | ".join(f"{100 * f:g}%" for f in fractions) + " |", "|---|" + "---|" * len(fractions)]
+        for start in dict.fromkeys(g["start"] for g in gains):
+            lines.append(_row(start, gains, start, fractions, lambda g: f"{_signed(g['gain'])} ({g['from_step']}→{g['to_step']})"))
+        lines.append("")
     c = result["compute"]
     lines.append(f"Compute: {result['runs']} runs, {c['train_minutes_total']:.1f} training minutes in all "
                  f"({c['train_minutes_per_run']:.1f} per run); torch threads {c['threads']}; steps {c['steps']}; geossl {c['geossl']}.")

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from geossl.compare import T975, compare, compare_sweep, paired_difference, read_runs, t975
+from geossl.compare import T975, compare, compare_sweep, last_gains, paired_difference, read_runs, t975
 
 
 def _summary(folder, encoder, fraction, seed, miou, backbone="point_patch_transformer", pretraining="scratch", **extra):
@@ -80,6 +80,17 @@ def test_validation_curves_are_averaged_over_seeds_per_start_and_fraction(tmp_pa
     assert five["mean"] == pytest.approx([0.3, 0.5]) and five["n"] == [2, 2]
     assert full["steps"] == [10] and full["mean"] == pytest.approx([0.5])
     assert "curves.png" in compare_sweep(tmp_path) and (tmp_path / "curves.png").stat().st_size > 1000
+    # the seed mean rose 0.3 -> 0.5 over the last interval at 5%; 100% has one validation step: no change to give
+    (gain,) = last_gains(result["curves"]["val_mIoU"])
+    assert (gain["fraction"], gain["from_step"], gain["to_step"]) == (0.05, 5, 10) and gain["gain"] == pytest.approx(0.2)
+    assert "| point_patch_transformer from scratch | +20.0 (5→10) |" in (tmp_path / "compare.md").read_text()
+
+
+def test_a_last_validation_change_is_only_given_over_the_same_seeds():
+    curves = [{"start": "a", "fraction": 1.0, "steps": [5, 10], "mean": [0.2, 0.9], "n": [2, 1]},
+              {"start": "b", "fraction": 1.0, "steps": [5, 10, 15], "mean": [0.2, 0.5, 0.45], "n": [2, 2, 2]}]
+    (gain,) = last_gains(curves)
+    assert gain["start"] == "b" and gain["gain"] == pytest.approx(-0.05) and (gain["from_step"], gain["to_step"]) == (10, 15)
 
 
 def _label_efficiency():
