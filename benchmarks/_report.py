@@ -23,15 +23,20 @@ def mean_std(values):
     return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
 
 
+def cpu_name() -> str:
+    """This machine's CPU model (/proc/cpuinfo's model name)."""
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
 def machine_line(threads: str | None = None) -> str:
     """The machine, versions, commit and date of a results section. ``threads`` says how many torch threads the
     timed work used (default: this process's count, "<n> torch threads"; "" leaves threads out)."""
     if threads is None:
         threads = f"{torch.get_num_threads()} torch threads"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        cpu = platform.processor() or "unknown CPU"
+    cpu = cpu_name()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     return (f"Machine: {cpu}, {threads + ', ' if threads else ''}torch {torch.__version__}, "
             f"Python {platform.python_version()}; geossl commit {commit or 'unknown'}; {time.strftime('%Y-%m-%d')}.")

@@ -34,7 +34,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import ROOT, machine_free, machine_line, write_json, write_section  # noqa: E402
+from _report import ROOT, cpu_name, machine_free, machine_line, write_json, write_section  # noqa: E402
 
 from geossl.compare import METRICS, read_runs  # noqa: E402
 from geossl.io import finite_or_none, write_json as write_json_file  # noqa: E402
@@ -195,7 +195,7 @@ RECORDS = ROOT / "docs" / "results" / "label_efficiency_runs"
 section is rebuilt from the repository alone and a later sweep adds its runs to the same tables."""
 
 KEEP = ("encoder", "backbone", "pretraining", "train_fraction", "train_scenes", "seed", "steps", "torch_threads",
-        "train_seconds", "geossl", "val_curve", "reconstructed", *METRICS)
+        "train_seconds", "geossl", "cpu", "val_curve", "reconstructed", *METRICS)
 """The summary keys a run record keeps: what `geossl compare` reads, and nothing about where the run lay."""
 
 
@@ -208,10 +208,12 @@ def encoder_key(encoder: str) -> str:
 
 
 def run_record(summary: dict) -> dict:
-    """A finished run's summary as the record keeps it (:data:`KEEP`), its start named by :func:`encoder_key` and, for a
-    pretrained start, how that encoder was made (:func:`pretrained_start`)."""
+    """A finished run's summary as the record keeps it (:data:`KEEP`), its start named by :func:`encoder_key`, its CPU
+    model (the summaries name no CPU, so this machine's: write the report where the sweep ran) and, for a pretrained
+    start, how that encoder was made (:func:`pretrained_start`)."""
     record = {k: summary[k] for k in KEEP if k in summary}
     record["encoder"] = encoder_key(summary["encoder"])
+    record.setdefault("cpu", cpu_name())
     if summary.get("pretraining") not in (None, "scratch"):
         record["pretrained_start"] = pretrained_start(summary["encoder"])
     return record
@@ -261,9 +263,17 @@ def report(out: Path, parts) -> None:
             lines += [f"### {part}", "", "Not run.", ""]
         for name, data in folders:
             lines += part_section(part, name, data, record)
-    lines.append(machine_line(threads=""))
+    lines.append("Section written on " + machine_line(threads="").removeprefix("Machine: "))
     write_section("label_efficiency", "## Label efficiency: fine-tuning from scratch and from pretrained encoders\n\n" + "\n".join(lines))
     write_json("label_efficiency", machine_free(record))
+
+
+def cpus(runs: list) -> str:
+    """Which CPU models ran the runs, and how many runs each (minutes from different models are not comparable)."""
+    count = {}
+    for r in runs:
+        count[r.get("cpu", "not recorded")] = count.get(r.get("cpu", "not recorded"), 0) + 1
+    return "CPUs (2 cores each): " + "; ".join(f"{cpu}: {n} run{'s' * (n > 1)}" for cpu, n in sorted(count.items())) + "."
 
 
 def part_section(part: str, name: str, data: dict, record: dict) -> list:
@@ -283,7 +293,7 @@ def part_section(part: str, name: str, data: dict, record: dict) -> list:
     steps = result["compute"]["steps"]
     lines = [f"### {name}", "", f"{protocol}; {', '.join(map(str, steps))} optimiser steps of 8 scenes; runs at geossl "
              f"commit {commit}. Plot: [docs/results/{png.name}](results/{png.name}){curves}.", "",
-             markdown(result).strip(), "", *sentences(part, strict), ""]
+             markdown(result).strip(), "", cpus(data["runs"]), "", *sentences(part, strict), ""]
     if any(r.get("reconstructed") for r in data["runs"]):
         lines += [f"{sum(1 for r in data['runs'] if r.get('reconstructed'))} of these runs are kept only as their scores: "
                   "their run folders were lost, so their records were rebuilt from docs/results/label_efficiency.json of "
