@@ -129,3 +129,18 @@ def test_the_label_efficiency_record_keeps_its_runs_and_takes_a_sweeps_new_ones(
     (p,) = result["metrics"]["mIoU"]["paired"]
     assert p["seeds"] == [0] and p["mean"] == pytest.approx(0.06)
     assert le.recorded_runs("segmentation-scannet", tmp_path / "out") == {"commits": [], "runs": []}
+
+
+def test_the_label_efficiency_record_names_the_cpu_of_each_run(tmp_path, monkeypatch):
+    le = _label_efficiency()
+    monkeypatch.setattr(le, "RECORDS", tmp_path / "records")
+    monkeypatch.setattr(le, "cpu_name", lambda: "Test CPU 9000")  # the machine writing the report, which ran the sweep
+    le.RECORDS.mkdir()
+    scratch = "spunet (from scratch)"
+    old = {"encoder": scratch, "backbone": "spunet", "pretraining": "scratch", "train_fraction": 1.0, "seed": 0, "mIoU": 0.5}
+    (le.RECORDS / "segmentation-rooms.json").write_text(json.dumps({"commits": [], "runs": [old, {**old, "seed": 1, "cpu": "Old CPU"}]}))
+    sweep = tmp_path / "out" / "segmentation-rooms"
+    _summary(sweep / "run-1", scratch, 1.0, 2, 0.54)
+    runs = le.recorded_runs("segmentation-rooms", tmp_path / "out")["runs"]
+    assert [r.get("cpu") for r in runs] == [None, "Old CPU", "Test CPU 9000"]
+    assert le.cpus(runs) == "CPUs (2 cores each): Old CPU: 1 run; Test CPU 9000: 1 run; not recorded: 1 run."
