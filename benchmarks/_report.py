@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import re
@@ -23,8 +24,9 @@ def mean_std(values):
     return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
 
 
+@functools.cache
 def cpu_name() -> str:
-    """This machine's CPU model (/proc/cpuinfo's model name)."""
+    """This machine's CPU model (/proc/cpuinfo's model name; read once)."""
     try:
         return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):

@@ -26,6 +26,7 @@ the same tables.
 from __future__ import annotations
 
 import argparse
+import collections
 import functools
 import json
 import math
@@ -270,9 +271,7 @@ def report(out: Path, parts) -> None:
 
 def cpus(runs: list) -> str:
     """Which CPU models ran the runs, and how many runs each (minutes from different models are not comparable)."""
-    count = {}
-    for r in runs:
-        count[r.get("cpu", "not recorded")] = count.get(r.get("cpu", "not recorded"), 0) + 1
+    count = collections.Counter(r.get("cpu", "not recorded") for r in runs)
     return "CPUs (2 cores each): " + "; ".join(f"{cpu}: {n} run{'s' * (n > 1)}" for cpu, n in sorted(count.items())) + "."
 
 

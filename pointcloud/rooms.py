@@ -6,10 +6,10 @@ colours. Objects that stand against a wall (cabinet, bed, sofa, bookshelf) are p
 random wall, facing into the room; tables and chairs anywhere free. Yaws are multiples of 90
 degrees, so the axis-aligned ground-truth boxes are tight, as ScanNet's are after its axis-align
 matrix. Everything is drawn from ``numpy.random.default_rng(seed)``: the same seed gives the same
-scene, bit for bit on one machine; across CPU models the floats may differ in their last bits (the
-ray caster and vector maths pick their kernels by CPU: an Intel Xeon with AVX-512 and an AMD EPYC
-gave different bytes), so tests/pointcloud/test_rooms.py holds the labels exact and the floats to
-a tolerance.
+scene, bit for bit on one machine; across CPU models the floats may differ in their last bits (an
+Intel Xeon with AVX-512 and an AMD EPYC gave different bytes; numpy's, torch's and the BLAS libraries'
+AVX-512 kernels are not the cause, open3d's ray caster, which picks its kernels by CPU, likely is),
+so tests/pointcloud/test_rooms.py holds the labels exact and the floats to a tolerance.
 
 Each scene carries:
 

@@ -86,8 +86,8 @@ def _fingerprint(room) -> dict:
     for f in frames:
         h.update(f.name.encode())
     arrays = {k: room[k] for k in ("coord", "feat", "normal", "boxes", "room_size")}
-    for k, attr in (("depth", "depth"), ("color", "color"), ("K", "K"), ("pose", "cam_to_world")):
-        arrays[k] = torch.stack([getattr(f, attr) for f in frames])
+    for k in ("depth", "color", "K", "cam_to_world"):
+        arrays[k] = torch.stack([getattr(f, k) for f in frames])
     out = {"labels": h.hexdigest()[:16], "hits": int((arrays["depth"] > 0).sum())}
     for k, v in arrays.items():
         v = v.double()
@@ -100,19 +100,19 @@ ROOMS_MADE = {  # make_room(seed, num_points=5000, num_views=3, width=64, height
     0: {"labels": "8a13c240a91c83cb", "hits": 8824, "coord": (33923.498830, 135242.142912), "feat": (5768.562351, 23110.744332),
         "normal": (1124.000000, 19915.000000), "boxes": (100.165483, 386.919804), "room_size": (14.243383, 24.555309),
         "depth": (29718.693302, 118889.250079), "color": (9888.000451, 39547.113189), "K": (503.553749, 2006.789371),
-        "pose": (19.075989, 146.620613)},
+        "cam_to_world": (19.075989, 146.620613)},
     1: {"labels": "a9b82ceba21086a5", "hits": 9203, "coord": (38516.772195, 153270.993130), "feat": (6520.792537, 26080.854064),
         "normal": (1772.000000, 19943.000000), "boxes": (40.254679, 116.895649), "room_size": (16.506805, 29.623987),
         "depth": (23116.039560, 92423.320186), "color": (11497.287307, 45985.468767), "K": (503.553749, 2006.789371),
-        "pose": (22.392069, 147.785964)},
+        "cam_to_world": (22.392069, 147.785964)},
     2: {"labels": "4b13f0289f7fefae", "hits": 9216, "coord": (28750.824369, 114706.519396), "feat": (6342.328357, 25413.495727),
         "normal": (1250.000000, 20094.000000), "boxes": (56.546289, 226.657586), "room_size": (13.166104, 24.211449),
         "depth": (22208.260746, 88849.330043), "color": (10725.657539, 42892.978928), "K": (503.553749, 2006.789371),
-        "pose": (20.253362, 142.826708)},
+        "cam_to_world": (20.253362, 142.826708)},
     3: {"labels": "8549ad8b8c312049", "hits": 9216, "coord": (27483.858148, 109611.093532), "feat": (6271.369114, 25024.909697),
         "normal": (1240.000000, 20032.000000), "boxes": (40.383881, 157.177286), "room_size": (12.210349, 22.998610),
         "depth": (22467.591162, 89791.837920), "color": (11801.971020, 47189.059166), "K": (503.553749, 2006.789371),
-        "pose": (19.159337, 130.011965)},
+        "cam_to_world": (19.159337, 130.011965)},
 }
 
 
@@ -120,13 +120,12 @@ ROOMS_MADE = {  # make_room(seed, num_points=5000, num_views=3, width=64, height
 def test_a_seed_makes_the_room_it_always_made(seed):
     """Labels, points, colours, normals, boxes and views of a few seeds as the generator made them (the code of issue 40's
     faster generator, which was byte for byte the one before it on an AMD EPYC). Bytes are not kept across CPUs: on an
-    Intel Xeon with AVX-512 the same code gives other last bits (the ray caster and vector maths pick their kernels by
-    CPU), so the labels are compared exactly and the floats to 1e-5 of their sums (views 1e-4: a ray that grazes an edge
+    Intel Xeon with AVX-512 the same code gives other last bits (see the docstring of geossl.pointcloud.rooms), so the labels are compared exactly and the floats to 1e-5 of their sums (views 1e-4: a ray that grazes an edge
     may hit the other face). A miss means the generator changed, and every recorded rooms result was measured on other
     rooms."""
     got, want = _fingerprint(make_room(seed, num_points=5000, num_views=3, width=64, height=48)), ROOMS_MADE[seed]
     assert got["labels"] == want["labels"] and abs(got["hits"] - want["hits"]) <= 5
-    for k in ("coord", "feat", "normal", "boxes", "room_size", "K", "pose", "depth", "color"):
+    for k in ("coord", "feat", "normal", "boxes", "room_size", "K", "cam_to_world", "depth", "color"):
         rel = 1e-4 if k in ("depth", "color") else 1e-5
         assert got[k] == pytest.approx(want[k], rel=rel, abs=1e-4), k
 
