@@ -120,8 +120,9 @@ ROOMS_MADE = {  # make_room(seed, num_points=5000, num_views=3, width=64, height
 def test_a_seed_makes_the_room_it_always_made(seed):
     """Labels, points, colours, normals, boxes and views of a few seeds as the generator made them (the code of issue 40's
     faster generator, which was byte for byte the one before it on an AMD EPYC). Bytes are not kept across CPUs: on an
-    Intel Xeon with AVX-512 the same code gives other last bits (see the docstring of geossl.pointcloud.rooms), so the labels are compared exactly and the floats to 1e-5 of their sums (views 1e-4: a ray that grazes an edge
-    may hit the other face). A miss means the generator changed, and every recorded rooms result was measured on other
+    Intel Xeon with AVX-512 the same code gives other last bits (see the docstring of geossl.pointcloud.rooms), so the
+    labels are compared exactly and the floats to 1e-5 of their sums (views 1e-4: a ray that grazes an edge may hit the
+    other face). A miss means the generator changed, and every recorded rooms result was measured on other
     rooms."""
     got, want = _fingerprint(make_room(seed, num_points=5000, num_views=3, width=64, height=48)), ROOMS_MADE[seed]
     assert got["labels"] == want["labels"] and abs(got["hits"] - want["hits"]) <= 5
