@@ -140,12 +140,19 @@ def validation_curves(runs: List[Dict[str, Any]], labels: Dict[str, str]) -> Dic
 
 def last_gains(curves: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Whether the runs had flattened: for every start and fraction of one validation metric's mean curves (as
-    :func:`validation_curves` gives them), the change of the seed mean from the second-to-last to the last validation
-    step, ``{start, fraction, from_step, to_step, gain}`` (only where both steps have the same seeds' values, so the
-    change is not a change of seeds)."""
-    return [{"start": c["start"], "fraction": c["fraction"], "from_step": c["steps"][-2], "to_step": c["steps"][-1],
-             "gain": c["mean"][-1] - c["mean"][-2]}
-            for c in curves if len(c["steps"]) >= 2 and c["n"][-1] == c["n"][-2]]
+    :func:`validation_curves` gives them), the change of the seed mean from the latest earlier validation step that has
+    as many seeds' values as the last step to the last step, ``{start, fraction, from_step, to_step, gain}``. Counting
+    seeds keeps the change from being a change of seeds: when one seed validated at steps the others skipped (runs
+    from commits that validated at another interval), the pair is the latest step every seed reached and the last; a
+    curve with no such earlier step gives nothing."""
+    gains = []
+    for c in curves:
+        earlier = [i for i in range(len(c["steps"]) - 1) if c["n"][i] == c["n"][-1]]
+        if earlier:
+            i = earlier[-1]
+            gains.append({"start": c["start"], "fraction": c["fraction"], "from_step": c["steps"][i], "to_step": c["steps"][-1],
+                          "gain": c["mean"][-1] - c["mean"][i]})
+    return gains
 
 
 def plot_curves(result: Dict[str, Any], path: Path) -> Optional[Path]:
@@ -222,8 +229,8 @@ def markdown(result: Dict[str, Any]) -> str:
         if not gains:
             continue
         fractions = sorted({g["fraction"] for g in gains})
-        lines += [f"Last validation interval, {metric} (points: the seed mean's change from the second-to-last to the last "
-                  "validation step; near 0: the runs had flattened)", "",
+        lines += [f"Last validation interval, {metric} (points: the seed mean's change from the latest earlier validation step "
+                  "every seed reached to the last one; near 0: the runs had flattened)", "",
                   "| start | " + " | ".join(f"{100 * f:g}%" for f in fractions) + " |", "|---|" + "---|" * len(fractions)]
         for start in dict.fromkeys(g["start"] for g in gains):
             lines.append(_row(start, gains, start, fractions, lambda g: f"{_signed(g['gain'])} ({g['from_step']}→{g['to_step']})"))

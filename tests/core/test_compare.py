@@ -93,6 +93,14 @@ def test_a_last_validation_change_is_only_given_over_the_same_seeds():
     assert gain["start"] == "b" and gain["gain"] == pytest.approx(-0.05) and (gain["from_step"], gain["to_step"]) == (10, 15)
 
 
+def test_a_last_validation_change_skips_steps_only_some_seeds_reached():
+    # one seed validated every 250 steps, two others every 625: 2750 has one seed, 2500 and 3000 all three
+    curves = [{"start": "c", "fraction": 1.0, "steps": [2250, 2500, 2750, 3000], "mean": [0.70, 0.80, 0.83, 0.82],
+               "n": [1, 3, 1, 3]}]
+    (gain,) = last_gains(curves)
+    assert (gain["from_step"], gain["to_step"]) == (2500, 3000) and gain["gain"] == pytest.approx(0.02)
+
+
 def _label_efficiency():
     """benchmarks/label_efficiency.py as a module (benchmarks/ is not a package)."""
     import importlib.util
