@@ -140,16 +140,14 @@ def validation_curves(runs: List[Dict[str, Any]], labels: Dict[str, str]) -> Dic
 
 def last_gains(curves: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Whether the runs had flattened: for every start and fraction of one validation metric's mean curves (as
-    :func:`validation_curves` gives them), the change of the seed mean from the latest earlier validation step that has
-    as many seeds' values as the last step to the last step, ``{start, fraction, from_step, to_step, gain}``. Counting
-    seeds keeps the change from being a change of seeds: when one seed validated at steps the others skipped (runs
-    from commits that validated at another interval), the pair is the latest step every seed reached and the last; a
-    curve with no such earlier step gives nothing."""
+    :func:`validation_curves` gives them), the change of the seed mean over the last validation interval,
+    ``{start, fraction, from_step, to_step, gain}``. The interval starts at the latest earlier step with as many seeds'
+    values as the last step, so the change is not a change of seeds (runs from commits that validated at another
+    interval add steps only some seeds have); a curve with no such step gives nothing."""
     gains = []
     for c in curves:
-        earlier = [i for i in range(len(c["steps"]) - 1) if c["n"][i] == c["n"][-1]]
-        if earlier:
-            i = earlier[-1]
+        i = next((i for i in reversed(range(len(c["steps"]) - 1)) if c["n"][i] == c["n"][-1]), None)
+        if i is not None:
             gains.append({"start": c["start"], "fraction": c["fraction"], "from_step": c["steps"][i], "to_step": c["steps"][-1],
                           "gain": c["mean"][-1] - c["mean"][i]})
     return gains
